@@ -1,0 +1,27 @@
+# The two commands a new machine needs:
+#   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
+#   make test   install what is missing, build (plain and sanitized), run every test suite
+.PHONY: deps build build-asan run test bench clean
+
+deps:
+	scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	ninja -C build
+
+build-asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DASIDE_SANITIZE=ON >/dev/null
+	ninja -C build-asan
+
+run: build
+	./build/aside-server
+
+test: build build-asan
+	scripts/test.sh
+
+bench: build
+	bench/http_vs_nginx.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,200 @@
+/* aside.h -- the embeddable cache-aside library (libaside).
+ *
+ * A cache holds values named by keys. A key is a relative path ("sales/2024.parquet") under the
+ * root of a system of record (SOR): a local directory, or a source the program supplies through
+ * callbacks. Reading a key that the cache does not hold fetches it from the SOR, writes it to the
+ * disk tier (a directory the cache owns) and keeps it in memory while the memory budget allows
+ * (cache-aside). Restarting a cache on the same disk tier finds its values again.
+ *
+ * Thread safety: every function taking an aside_cache may be called from any number of threads at
+ * once. Values are immutable and reference counted; a value obtained from the cache stays valid
+ * until the caller releases it, even if the key is deleted or evicted in the meantime.
+ *
+ * Errors: functions return an aside_status. Where they take an aside_error pointer (may be NULL),
+ * a failure also writes a human-readable reason there. No function aborts on bad input. */
+#ifndef ASIDE_H
+#define ASIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status and errors ------------------------------------------------------------------- */
+
+typedef enum aside_status {
+    ASIDE_OK = 0,
+    ASIDE_ERR_INVALID,   /* a bad argument: malformed key, bad configuration */
+    ASIDE_ERR_NOT_FOUND, /* the key is neither in the cache nor in the system of record */
+    ASIDE_ERR_TOO_LARGE, /* larger than a configured limit */
+    ASIDE_ERR_BAD_VALUE, /* the content does not parse as its type (e.g. invalid JSON) */
+    ASIDE_ERR_CONFLICT,  /* the key clashes with an existing one (a file where a folder is) */
+    ASIDE_ERR_SOR,       /* the system of record failed */
+    ASIDE_ERR_TIMEOUT,   /* the system of record did not answer in time */
+    ASIDE_ERR_IO,        /* the local disk failed */
+    ASIDE_ERR_NOMEM,     /* out of memory */
+    ASIDE_ERR_INTERNAL   /* a bug: please report it */
+} aside_status;
+
+#define ASIDE_ERROR_MESSAGE_MAX 512
+
+/* A failure's status and reason. Plain data: declare one on the stack and pass its address. */
+typedef struct aside_error {
+    aside_status status;
+    char message[ASIDE_ERROR_MESSAGE_MAX];
+} aside_error;
+
+/* A stable snake_case name for a status ("not_found"), for logs and wire formats. Never NULL. */
+const char *aside_status_name(aside_status status);
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+typedef enum aside_value_type {
+    ASIDE_TYPE_BYTES = 0, /* any file, served as it is */
+    ASIDE_TYPE_JSON       /* a JSON document, validated when loaded */
+} aside_value_type;
+
+/* Where a read found its value. */
+typedef enum aside_source {
+    ASIDE_SOURCE_MEMORY = 0,
+    ASIDE_SOURCE_DISK,
+    ASIDE_SOURCE_SOR
+} aside_source;
+
+/* An immutable, reference-counted value. Its bytes are either in memory (aside_value_data) or,
+ * for a value larger than the memory budget, in a read-only file (aside_value_fd) the caller reads
+ * with pread(); exactly one of the two is available. */
+typedef struct aside_value aside_value;
+
+aside_value_type aside_value_type_of(const aside_value *value);
+uint64_t         aside_value_size(const aside_value *value);
+/* The bytes, or NULL when the value lives in a file. Valid until the value is released. */
+const void      *aside_value_data(const aside_value *value);
+/* A file descriptor open for reading, or -1 when the value is in memory. Owned by the value:
+ * do not close it, and read it with pread() (other threads share it). */
+int              aside_value_fd(const aside_value *value);
+/* Take another reference; returns value. */
+aside_value     *aside_value_retain(aside_value *value);
+/* Drop a reference; the last one frees the value. NULL is ignored. */
+void             aside_value_release(aside_value *value);
+
+/* The value type a key gets by its name: ".json" is JSON, everything else bytes. */
+aside_value_type aside_value_type_for_key(const char *key);
+/* A stable lowercase name of a type ("json"). */
+const char      *aside_value_type_name(aside_value_type type);
+
+/* ---- keys -------------------------------------------------------------------------------- */
+
+#define ASIDE_KEY_MAX_BYTES 1024
+
+/* Check that key (len bytes, not necessarily NUL-terminated) is a valid relative path: not
+ * empty, at most ASIDE_KEY_MAX_BYTES, not absolute, no NUL or control characters, no empty,
+ * "." or ".." component, and not inside the reserved folder ".aside". ASIDE_OK or
+ * ASIDE_ERR_INVALID with the reason. */
+aside_status aside_key_check(const char *key, size_t len, aside_error *err);
+
+/* ---- systems of record ------------------------------------------------------------------- */
+
+/* What a system of record says about an object. */
+typedef struct aside_object_info {
+    uint64_t size;
+    int64_t  mtime_ns; /* modification time, nanoseconds since the epoch; 0 if unknown */
+    char     etag[128]; /* an opaque version tag, "" if none */
+} aside_object_info;
+
+/* A system of record supplied by the program. fetch copies the object named key into fd (a
+ * regular file opened for writing, positioned at 0) and fills *info; it returns ASIDE_OK,
+ * ASIDE_ERR_NOT_FOUND, or another status with a reason in err. It is called from any thread,
+ * at most once at a time per key. */
+typedef struct aside_sor_callbacks {
+    void *ctx;
+    aside_status (*fetch)(void *ctx, const char *key, int fd, aside_object_info *info,
+                          aside_error *err);
+} aside_sor_callbacks;
+
+/* ---- the cache --------------------------------------------------------------------------- */
+
+typedef struct aside_config {
+    const char *data_dir;  /* the disk tier (LOCAL_DATA_DIR); created if missing */
+    const char *sor_dir;   /* a local directory used as the system of record (REMOTE_STORAGE) */
+    const aside_sor_callbacks *sor; /* when not NULL, used instead of sor_dir; copied at open */
+    uint64_t memory_limit_bytes;    /* bytes of values held in memory; 0: 25% of RAM */
+    uint64_t disk_limit_bytes;      /* bytes of the disk tier; 0: 80% of free space at open */
+    const char *policy;             /* eviction policy: "s3fifo" (default) or "lru" */
+} aside_config;
+
+/* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
+void aside_config_init(aside_config *cfg);
+
+typedef struct aside_cache aside_cache;
+
+/* Open a cache. The disk tier is re-indexed: temporary files and files without a valid sidecar
+ * are removed. On success returns ASIDE_OK and sets *out, which the caller releases with
+ * aside_cache_close(). On failure sets nothing. */
+aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_error *err);
+/* Close a cache. Values still held by callers stay valid until released. */
+void         aside_cache_close(aside_cache *cache);
+
+/* Read key: from memory, else the disk tier, else the system of record (which also fills both
+ * tiers). Concurrent reads of a missing key cause one fetch; the others wait for it. On success
+ * sets *out (release it) and, if source is not NULL, where it was found. */
+aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
+                       aside_source *source, aside_error *err);
+
+/* Fetch key again from the system of record and replace the cached copy. If the system of record
+ * no longer has it, the cached copy is removed and ASIDE_ERR_NOT_FOUND returned; if the system of
+ * record fails, the cached copy is kept. out and source as for aside_get; out may be NULL. */
+aside_status aside_update(aside_cache *cache, const char *key, aside_value **out,
+                          aside_source *source, aside_error *err);
+
+/* Remove key from memory and the disk tier (never from the system of record).
+ * ASIDE_ERR_NOT_FOUND if the cache does not hold it. */
+aside_status aside_delete(aside_cache *cache, const char *key, aside_error *err);
+
+/* Figures of the whole cache. */
+typedef struct aside_stats {
+    uint64_t keys;
+    uint64_t memory_used_bytes, memory_limit_bytes;
+    uint64_t disk_used_bytes, disk_limit_bytes;
+    uint64_t hits;        /* reads served from memory or disk */
+    uint64_t misses;      /* reads that had to go to the system of record */
+    uint64_t evictions_memory, evictions_disk;
+    uint64_t sor_fetches; /* fetches from the system of record (reads and updates) */
+    double   uptime_seconds;
+} aside_stats;
+
+void aside_stats_get(aside_cache *cache, aside_stats *out);
+
+/* One key as telemetry sees it. */
+typedef struct aside_entry_info {
+    char            *key;    /* owned by the array */
+    aside_value_type type;
+    uint64_t         bytes;
+    bool             in_memory; /* else only on disk */
+    uint64_t         hits;
+    int64_t          last_access_ms; /* unix time in milliseconds */
+} aside_entry_info;
+
+/* A snapshot of every key, sorted by key. The caller frees it with aside_entries_free(). */
+aside_status aside_entries(aside_cache *cache, aside_entry_info **out, size_t *count,
+                           aside_error *err);
+void         aside_entries_free(aside_entry_info *entries, size_t count);
+
+/* One entry's snapshot; ASIDE_ERR_NOT_FOUND if not cached. Free info->key with free(). */
+aside_status aside_entry(aside_cache *cache, const char *key, aside_entry_info *info,
+                         aside_error *err);
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+/* Parse a byte size: a number with an optional unit (B, K/KiB, M/MiB, G/GiB, T/TiB binary;
+ * KB, MB, GB, TB decimal) or a percentage ("25%") of whole, the figure percentages refer to.
+ * Returns ASIDE_OK and sets *out, or ASIDE_ERR_INVALID. */
+aside_status aside_parse_size(const char *text, uint64_t whole, uint64_t *out, aside_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# test.sh -- every test suite, on the plain build and on the sanitized (ASan + UBSan) build.
+#
+# The C unit tests run under ctest; the integration tests in pytest start the real server binary
+# named by ASIDE_SERVER. Called by `make test` after both builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+for build in build build-asan; do
+    echo "== C unit tests ($build)"
+    ctest --test-dir "$build" --output-on-failure --timeout 300
+done
+
+echo "== integration tests (build-asan)"
+ASIDE_SERVER=build-asan/aside-server .venv/bin/python -m pytest -q tests/integration
+echo "== integration tests (build)"
+ASIDE_SERVER=build/aside-server .venv/bin/python -m pytest -q tests/integration

@@ -1,0 +1,750 @@
+/* aside.c -- the cache: memory tier, disk tier and system of record tied together.
+ *
+ * This is libaside's public API (include/aside.h). The pieces are elsewhere: the index and the
+ * eviction policies in core/, the disk tier in store/, systems of record in sor/, value types in
+ * value/. This file decides where a value lives and moves it.
+ *
+ * One entry per key. Invariant: memory is a subset of disk -- every value in memory also has its
+ * file in the disk tier, so evicting from memory is only dropping a reference, and evicting from
+ * disk drops the whole entry. Each tier has its own policy instance and byte budget; the bytes a
+ * tier holds are its policy's bytes.
+ *
+ * Locking: one mutex guards the index, the policies, the budgets and every entry field. It is
+ * held only for lookups and bookkeeping, never during I/O; so a thread never keeps an entry
+ * pointer across an unlock, but finds the entry again. Loads run outside it, one per key at a
+ * time through single flight (core/flight.c): the leader reads the disk tier or fetches from the
+ * system of record while followers wait for its value. A hit costs one lock, a hash lookup and an
+ * atomic increment of the value's reference count. */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "aside.h"
+#include "core/core.h"
+#include "sor/sor.h"
+#include "store/store.h"
+#include "util/util.h"
+#include "value/value.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+enum {
+    DEFAULT_MEMORY_PERCENT = 25,
+    DEFAULT_DISK_PERCENT = 80,
+    VERIFY_CHUNK_BYTES = 1 << 20
+};
+
+typedef struct entry {
+    table_node  node;
+    char       *key;
+    aside_value *value;   /* in memory, or NULL */
+    policy_node mem_node; /* in the memory policy while value != NULL */
+    policy_node disk_node; /* in the disk policy (always: memory is a subset of disk) */
+    store_meta  meta;
+    bool        verified; /* the file's checksum was checked since the cache opened */
+    uint64_t    hits;
+    int64_t     last_access_ms;
+} entry;
+
+struct aside_cache {
+    pthread_mutex_t lock;
+    table          *index;
+    policy         *mem_policy, *disk_policy;
+    uint64_t        mem_limit, disk_limit;
+    aside_stats     counters; /* hits, misses, evictions, sor_fetches */
+    store          *store;
+    sor            *sor;
+    flight_group   *flights;
+    int64_t         opened_mono_ns;
+};
+
+/* ---- status names and config -------------------------------------------------------------- */
+
+const char *aside_status_name(aside_status status)
+{
+    static const char *const names[] = {"ok",       "invalid",  "not_found", "too_large",
+                                        "bad_value", "conflict", "sor_error", "timeout",
+                                        "io_error", "out_of_memory", "internal"};
+    if ((size_t)status < sizeof names / sizeof names[0])
+        return names[status];
+    return "unknown";
+}
+
+void aside_config_init(aside_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->data_dir = "./data/cache";
+    cfg->sor_dir = "./data/sor";
+    cfg->policy = "s3fifo";
+}
+
+/* ---- entries (all under the lock) --------------------------------------------------------- */
+
+static entry *entry_find(aside_cache *c, const char *key)
+{
+    size_t len = strlen(key);
+    table_node *n = table_find(c->index, key, len, table_hash(key, len));
+    return n ? container_of(n, entry, node) : NULL;
+}
+
+static entry *entry_create(aside_cache *c, const char *key)
+{
+    entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->key = strdup(key);
+    if (!e->key) {
+        free(e);
+        return NULL;
+    }
+    e->node.key = e->key;
+    e->node.key_len = strlen(key);
+    e->node.hash = table_hash(key, e->node.key_len);
+    e->mem_node.key_hash = e->disk_node.key_hash = e->node.hash;
+    table_insert(c->index, &e->node);
+    return e;
+}
+
+static void entry_drop_memory(aside_cache *c, entry *e, bool in_policy)
+{
+    if (!e->value)
+        return;
+    if (in_policy)
+        policy_remove(c->mem_policy, &e->mem_node);
+    aside_value_release(e->value);
+    e->value = NULL;
+}
+
+/* Remove e from the index and free it. Its files are removed too when remove_files is set. */
+static void entry_destroy(aside_cache *c, entry *e, bool in_disk_policy, bool remove_files)
+{
+    entry_drop_memory(c, e, true);
+    if (in_disk_policy)
+        policy_remove(c->disk_policy, &e->disk_node);
+    if (remove_files)
+        store_remove(c->store, e->key);
+    table_remove(c->index, &e->node);
+    free(e->key);
+    free(e);
+}
+
+static void evict_memory_for(aside_cache *c, uint64_t bytes)
+{
+    while (policy_bytes(c->mem_policy) + bytes > c->mem_limit) {
+        policy_node *n = policy_victim(c->mem_policy);
+        if (!n)
+            return;
+        entry_drop_memory(c, container_of(n, entry, mem_node), false);
+        c->counters.evictions_memory++;
+    }
+}
+
+static void evict_disk_for(aside_cache *c, uint64_t bytes)
+{
+    while (policy_bytes(c->disk_policy) + bytes > c->disk_limit) {
+        policy_node *n = policy_victim(c->disk_policy);
+        if (!n)
+            return;
+        entry_destroy(c, container_of(n, entry, disk_node), false, true);
+        c->counters.evictions_disk++;
+    }
+}
+
+static void entry_touch(aside_cache *c, entry *e)
+{
+    e->hits++;
+    e->last_access_ms = clock_unix_ms();
+    policy_touch(c->disk_policy, &e->disk_node);
+    if (e->value)
+        policy_touch(c->mem_policy, &e->mem_node);
+}
+
+/* Keep v in memory for e if it is memory-backed and fits the budget. */
+static void entry_hold(aside_cache *c, entry *e, aside_value *v)
+{
+    if (e->value || !aside_value_data(v) || aside_value_size(v) > c->mem_limit)
+        return;
+    evict_memory_for(c, aside_value_size(v));
+    e->value = aside_value_retain(v);
+    e->mem_node.bytes = aside_value_size(v);
+    policy_insert(c->mem_policy, &e->mem_node);
+}
+
+/* ---- loading from the disk tier ----------------------------------------------------------- */
+
+static aside_status read_exact(int fd, void *data, uint64_t size, aside_error *err)
+{
+    for (uint64_t done = 0; done < size;) {
+        ssize_t n = pread(fd, (char *)data + done, size - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return error_set(err, ASIDE_ERR_IO, "read of the disk tier failed: %s",
+                             n < 0 ? strerror(errno) : "file shrank");
+        done += (uint64_t)n;
+    }
+    return ASIDE_OK;
+}
+
+static aside_status checksum_file(int fd, uint64_t size, uint64_t *sum, aside_error *err)
+{
+    XXH3_state_t *state = XXH3_createState();
+    char *chunk = malloc(VERIFY_CHUNK_BYTES);
+    aside_status st = state && chunk ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "no memory");
+    if (st == ASIDE_OK)
+        XXH3_64bits_reset(state);
+    for (uint64_t done = 0; st == ASIDE_OK && done < size;) {
+        uint64_t want = size - done < VERIFY_CHUNK_BYTES ? size - done : VERIFY_CHUNK_BYTES;
+        ssize_t n = pread(fd, chunk, want, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            st = error_set(err, ASIDE_ERR_IO, "read of the disk tier failed");
+        else {
+            XXH3_64bits_update(state, chunk, (size_t)n);
+            done += (uint64_t)n;
+        }
+    }
+    if (st == ASIDE_OK)
+        *sum = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    free(chunk);
+    return st;
+}
+
+/* Load key's file as described by meta. ASIDE_ERR_BAD_VALUE when the file does not match its
+ * sidecar (then it must be removed and fetched again). *verified says whether the checksum was
+ * already checked; it is set when this load checked it. */
+static aside_status load_file(aside_cache *c, const char *key, const store_meta *meta,
+                              bool *verified, aside_value **out, aside_error *err)
+{
+    int fd = -1;
+    aside_status st = store_open_value(c->store, key, &fd, err);
+    if (st == ASIDE_ERR_NOT_FOUND)
+        return error_set(err, ASIDE_ERR_BAD_VALUE, "%s vanished from the disk tier", key);
+    if (st != ASIDE_OK)
+        return st;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != meta->size) {
+        close(fd);
+        return error_set(err, ASIDE_ERR_BAD_VALUE, "%s: size differs from its sidecar", key);
+    }
+    uint64_t sum = 0;
+    if (meta->size <= c->mem_limit) {
+        void *data = malloc(meta->size ? meta->size : 1);
+        if (!data) {
+            close(fd);
+            return error_set(err, ASIDE_ERR_NOMEM, "out of memory loading %s", key);
+        }
+        st = read_exact(fd, data, meta->size, err);
+        close(fd);
+        if (st == ASIDE_OK && (sum = store_checksum(data, meta->size)) != meta->xxh3)
+            st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
+        if (st != ASIDE_OK) {
+            free(data);
+            return st;
+        }
+        *verified = true;
+        *out = value_from_memory(meta->type, data, meta->size);
+    } else {
+        if (!*verified) {
+            st = checksum_file(fd, meta->size, &sum, err);
+            if (st == ASIDE_OK && sum != meta->xxh3)
+                st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
+            if (st != ASIDE_OK) {
+                close(fd);
+                return st;
+            }
+            *verified = true;
+        }
+        *out = value_from_file(meta->type, fd, meta->size);
+    }
+    return *out ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
+/* ---- loading from the system of record ---------------------------------------------------- */
+
+/* Validate the fetched file, checksum it and, if it fits the memory budget, copy it to memory. */
+static aside_status inspect_fetched(aside_cache *c, const char *key, int fd, store_meta *meta,
+                                    aside_value **in_memory, aside_error *err)
+{
+    *in_memory = NULL;
+    void *map = NULL;
+    if (meta->size) {
+        map = mmap(NULL, meta->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED)
+            return error_set(err, ASIDE_ERR_IO, "cannot map %s: %s", key, strerror(errno));
+    }
+    const char *data = map ? map : "";
+    aside_status st = value_kind_of(meta->type)->check(data, meta->size, err);
+    if (st == ASIDE_OK) {
+        meta->xxh3 = store_checksum(data, meta->size);
+        if (meta->size <= c->mem_limit) {
+            void *copy = malloc(meta->size ? meta->size : 1);
+            if (copy) {
+                memcpy(copy, data, meta->size);
+                *in_memory = value_from_memory(meta->type, copy, meta->size);
+            }
+            if (!*in_memory)
+                st = error_set(err, ASIDE_ERR_NOMEM, "out of memory loading %s", key);
+        }
+    }
+    if (map)
+        munmap(map, meta->size);
+    return st;
+}
+
+/* Fetch key into a temporary file of the disk tier and check it. */
+static aside_status fetch_to_tmp(aside_cache *c, const char *key, store_tmp *tmp,
+                                 store_meta *meta, aside_value **in_memory, aside_error *err)
+{
+    aside_status st = store_tmp_create(c->store, tmp, err);
+    if (st != ASIDE_OK)
+        return st;
+    aside_object_info info;
+    memset(&info, 0, sizeof info);
+    pthread_mutex_lock(&c->lock);
+    c->counters.sor_fetches++;
+    pthread_mutex_unlock(&c->lock);
+    if ((st = sor_fetch(c->sor, key, tmp->fd, &info, err)) != ASIDE_OK)
+        return st;
+    struct stat sb;
+    if (fstat(tmp->fd, &sb) != 0)
+        return error_set(err, ASIDE_ERR_IO, "stat of a temporary file failed");
+    memset(meta, 0, sizeof *meta);
+    meta->size = (uint64_t)sb.st_size;
+    if (info.size != meta->size)
+        return error_set(err, ASIDE_ERR_SOR, "%s: the system of record sent %llu bytes of %llu",
+                         key, (unsigned long long)meta->size, (unsigned long long)info.size);
+    if (meta->size > c->disk_limit)
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %llu bytes, more than the disk tier's "
+                         "limit of %llu", key, (unsigned long long)meta->size,
+                         (unsigned long long)c->disk_limit);
+    meta->type = aside_value_type_for_key(key);
+    meta->sor_mtime_ns = info.mtime_ns;
+    meta->fetched_ms = clock_unix_ms();
+    snprintf(meta->etag, sizeof meta->etag, "%s", info.etag);
+    return inspect_fetched(c, key, tmp->fd, meta, in_memory, err);
+}
+
+/* Make the committed file key's entry (replacing an older one) and hold v in memory. */
+static aside_status install(aside_cache *c, const char *key, const store_meta *meta,
+                            aside_value *v, aside_error *err)
+{
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    if (e) /* the files were replaced by the commit: forget the old ones, keep the new */
+        entry_destroy(c, e, true, false);
+    evict_disk_for(c, meta->size);
+    e = entry_create(c, key);
+    if (!e) {
+        pthread_mutex_unlock(&c->lock);
+        store_remove(c->store, key);
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    e->meta = *meta;
+    e->verified = true;
+    e->last_access_ms = meta->fetched_ms;
+    e->disk_node.bytes = meta->size;
+    policy_insert(c->disk_policy, &e->disk_node);
+    entry_hold(c, e, v);
+    pthread_mutex_unlock(&c->lock);
+    return ASIDE_OK;
+}
+
+static aside_status load_from_sor(aside_cache *c, const char *key, aside_value **out,
+                                  aside_error *err)
+{
+    store_tmp tmp = {-1, ""};
+    store_meta meta;
+    aside_value *v = NULL;
+    aside_status st = fetch_to_tmp(c, key, &tmp, &meta, &v, err);
+    if (st == ASIDE_OK) {
+        pthread_mutex_lock(&c->lock); /* make room before the file lands */
+        evict_disk_for(c, meta.size);
+        pthread_mutex_unlock(&c->lock);
+        st = store_commit(c->store, &tmp, key, &meta, err);
+    }
+    store_tmp_discard(&tmp);
+    if (st == ASIDE_OK)
+        st = install(c, key, &meta, v, err);
+    if (st == ASIDE_OK && !v) { /* larger than memory: serve the file */
+        bool verified = true;
+        st = load_file(c, key, &meta, &verified, &v, err);
+    }
+    if (st != ASIDE_OK) {
+        aside_value_release(v);
+        return st;
+    }
+    *out = v;
+    return ASIDE_OK;
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+/* Serve key from memory if it is there. */
+static bool memory_hit(aside_cache *c, const char *key, aside_value **out)
+{
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    bool hit = e && e->value;
+    if (hit) {
+        *out = aside_value_retain(e->value);
+        entry_touch(c, e);
+        c->counters.hits++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+/* Try the disk tier. ASIDE_ERR_NOT_FOUND means: not there (or removed as invalid), go to SOR. */
+static aside_status disk_hit(aside_cache *c, const char *key, aside_value **out,
+                             aside_error *err)
+{
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    store_meta meta;
+    bool verified = false;
+    if (e) {
+        meta = e->meta;
+        verified = e->verified;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!e)
+        return ASIDE_ERR_NOT_FOUND;
+    aside_error load_err;
+    aside_status st = load_file(c, key, &meta, &verified, out, &load_err);
+    pthread_mutex_lock(&c->lock);
+    e = entry_find(c, key);
+    bool same = e && e->meta.xxh3 == meta.xxh3 && e->meta.size == meta.size;
+    if (st == ASIDE_OK && same) {
+        e->verified = verified;
+        entry_touch(c, e);
+        entry_hold(c, e, *out);
+    }
+    if (st == ASIDE_OK)
+        c->counters.hits++;
+    if (st == ASIDE_ERR_BAD_VALUE && same)
+        entry_destroy(c, e, true, true);
+    pthread_mutex_unlock(&c->lock);
+    if (st == ASIDE_ERR_BAD_VALUE) {
+        log_line("warn", "store: %s; removed, fetching it again", load_err.message);
+        return ASIDE_ERR_NOT_FOUND;
+    }
+    if (st != ASIDE_OK)
+        return error_copy(err, &load_err);
+    return ASIDE_OK;
+}
+
+/* The leader's load: memory (someone may have finished a load since we looked), disk, SOR. */
+static aside_status load(aside_cache *c, const char *key, aside_value **out,
+                         aside_source *source, aside_error *err)
+{
+    if (memory_hit(c, key, out)) {
+        *source = ASIDE_SOURCE_MEMORY;
+        return ASIDE_OK;
+    }
+    aside_status st = disk_hit(c, key, out, err);
+    if (st != ASIDE_ERR_NOT_FOUND) {
+        *source = ASIDE_SOURCE_DISK;
+        return st;
+    }
+    *source = ASIDE_SOURCE_SOR;
+    st = load_from_sor(c, key, out, err);
+    pthread_mutex_lock(&c->lock);
+    c->counters.misses++;
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+static void *value_retain_any(void *v) { return aside_value_retain(v); }
+static void  value_release_any(void *v) { aside_value_release(v); }
+
+static aside_status follow(aside_cache *c, flight *f, aside_value **out, aside_source *source,
+                           aside_error *err)
+{
+    void *result = NULL;
+    int tag = 0;
+    aside_status st = flight_wait(c->flights, f, &result, &tag, err);
+    flight_release(c->flights, f, value_release_any);
+    if (st != ASIDE_OK)
+        return st;
+    *out = result;
+    *source = (aside_source)tag;
+    pthread_mutex_lock(&c->lock);
+    if (*source == ASIDE_SOURCE_SOR)
+        c->counters.misses++;
+    else
+        c->counters.hits++;
+    pthread_mutex_unlock(&c->lock);
+    return ASIDE_OK;
+}
+
+aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
+                       aside_source *source, aside_error *err)
+{
+    aside_source ignored;
+    source = source ? source : &ignored;
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    if (st != ASIDE_OK)
+        return st;
+    if (memory_hit(c, key, out)) {
+        *source = ASIDE_SOURCE_MEMORY;
+        return ASIDE_OK;
+    }
+    bool leader = false;
+    flight *f = flight_join(c->flights, key, &leader);
+    if (!f)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    if (!leader)
+        return follow(c, f, out, source, err);
+    aside_value *v = NULL;
+    st = load(c, key, &v, source, err);
+    flight_complete(c->flights, f, st, v, (int)*source, err);
+    flight_release(c->flights, f, value_release_any);
+    if (st == ASIDE_OK)
+        *out = v;
+    return st;
+}
+
+/* ---- updates and deletes ------------------------------------------------------------------ */
+
+/* Become the leader of key's flight, waiting for loads in progress to finish first. */
+static flight *lead(aside_cache *c, const char *key)
+{
+    for (;;) {
+        bool leader = false;
+        flight *f = flight_join(c->flights, key, &leader);
+        if (!f || leader)
+            return f;
+        void *result = NULL;
+        int tag = 0;
+        if (flight_wait(c->flights, f, &result, &tag, NULL) == ASIDE_OK)
+            aside_value_release(result);
+        flight_release(c->flights, f, value_release_any);
+    }
+}
+
+aside_status aside_update(aside_cache *c, const char *key, aside_value **out,
+                          aside_source *source, aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    if (st != ASIDE_OK)
+        return st;
+    flight *f = lead(c, key);
+    if (!f)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_value *v = NULL;
+    st = load_from_sor(c, key, &v, err);
+    if (st == ASIDE_ERR_NOT_FOUND) {
+        pthread_mutex_lock(&c->lock);
+        entry *e = entry_find(c, key);
+        if (e)
+            entry_destroy(c, e, true, true);
+        pthread_mutex_unlock(&c->lock);
+    }
+    flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
+    flight_release(c->flights, f, value_release_any);
+    if (source)
+        *source = ASIDE_SOURCE_SOR;
+    if (st == ASIDE_OK && out)
+        *out = v;
+    else
+        aside_value_release(v);
+    return st;
+}
+
+aside_status aside_delete(aside_cache *c, const char *key, aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    if (st != ASIDE_OK)
+        return st;
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    if (e)
+        entry_destroy(c, e, true, true);
+    pthread_mutex_unlock(&c->lock);
+    if (!e)
+        return error_set(err, ASIDE_ERR_NOT_FOUND, "not in the cache: %s", key);
+    return ASIDE_OK;
+}
+
+/* ---- telemetry ---------------------------------------------------------------------------- */
+
+void aside_stats_get(aside_cache *c, aside_stats *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->counters;
+    out->keys = table_count(c->index);
+    out->memory_used_bytes = policy_bytes(c->mem_policy);
+    out->memory_limit_bytes = c->mem_limit;
+    out->disk_used_bytes = policy_bytes(c->disk_policy);
+    out->disk_limit_bytes = c->disk_limit;
+    pthread_mutex_unlock(&c->lock);
+    out->uptime_seconds = (double)(clock_mono_ns() - c->opened_mono_ns) / 1e9;
+}
+
+static void entry_info(const entry *e, aside_entry_info *info, char *key)
+{
+    info->key = key;
+    info->type = e->meta.type;
+    info->bytes = e->meta.size;
+    info->in_memory = e->value != NULL;
+    info->hits = e->hits;
+    info->last_access_ms = e->last_access_ms;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const aside_entry_info *)a)->key, ((const aside_entry_info *)b)->key);
+}
+
+aside_status aside_entries(aside_cache *c, aside_entry_info **out, size_t *count,
+                           aside_error *err)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n = table_count(c->index);
+    aside_entry_info *all = calloc(n ? n : 1, sizeof *all);
+    size_t i = 0;
+    size_t cursor = 0;
+    for (table_node *node = all ? table_next(c->index, &cursor, NULL) : NULL; node && i < n;
+         node = table_next(c->index, &cursor, node)) {
+        entry *e = container_of(node, entry, node);
+        char *key = strdup(e->key);
+        if (!key)
+            break;
+        entry_info(e, &all[i++], key);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!all || i < n) {
+        aside_entries_free(all, i);
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    qsort(all, n, sizeof *all, by_key);
+    *out = all;
+    *count = n;
+    return ASIDE_OK;
+}
+
+void aside_entries_free(aside_entry_info *entries, size_t count)
+{
+    for (size_t i = 0; entries && i < count; i++)
+        free(entries[i].key);
+    free(entries);
+}
+
+aside_status aside_entry(aside_cache *c, const char *key, aside_entry_info *info,
+                         aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    if (st != ASIDE_OK)
+        return st;
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    char *copy = e ? strdup(key) : NULL;
+    if (copy)
+        entry_info(e, info, copy);
+    pthread_mutex_unlock(&c->lock);
+    if (!e)
+        return error_set(err, ASIDE_ERR_NOT_FOUND, "not in the cache: %s", key);
+    return copy ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
+static void index_stored(void *ctx, const char *key, const store_meta *meta)
+{
+    aside_cache *c = ctx;
+    entry *e = entry_create(c, key);
+    if (!e)
+        return;
+    e->meta = *meta;
+    e->last_access_ms = meta->fetched_ms;
+    e->disk_node.bytes = meta->size;
+    policy_insert(c->disk_policy, &e->disk_node);
+}
+
+static uint64_t physical_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_error *err)
+{
+    aside_status st = store_open(cfg->data_dir, &c->store, err);
+    if (st != ASIDE_OK)
+        return st;
+    c->sor = cfg->sor ? sor_callbacks_create(cfg->sor, err) : sor_local_create(cfg->sor_dir, err);
+    if (!c->sor)
+        return err ? err->status : ASIDE_ERR_INVALID;
+    c->mem_limit = cfg->memory_limit_bytes
+                       ? cfg->memory_limit_bytes
+                       : physical_memory_bytes() / 100 * DEFAULT_MEMORY_PERCENT;
+    c->disk_limit = cfg->disk_limit_bytes ? cfg->disk_limit_bytes
+                                          : store_free_bytes(c->store) / 100 * DEFAULT_DISK_PERCENT;
+    c->mem_policy = policy_create(cfg->policy, c->mem_limit);
+    c->disk_policy = policy_create(cfg->policy, c->disk_limit);
+    c->index = table_create();
+    c->flights = flight_group_create(value_retain_any);
+    if (!c->mem_policy || !c->disk_policy)
+        return error_set(err, ASIDE_ERR_INVALID, "unknown eviction policy \"%s\" (known: s3fifo, "
+                         "lru)", cfg->policy);
+    if (!c->index || !c->flights)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    return ASIDE_OK;
+}
+
+aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_error *err)
+{
+    aside_config defaults;
+    aside_config_init(&defaults);
+    cfg = cfg ? cfg : &defaults;
+    aside_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    c->opened_mono_ns = clock_mono_ns();
+    aside_status st = open_parts(c, cfg, err);
+    if (st == ASIDE_OK)
+        st = store_scan(c->store, index_stored, c, err);
+    if (st != ASIDE_OK) {
+        aside_cache_close(c);
+        return st;
+    }
+    evict_disk_for(c, 0); /* the limit may have shrunk since the last run */
+    *out = c;
+    return ASIDE_OK;
+}
+
+void aside_cache_close(aside_cache *c)
+{
+    if (!c)
+        return;
+    if (c->index) {
+        size_t cursor = 0;
+        table_node *n = table_next(c->index, &cursor, NULL);
+        while (n) {
+            entry *e = container_of(n, entry, node);
+            n = table_next(c->index, &cursor, n);
+            aside_value_release(e->value);
+            free(e->key);
+            free(e);
+        }
+    }
+    table_destroy(c->index);
+    policy_destroy(c->mem_policy);
+    policy_destroy(c->disk_policy);
+    flight_group_destroy(c->flights);
+    sor_destroy(c->sor);
+    store_close(c->store);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}

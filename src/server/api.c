@@ -1,0 +1,681 @@
+/* api.c -- the REST API at /cache/api/v1.0/, compatible with the original Flask server.
+ *
+ * A request names a function and its parameters, in the query string or in a JSON body
+ * {"data": {...}} (the body wins); without a function the HTTP verb chooses one (GET read,
+ * POST create, PUT update, DELETE delete, HEAD telemetry). Each function is a row of the
+ * functions table; adding one is adding a row.
+ *
+ * Answers are {"return": {"uri", "path", "value"}} envelopes, or {"error": {"code", "message"}}
+ * with a fitting status. With format=raw (or an Accept header that does not take JSON) a read
+ * answers the value's bytes alone, sent straight from the cache without a copy: the fast path.
+ * The envelope is built by hand, not through a JSON library: a cached JSON value is known to be
+ * valid and is embedded as it is, and everything else written here is escaped by buf. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "value/value.h"
+
+#define API_URI "/cache/api/v1.0/"
+
+enum {
+    MAX_PARAMS = 64,
+    /* A value from a disk-tier file is embedded in an envelope only up to this size; larger
+     * ones must be read with format=raw, which streams them. */
+    ENVELOPE_VALUE_MAX_BYTES = 64 << 20
+};
+
+struct api {
+    aside_cache *cache;
+};
+
+typedef struct param {
+    char  *name;
+    char  *value; /* NUL-terminated, but may hold NULs: see value_len */
+    size_t value_len;
+} param;
+
+typedef struct call {
+    const http_request *req;
+    http_response      *res;
+    api                *api;
+    param               params[MAX_PARAMS];
+    size_t              param_count;
+    int64_t             started_ns;
+    const char         *path; /* the key, or NULL */
+    size_t              path_len;
+} call;
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+static int status_for(aside_status st)
+{
+    switch (st) {
+    case ASIDE_ERR_INVALID: return 400;
+    case ASIDE_ERR_NOT_FOUND: return 404;
+    case ASIDE_ERR_TOO_LARGE: return 413;
+    case ASIDE_ERR_BAD_VALUE: return 422;
+    case ASIDE_ERR_CONFLICT: return 409;
+    case ASIDE_ERR_SOR: return 502;
+    case ASIDE_ERR_TIMEOUT: return 504;
+    case ASIDE_ERR_NOMEM: return 503;
+    default: return 500;
+    }
+}
+
+static void answer_error(call *c, int status, const char *code, const char *message)
+{
+    http_response *res = c->res;
+    res->status = status;
+    res->content_type = "application/json";
+    buf_reset(&res->body);
+    buf_puts(&res->body, "{\"error\": {\"code\": ");
+    buf_put_json_string(&res->body, code, strlen(code));
+    buf_puts(&res->body, ", \"message\": ");
+    buf_put_json_string(&res->body, message, strlen(message));
+    buf_puts(&res->body, "}}");
+}
+
+static void answer_status(call *c, const aside_error *err)
+{
+    answer_error(c, status_for(err->status), aside_status_name(err->status), err->message);
+}
+
+/* Start a success envelope; the caller writes the value and calls envelope_end. */
+static buf *envelope_begin(call *c)
+{
+    buf *b = &c->res->body;
+    c->res->status = 200;
+    c->res->content_type = "application/json";
+    buf_puts(b, "{\"return\": {\"uri\": \"" API_URI "\", \"path\": ");
+    if (c->path)
+        buf_put_json_string(b, c->path, c->path_len);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ", \"value\": ");
+    return b;
+}
+
+static void envelope_end(call *c) { buf_puts(&c->res->body, "}}"); }
+
+/* ---- parameters --------------------------------------------------------------------------- */
+
+static const char *param_get(const call *c, const char *name, size_t *len)
+{
+    for (size_t i = c->param_count; i-- > 0;) { /* the last one given wins */
+        if (strcmp(c->params[i].name, name) == 0) {
+            if (len)
+                *len = c->params[i].value_len;
+            return c->params[i].value;
+        }
+    }
+    return NULL;
+}
+
+static bool param_add(call *c, char *name, char *value, size_t value_len)
+{
+    if (c->param_count == MAX_PARAMS) {
+        free(name);
+        free(value);
+        return false;
+    }
+    c->params[c->param_count++] = (param){name, value, value_len};
+    return true;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..len) ('+' is a space) into a new string; NULL if malformed. */
+static char *url_decode(const char *s, size_t len, size_t *out_len)
+{
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            out[n++] = ' ';
+        } else if (s[i] == '%') {
+            int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                free(out);
+                return NULL;
+            }
+            out[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+static bool parse_query(call *c, const char *q, size_t len, char *why, size_t why_len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && q[i] != '&')
+            continue;
+        if (i > start) {
+            const char *pair = q + start;
+            size_t pair_len = i - start;
+            const char *eq = memchr(pair, '=', pair_len);
+            size_t name_len = eq ? (size_t)(eq - pair) : pair_len;
+            size_t decoded_name_len = 0, value_len = 0;
+            char *name = url_decode(pair, name_len, &decoded_name_len);
+            char *value = eq ? url_decode(eq + 1, pair_len - name_len - 1, &value_len)
+                             : strdup("");
+            if (!name || !value) {
+                free(name);
+                free(value);
+                snprintf(why, why_len, "malformed percent-encoding in the query string");
+                return false;
+            }
+            if (!param_add(c, name, value, value_len)) {
+                snprintf(why, why_len, "more than %d parameters", MAX_PARAMS);
+                return false;
+            }
+        }
+        start = i + 1;
+    }
+    return true;
+}
+
+/* Turn one member of the body's "data" object into a parameter. */
+static bool body_param(call *c, const char *name, json_t *v, char *why, size_t why_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (json_is_string(v)) {
+        len = json_string_length(v);
+        text = malloc(len + 1);
+        if (text) {
+            memcpy(text, json_string_value(v), len);
+            text[len] = '\0';
+        }
+    } else if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)) {
+        text = json_dumps(v, JSON_ENCODE_ANY);
+        len = text ? strlen(text) : 0;
+    } else if (json_is_null(v)) {
+        return true;
+    } else {
+        snprintf(why, why_len, "parameter \"%s\" must be a string, number or boolean", name);
+        return false;
+    }
+    char *name_copy = strdup(name);
+    if (!text || !name_copy) {
+        free(text);
+        free(name_copy);
+        snprintf(why, why_len, "out of memory");
+        return false;
+    }
+    if (!param_add(c, name_copy, text, len)) {
+        snprintf(why, why_len, "more than %d parameters", MAX_PARAMS);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_body(call *c, char *why, size_t why_len)
+{
+    json_error_t error;
+    json_t *doc = json_loadb(c->req->body, c->req->body_len, 0, &error);
+    if (!doc) {
+        snprintf(why, why_len, "malformed JSON body at line %d, column %d: %s", error.line,
+                 error.column, error.text);
+        return false;
+    }
+    json_t *data = json_is_object(doc) ? json_object_get(doc, "data") : NULL;
+    bool ok = data && json_is_object(data);
+    if (!ok)
+        snprintf(why, why_len, "the body must be a JSON object {\"data\": {...}}");
+    const char *name;
+    json_t *v;
+    if (ok) {
+        json_object_foreach(data, name, v) {
+            if (!(ok = body_param(c, name, v, why, why_len)))
+                break;
+        }
+    }
+    json_decref(doc);
+    return ok;
+}
+
+/* ---- the read family ---------------------------------------------------------------------- */
+
+static const char *source_name(aside_source s)
+{
+    return s == ASIDE_SOURCE_MEMORY ? "memory" : s == ASIDE_SOURCE_DISK ? "disk" : "sor";
+}
+
+/* A choice parameter: one of the allowed words, or the default when absent. */
+static bool choice(call *c, const char *name, const char *const *allowed, const char **out)
+{
+    const char *v = param_get(c, name, NULL);
+    if (!v)
+        return true;
+    for (size_t i = 0; allowed[i]; i++) {
+        if (strcasecmp(v, allowed[i]) == 0) {
+            *out = allowed[i];
+            return true;
+        }
+    }
+    char message[256];
+    snprintf(message, sizeof message, "parameter \"%s\" must be one of:", name);
+    for (size_t i = 0; allowed[i]; i++) {
+        strncat(message, " ", sizeof message - strlen(message) - 1);
+        strncat(message, allowed[i], sizeof message - strlen(message) - 1);
+    }
+    answer_error(c, 400, "bad_request", message);
+    return false;
+}
+
+/* True when the client wants bytes, not an envelope. */
+static bool wants_raw(call *c, const char *format)
+{
+    if (format)
+        return strcmp(format, "raw") == 0;
+    size_t len = 0;
+    const char *accept = http_request_header(c->req, "Accept", &len);
+    if (!accept || len == 0)
+        return false;
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)len, accept);
+    return !strcasestr(text, "application/json") && !strcasestr(text, "*/*") &&
+           !strcasestr(text, "application/*");
+}
+
+static void put_seconds(call *c, buf *b)
+{
+    buf_printf(b, ", \"seconds\": %.6f",
+               (double)(clock_mono_ns() - c->started_ns) / 1e9);
+}
+
+static void answer_meta(call *c, aside_value *v, aside_source source, bool timed)
+{
+    buf *b = envelope_begin(c);
+    buf_puts(b, "{\"result\": \"success\", \"source\": \"");
+    buf_puts(b, source_name(source));
+    buf_puts(b, "\", \"type\": \"");
+    buf_puts(b, aside_value_type_name(aside_value_type_of(v)));
+    buf_puts(b, "\", \"bytes\": ");
+    buf_put_u64(b, aside_value_size(v));
+    if (timed)
+        put_seconds(c, b);
+    buf_putc(b, '}');
+    envelope_end(c);
+}
+
+static void answer_data(call *c, aside_value *v)
+{
+    uint64_t size = aside_value_size(v);
+    const char *data = aside_value_data(v);
+    char *loaded = NULL;
+    if (!data) {
+        if (size > ENVELOPE_VALUE_MAX_BYTES) {
+            answer_error(c, 413, "too_large", "value too large for a JSON envelope; read it "
+                                              "with format=raw");
+            return;
+        }
+        loaded = malloc(size ? size : 1);
+        if (!loaded || pread(aside_value_fd(v), loaded, size, 0) != (ssize_t)size) {
+            free(loaded);
+            answer_error(c, 500, "io_error", "cannot read the value from the disk tier");
+            return;
+        }
+        data = loaded;
+    }
+    buf *b = envelope_begin(c);
+    if (aside_value_type_of(v) == ASIDE_TYPE_JSON)
+        buf_append(b, data, size);
+    else {
+        buf_putc(b, '"');
+        buf_put_base64(b, data, size);
+        buf_putc(b, '"');
+    }
+    envelope_end(c);
+    free(loaded);
+}
+
+static void answer_raw(call *c, aside_value *v, aside_source source)
+{
+    c->res->status = 200;
+    c->res->content_type = value_kind_of(aside_value_type_of(v))->content_type(c->path);
+    c->res->value = aside_value_retain(v);
+    buf_puts(&c->res->headers, "X-Aside-Source: ");
+    buf_puts(&c->res->headers, source_name(source));
+    buf_puts(&c->res->headers, "\r\n");
+}
+
+/* Answer a value as the read parameters ask. */
+static void answer_value(call *c, aside_value *v, aside_source source)
+{
+    static const char *const returns[] = {"meta", "data", NULL};
+    static const char *const formats[] = {"json", "raw", NULL};
+    static const char *const booleans[] = {"true", "false", "1", "0", NULL};
+    const char *ret = "meta", *format = NULL, *timed = "false";
+    if (!choice(c, "return", returns, &ret) || !choice(c, "format", formats, &format) ||
+        !choice(c, "time", booleans, &timed))
+        return;
+    if (wants_raw(c, format))
+        answer_raw(c, v, source);
+    else if (strcmp(ret, "data") == 0)
+        answer_data(c, v);
+    else
+        answer_meta(c, v, source, strcmp(timed, "true") == 0 || strcmp(timed, "1") == 0);
+}
+
+static bool need_path(call *c)
+{
+    if (c->path)
+        return true;
+    answer_error(c, 400, "bad_request", "missing parameter \"path\" (or \"key\")");
+    return false;
+}
+
+static void fn_read(call *c)
+{
+    if (!need_path(c))
+        return;
+    aside_value *v = NULL;
+    aside_source source;
+    aside_error err;
+    if (aside_get(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    answer_value(c, v, source);
+    aside_value_release(v);
+}
+
+static void fn_update(call *c)
+{
+    if (!need_path(c))
+        return;
+    aside_value *v = NULL;
+    aside_source source;
+    aside_error err;
+    if (aside_update(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    answer_value(c, v, source);
+    aside_value_release(v);
+}
+
+static void fn_delete(call *c)
+{
+    if (!need_path(c))
+        return;
+    aside_error err;
+    if (aside_delete(c->api->cache, c->path, &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    buf *b = envelope_begin(c);
+    buf_puts(b, "{\"result\": \"success\"}");
+    envelope_end(c);
+}
+
+/* ---- telemetry ---------------------------------------------------------------------------- */
+
+static void put_time(buf *b, int64_t unix_ms)
+{
+    time_t sec = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char text[40];
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "\"%s.%03dZ\"", text, (int)(unix_ms % 1000));
+}
+
+static void put_entry(buf *b, const aside_entry_info *e)
+{
+    buf_puts(b, "{\"path\": ");
+    buf_put_json_string(b, e->key, strlen(e->key));
+    buf_printf(b, ", \"type\": \"%s\", \"bytes\": %llu, \"tier\": \"%s\", \"hits\": %llu, "
+                  "\"last_access\": ",
+               aside_value_type_name(e->type), (unsigned long long)e->bytes,
+               e->in_memory ? "memory" : "disk", (unsigned long long)e->hits);
+    put_time(b, e->last_access_ms);
+    buf_putc(b, '}');
+}
+
+static void put_stats(buf *b, const aside_stats *s)
+{
+    buf_printf(b, "\"uptime_seconds\": %.3f, \"keys\": %llu, "
+                  "\"memory\": {\"used_bytes\": %llu, \"limit_bytes\": %llu}, "
+                  "\"disk\": {\"used_bytes\": %llu, \"limit_bytes\": %llu}, "
+                  "\"hits\": %llu, \"misses\": %llu, "
+                  "\"evictions\": {\"memory\": %llu, \"disk\": %llu}, \"sor_fetches\": %llu",
+               s->uptime_seconds, (unsigned long long)s->keys,
+               (unsigned long long)s->memory_used_bytes, (unsigned long long)s->memory_limit_bytes,
+               (unsigned long long)s->disk_used_bytes, (unsigned long long)s->disk_limit_bytes,
+               (unsigned long long)s->hits, (unsigned long long)s->misses,
+               (unsigned long long)s->evictions_memory, (unsigned long long)s->evictions_disk,
+               (unsigned long long)s->sor_fetches);
+}
+
+static void fn_head(call *c)
+{
+    aside_error err;
+    aside_entry_info *entries = NULL;
+    size_t count = 0;
+    aside_entry_info one;
+    aside_status st = c->path ? aside_entry(c->api->cache, c->path, &one, &err)
+                              : aside_entries(c->api->cache, &entries, &count, &err);
+    if (st != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    if (c->path) {
+        entries = &one;
+        count = 1;
+    }
+    aside_stats stats;
+    aside_stats_get(c->api->cache, &stats);
+    buf *b = envelope_begin(c);
+    buf_putc(b, '{');
+    put_stats(b, &stats);
+    buf_puts(b, ", \"entries\": [");
+    for (size_t i = 0; i < count; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        put_entry(b, &entries[i]);
+    }
+    buf_puts(b, "]}");
+    envelope_end(c);
+    buf *h = &c->res->headers;
+    buf_printf(h, "X-Aside-Keys: %llu\r\nX-Aside-Memory-Used: %llu\r\n"
+                  "X-Aside-Memory-Limit: %llu\r\nX-Aside-Disk-Used: %llu\r\n"
+                  "X-Aside-Disk-Limit: %llu\r\nX-Aside-Hits: %llu\r\nX-Aside-Misses: %llu\r\n"
+                  "X-Aside-Evictions: %llu\r\nX-Aside-Sor-Fetches: %llu\r\n"
+                  "X-Aside-Uptime: %.3f\r\n",
+               (unsigned long long)stats.keys, (unsigned long long)stats.memory_used_bytes,
+               (unsigned long long)stats.memory_limit_bytes,
+               (unsigned long long)stats.disk_used_bytes,
+               (unsigned long long)stats.disk_limit_bytes, (unsigned long long)stats.hits,
+               (unsigned long long)stats.misses,
+               (unsigned long long)(stats.evictions_memory + stats.evictions_disk),
+               (unsigned long long)stats.sor_fetches, stats.uptime_seconds);
+    if (c->path)
+        buf_printf(h, "X-Aside-Key-Type: %s\r\nX-Aside-Key-Bytes: %llu\r\nX-Aside-Key-Tier: %s\r\n"
+                      "X-Aside-Key-Hits: %llu\r\n",
+                   aside_value_type_name(one.type), (unsigned long long)one.bytes,
+                   one.in_memory ? "memory" : "disk", (unsigned long long)one.hits);
+    if (c->path)
+        free(one.key);
+    else
+        aside_entries_free(entries, count);
+}
+
+static void fn_stats_cache(call *c)
+{
+    aside_error err;
+    aside_entry_info *entries = NULL;
+    size_t count = 0;
+    if (aside_entries(c->api->cache, &entries, &count, &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    buf *b = envelope_begin(c);
+    buf_putc(b, '[');
+    for (size_t i = 0; i < count; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        buf_put_json_string(b, entries[i].key, strlen(entries[i].key));
+    }
+    buf_putc(b, ']');
+    envelope_end(c);
+    aside_entries_free(entries, count);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+typedef struct api_function {
+    const char *name;
+    void (*run)(call *c);
+} api_function;
+
+static const api_function functions[] = {
+    {"read", fn_read},         {"create", fn_read},       {"data_read", fn_read},
+    {"cache_create", fn_read}, {"update", fn_update},     {"delete", fn_delete},
+    {"cache_delete", fn_delete}, {"head", fn_head},       {"cache_head", fn_head},
+    {"stats_cache", fn_stats_cache},
+};
+
+static const api_function *find_function(const char *name)
+{
+    for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+        if (strcmp(functions[i].name, name) == 0)
+            return &functions[i];
+    }
+    return NULL;
+}
+
+static void answer_unknown_function(call *c, const char *name)
+{
+    buf message;
+    buf_init(&message);
+    buf_printf(&message, "unknown function \"%.100s\"; known:", name);
+    for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++)
+        buf_printf(&message, "%s %s", i ? "," : "", functions[i].name);
+    answer_error(c, 404, "unknown_function", message.data ? message.data : "unknown function");
+    buf_free(&message);
+}
+
+static const char *default_function(http_method_kind method)
+{
+    switch (method) {
+    case HTTP_METHOD_POST: return "create";
+    case HTTP_METHOD_PUT: return "update";
+    case HTTP_METHOD_DELETE: return "delete";
+    case HTTP_METHOD_HEAD: return "head";
+    default: return "read";
+    }
+}
+
+static bool is_api_route(const char *path, size_t len)
+{
+    static const char *const routes[] = {API_URI, "/cache/api/v1.0", "/cache", "/cache/"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (len == strlen(routes[i]) && memcmp(path, routes[i], len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Route, collect parameters and check the path; false when an error was answered. */
+static bool prepare(call *c)
+{
+    const http_request *req = c->req;
+    const char *q = memchr(req->target, '?', req->target_len);
+    size_t path_len = q ? (size_t)(q - req->target) : req->target_len;
+    char why[512];
+    if (!is_api_route(req->target, path_len)) {
+        snprintf(why, sizeof why, "no such route: %.*s (the API is at " API_URI ")",
+                 (int)(path_len > 200 ? 200 : path_len), req->target);
+        answer_error(c, 404, "not_found", why);
+        return false;
+    }
+    if (req->method == HTTP_METHOD_OTHER) {
+        snprintf(why, sizeof why, "method %s is not allowed", req->method_name);
+        answer_error(c, 405, "method_not_allowed", why);
+        buf_puts(&c->res->headers, "Allow: GET, HEAD, POST, PUT, DELETE\r\n");
+        return false;
+    }
+    if (q && !parse_query(c, q + 1, req->target_len - path_len - 1, why, sizeof why)) {
+        answer_error(c, 400, "bad_request", why);
+        return false;
+    }
+    if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !parse_body(c, why, sizeof why)) {
+        answer_error(c, 400, "bad_request", why);
+        return false;
+    }
+    size_t len = 0;
+    c->path = param_get(c, "path", &len);
+    if (!c->path)
+        c->path = param_get(c, "key", &len);
+    c->path_len = len;
+    aside_error err;
+    if (c->path && aside_key_check(c->path, len, &err) != ASIDE_OK) {
+        snprintf(why, sizeof why, "bad path: %s", err.message);
+        c->path = NULL;
+        answer_error(c, 400, "bad_request", why);
+        return false;
+    }
+    return true;
+}
+
+void api_handle(void *ctx, const http_request *req, http_response *res)
+{
+    call on_stack;
+    memset(&on_stack, 0, sizeof on_stack);
+    call *c = &on_stack;
+    c->req = req;
+    c->res = res;
+    c->api = ctx;
+    c->started_ns = clock_mono_ns();
+    if (prepare(c)) {
+        const char *name = req->method == HTTP_METHOD_HEAD ? "head" : param_get(c, "function", NULL);
+        name = name && *name ? name : default_function(req->method);
+        const api_function *f = find_function(name);
+        if (f)
+            f->run(c);
+        else
+            answer_unknown_function(c, name);
+    }
+    res->omit_body = req->method == HTTP_METHOD_HEAD;
+    for (size_t i = 0; i < c->param_count; i++) {
+        free(c->params[i].name);
+        free(c->params[i].value);
+    }
+}
+
+api *api_create(aside_cache *cache)
+{
+    api *a = calloc(1, sizeof *a);
+    if (a)
+        a->cache = cache;
+    return a;
+}
+
+void api_destroy(api *a) { free(a); }

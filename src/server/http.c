@@ -1,0 +1,760 @@
+/* http.c -- the HTTP/1.1 server: one epoll loop per worker thread.
+ *
+ * Each worker owns a listening socket bound with SO_REUSEPORT to the same address, so the
+ * kernel spreads connections over workers and no lock is shared between them. A connection
+ * belongs to one worker for its life. Requests are parsed by Debian's http-parser straight from
+ * the connection's input buffer: the parser pauses at the end of each message, the handler runs,
+ * the response is written, then parsing resumes on whatever the client pipelined behind it.
+ * While a response is being written the connection stops reading (back-pressure).
+ *
+ * Responses avoid copies: a small body is appended to the header block and leaves in one write;
+ * a cached value's bytes go out with writev straight from the value; a value that lives in a
+ * disk-tier file goes out with sendfile. The value stays referenced until the last byte left.
+ *
+ * Timeouts (checked once a second by a sweep of the worker's connections): a request must be
+ * complete within request_timeout_ms of its first byte and a response must make progress at
+ * least that often; a keep-alive connection with nothing to do is closed after
+ * idle_timeout_ms. So a slow or half-open client only ever ties up its own connection. */
+#include <errno.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+enum {
+    INPUT_INITIAL_BYTES = 4096,
+    HEADER_MAX_BYTES = 64 * 1024, /* request line and headers */
+    MAX_HEADERS = 64,
+    EVENTS_PER_WAIT = 256,
+    SWEEP_INTERVAL_MS = 1000,
+    LISTEN_BACKLOG = 4096
+};
+
+typedef struct header_span {
+    size_t name_off, name_len, value_off, value_len;
+} header_span;
+
+typedef struct worker worker;
+
+typedef struct conn {
+    int          fd;
+    worker      *w;
+    struct conn *prev, *next; /* the worker's connections */
+    http_parser  parser;
+    /* input: in[0..parsed) is the current message so far, in[parsed..in_len) not parsed yet */
+    char        *in;
+    size_t       in_len, in_cap, parsed;
+    /* the message being parsed */
+    size_t       url_off, url_len;
+    header_span  headers[MAX_HEADERS];
+    size_t       header_count;
+    bool         header_in_value; /* the last callback was a header value */
+    bool         header_skip;     /* past MAX_HEADERS: headers are ignored */
+    buf          body;
+    bool         message_done, body_too_large;
+    int64_t      message_started_ms;
+    /* the response being written */
+    buf          out;          /* status line, headers and, for buffer bodies, the body */
+    size_t       out_sent;
+    aside_value *out_value;    /* body from a value, after out */
+    uint64_t     value_sent;
+    bool         writing, close_after;
+    int64_t      deadline_ms;
+} conn;
+
+struct worker {
+    http_server *server;
+    pthread_t    thread;
+    int          epoll_fd, listen_fd, stop_fd;
+    conn        *conns;
+    char         date[64]; /* "Date: ...\r\n", refreshed once a second */
+    time_t       date_sec;
+};
+
+struct http_server {
+    http_config  cfg;
+    http_handler handler;
+    void        *ctx;
+    int          port;
+    int          worker_count;
+    worker      *workers;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 422: return "Unprocessable Content";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
+    default:  return "Unknown";
+    }
+}
+
+const char *http_request_header(const http_request *req, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->header_count; i++) {
+        const http_header *h = &req->headers[i];
+        if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
+            if (len)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void conn_close(conn *c)
+{
+    worker *w = c->w;
+    epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    aside_value_release(c->out_value);
+    buf_free(&c->body);
+    buf_free(&c->out);
+    free(c->in);
+    free(c);
+}
+
+static void conn_watch(conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(c->w->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void message_reset(conn *c)
+{
+    c->url_off = c->url_len = 0;
+    c->header_count = 0;
+    c->header_in_value = c->header_skip = false;
+    buf_reset(&c->body);
+    c->message_done = c->body_too_large = false;
+    c->message_started_ms = 0;
+}
+
+/* ---- parser callbacks: record where things are in the input buffer ------------------------ */
+
+static int on_message_begin(http_parser *p)
+{
+    conn *c = p->data;
+    message_reset(c);
+    c->message_started_ms = now_ms();
+    c->deadline_ms = c->message_started_ms + c->w->server->cfg.request_timeout_ms;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    if (c->url_len == 0)
+        c->url_off = (size_t)(at - c->in);
+    c->url_len += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    if (c->header_in_value || c->header_count == 0) { /* a new header starts */
+        c->header_in_value = false;
+        c->header_skip = c->header_count == MAX_HEADERS; /* the rest are ignored */
+        if (!c->header_skip) {
+            header_span *h = &c->headers[c->header_count++];
+            memset(h, 0, sizeof *h);
+            h->name_off = (size_t)(at - c->in);
+        }
+    }
+    if (!c->header_skip)
+        c->headers[c->header_count - 1].name_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    if (c->header_skip) {
+        c->header_in_value = true;
+        return 0;
+    }
+    header_span *h = &c->headers[c->header_count - 1];
+    if (!c->header_in_value) {
+        c->header_in_value = true;
+        h->value_off = (size_t)(at - c->in);
+        h->value_len = 0;
+    }
+    h->value_len += len;
+    return 0;
+}
+
+static bool header_is(const conn *c, const header_span *h, const char *name, const char *value)
+{
+    return h->name_len == strlen(name) && strncasecmp(c->in + h->name_off, name, h->name_len) == 0
+           && h->value_len == strlen(value) &&
+           strncasecmp(c->in + h->value_off, value, h->value_len) == 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn *c = p->data;
+    size_t limit = c->w->server->cfg.max_body_bytes;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > limit) {
+        c->body_too_large = true;
+        return -1;
+    }
+    for (size_t i = 0; i < c->header_count; i++) {
+        if (header_is(c, &c->headers[i], "Expect", "100-continue")) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    if (c->body.len + len > c->w->server->cfg.max_body_bytes) {
+        c->body_too_large = true;
+        return -1;
+    }
+    buf_append(&c->body, at, len);
+    return c->body.failed ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn *c = p->data;
+    c->message_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- writing responses -------------------------------------------------------------------- */
+
+static void refresh_date(worker *w)
+{
+    time_t now = time(NULL);
+    if (now == w->date_sec)
+        return;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    w->date_sec = now;
+}
+
+static void compose(conn *c, http_response *res, bool keep_alive)
+{
+    uint64_t body_len = res->value ? aside_value_size(res->value) : res->body.len;
+    buf *o = &c->out;
+    buf_reset(o);
+    c->out_sent = 0;
+    c->value_sent = 0;
+    refresh_date(c->w);
+    buf_puts(o, "HTTP/1.1 ");
+    buf_put_u64(o, (uint64_t)res->status);
+    buf_putc(o, ' ');
+    buf_puts(o, http_status_text(res->status));
+    buf_puts(o, "\r\nServer: aside\r\n");
+    buf_puts(o, c->w->date);
+    if (res->content_type) {
+        buf_puts(o, "Content-Type: ");
+        buf_puts(o, res->content_type);
+        buf_puts(o, "\r\n");
+    }
+    buf_puts(o, "Content-Length: ");
+    buf_put_u64(o, body_len);
+    buf_puts(o, "\r\n");
+    buf_append(o, res->headers.data, res->headers.len);
+    if (!keep_alive)
+        buf_puts(o, "Connection: close\r\n");
+    else if (c->parser.http_minor == 0)
+        buf_puts(o, "Connection: keep-alive\r\n");
+    buf_puts(o, "\r\n");
+    if (!res->omit_body && !res->value)
+        buf_append(o, res->body.data, res->body.len);
+    if (!res->omit_body && res->value)
+        c->out_value = aside_value_retain(res->value);
+    c->close_after = !keep_alive;
+}
+
+/* Write as much as the socket takes. Returns false if the connection was closed. */
+static bool conn_flush(conn *c)
+{
+    for (;;) {
+        uint64_t value_len = c->out_value ? aside_value_size(c->out_value) : 0;
+        if (c->out_sent == c->out.len && c->value_sent == value_len)
+            break;
+        ssize_t n;
+        const char *data = c->out_value ? aside_value_data(c->out_value) : NULL;
+        if (c->out_sent < c->out.len || !c->out_value || data) {
+            struct iovec iov[2] = {
+                {c->out.data + c->out_sent, c->out.len - c->out_sent},
+                {(char *)data + c->value_sent, data ? value_len - c->value_sent : 0},
+            };
+            n = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
+            if (n > 0) {
+                size_t head = c->out.len - c->out_sent;
+                size_t from_head = (size_t)n < head ? (size_t)n : head;
+                c->out_sent += from_head;
+                c->value_sent += (uint64_t)n - from_head;
+            }
+        } else {
+            off_t off = (off_t)c->value_sent;
+            n = sendfile(c->fd, aside_value_fd(c->out_value), &off, value_len - c->value_sent);
+            if (n > 0)
+                c->value_sent += (uint64_t)n;
+            if (n == 0) { /* the file shrank under us: the response cannot be completed */
+                conn_close(c);
+                return false;
+            }
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (!c->writing)
+                conn_watch(c, EPOLLOUT);
+            c->writing = true;
+            c->deadline_ms = now_ms() + c->w->server->cfg.request_timeout_ms;
+            return true;
+        }
+        if (n < 0) {
+            conn_close(c);
+            return false;
+        }
+    }
+    aside_value_release(c->out_value);
+    c->out_value = NULL;
+    if (c->close_after) {
+        shutdown(c->fd, SHUT_WR);
+        conn_close(c);
+        return false;
+    }
+    if (c->writing)
+        conn_watch(c, EPOLLIN);
+    c->writing = false;
+    return true;
+}
+
+/* Send a response of our own (an error found while parsing) and close. */
+static void conn_fail(conn *c, int status, const char *code, const char *message)
+{
+    http_response res = {.status = status, .content_type = "application/json"};
+    buf_init(&res.headers);
+    buf_init(&res.body);
+    buf_printf(&res.body, "{\"error\": {\"code\": \"%s\", \"message\": \"%s\"}}", code, message);
+    compose(c, &res, false);
+    buf_free(&res.body);
+    buf_free(&res.headers);
+    conn_flush(c);
+}
+
+/* ---- handling messages -------------------------------------------------------------------- */
+
+static http_method_kind method_kind(unsigned method)
+{
+    switch (method) {
+    case HTTP_GET: return HTTP_METHOD_GET;
+    case HTTP_HEAD: return HTTP_METHOD_HEAD;
+    case HTTP_POST: return HTTP_METHOD_POST;
+    case HTTP_PUT: return HTTP_METHOD_PUT;
+    case HTTP_DELETE: return HTTP_METHOD_DELETE;
+    default: return HTTP_METHOD_OTHER;
+    }
+}
+
+/* Run the handler on the complete message and start writing its response. */
+static bool conn_dispatch(conn *c)
+{
+    http_header headers[MAX_HEADERS];
+    for (size_t i = 0; i < c->header_count; i++) {
+        header_span *h = &c->headers[i];
+        headers[i] = (http_header){c->in + h->name_off, h->name_len, c->in + h->value_off,
+                                   h->value_len};
+    }
+    http_request req = {
+        .method = method_kind(c->parser.method),
+        .method_name = http_method_str((enum http_method)c->parser.method),
+        .target = c->in + c->url_off,
+        .target_len = c->url_len,
+        .headers = headers,
+        .header_count = c->header_count,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+    };
+    http_response res = {.status = 200};
+    buf_init(&res.headers);
+    buf_init(&res.body);
+    c->w->server->handler(c->w->server->ctx, &req, &res);
+    if (res.headers.failed || res.body.failed) {
+        buf_free(&res.body);
+        buf_free(&res.headers);
+        aside_value_release(res.value);
+        conn_fail(c, 500, "out_of_memory", "out of memory building the response");
+        return false;
+    }
+    compose(c, &res, http_should_keep_alive(&c->parser));
+    buf_free(&res.body);
+    buf_free(&res.headers);
+    aside_value_release(res.value);
+    return conn_flush(c);
+}
+
+/* Drop the finished message from the input buffer. */
+static void conn_compact(conn *c)
+{
+    size_t rest = c->in_len - c->parsed;
+    memmove(c->in, c->in + c->parsed, rest);
+    c->in_len = rest;
+    c->parsed = 0;
+    message_reset(c);
+    c->deadline_ms = now_ms() + c->w->server->cfg.idle_timeout_ms;
+}
+
+/* Parse what was read and answer every complete message. False if the connection closed. */
+static bool conn_process(conn *c)
+{
+    while (!c->writing && c->parsed < c->in_len) {
+        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in + c->parsed,
+                                       c->in_len - c->parsed);
+        c->parsed += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED && c->message_done) {
+            http_parser_pause(&c->parser, 0);
+            if (!conn_dispatch(c))
+                return false;
+            if (c->writing) /* finish writing first; conn_compact runs when it is done */
+                return true;
+            conn_compact(c);
+            continue;
+        }
+        if (c->body_too_large) {
+            conn_fail(c, 413, "too_large", "request body is larger than the limit");
+            return false;
+        }
+        if (e != HPE_OK) {
+            char message[160];
+            snprintf(message, sizeof message, "malformed HTTP request: %s",
+                     http_errno_description(e));
+            conn_fail(c, e == HPE_HEADER_OVERFLOW ? 431 : 400, "bad_request", message);
+            return false;
+        }
+        break; /* need more bytes */
+    }
+    return true;
+}
+
+static bool conn_grow_input(conn *c)
+{
+    size_t limit = HEADER_MAX_BYTES + c->w->server->cfg.max_body_bytes;
+    if (c->in_len < c->in_cap)
+        return true;
+    if (c->in_cap >= limit) {
+        conn_fail(c, 413, "too_large", "request is larger than the limit");
+        return false;
+    }
+    size_t cap = c->in_cap ? c->in_cap * 2 : INPUT_INITIAL_BYTES;
+    cap = cap > limit ? limit : cap;
+    char *in = realloc(c->in, cap);
+    if (!in) {
+        conn_close(c);
+        return false;
+    }
+    c->in = in;
+    c->in_cap = cap;
+    return true;
+}
+
+static void conn_readable(conn *c)
+{
+    for (;;) {
+        if (!conn_grow_input(c))
+            return;
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = read(c->fd, c->in + c->in_len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        c->in_len += (size_t)n;
+        if (!conn_process(c) || c->writing)
+            return;
+        if ((size_t)n < room)
+            return;
+    }
+}
+
+static void conn_writable(conn *c)
+{
+    if (!conn_flush(c) || c->writing)
+        return;
+    conn_compact(c);
+    if (conn_process(c) && !c->writing && c->in_len > c->parsed)
+        conn_readable(c);
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+static void accept_all(worker *w)
+{
+    for (;;) {
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or out of descriptors: try again on the next event */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->w = w;
+        http_parser_init(&c->parser, HTTP_REQUEST);
+        c->parser.data = c;
+        c->deadline_ms = now_ms() + w->server->cfg.request_timeout_ms;
+        c->next = w->conns;
+        if (w->conns)
+            w->conns->prev = c;
+        w->conns = c;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            conn_close(c);
+    }
+}
+
+static void sweep(worker *w)
+{
+    int64_t now = now_ms();
+    conn *c = w->conns;
+    while (c) {
+        conn *next = c->next;
+        if (now >= c->deadline_ms)
+            conn_close(c);
+        c = next;
+    }
+}
+
+static void *worker_run(void *arg)
+{
+    worker *w = arg;
+    struct epoll_event events[EVENTS_PER_WAIT];
+    int64_t next_sweep = now_ms() + SWEEP_INTERVAL_MS;
+    for (;;) {
+        int n = epoll_wait(w->epoll_fd, events, EVENTS_PER_WAIT, SWEEP_INTERVAL_MS);
+        for (int i = 0; i < n; i++) {
+            void *tag = events[i].data.ptr;
+            if (tag == &w->listen_fd) {
+                accept_all(w);
+            } else if (tag == &w->stop_fd) {
+                goto stop;
+            } else {
+                conn *c = tag;
+                uint32_t ev = events[i].events;
+                if (c->writing && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                    conn_writable(c);
+                else if (!c->writing && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+                    conn_readable(c);
+            }
+        }
+        int64_t now = now_ms();
+        if (now >= next_sweep) {
+            sweep(w);
+            next_sweep = now + SWEEP_INTERVAL_MS;
+        }
+    }
+stop:
+    while (w->conns)
+        conn_close(w->conns);
+    return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+static int listen_on(const char *bind_addr, int port, aside_error *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", port);
+    int rc = getaddrinfo(bind_addr, port_text, &hints, &ai);
+    if (rc != 0) {
+        error_set(err, ASIDE_ERR_INVALID, "cannot resolve bind address %s: %s", bind_addr,
+                  gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        error_set(err, ASIDE_ERR_INVALID, "cannot listen on %s:%d: %s", bind_addr, port,
+                  strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
+        return -1;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+static aside_status worker_init(http_server *s, worker *w, aside_error *err)
+{
+    w->server = s;
+    w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->listen_fd = listen_on(s->cfg.bind, s->port, err);
+    if (w->listen_fd < 0)
+        return ASIDE_ERR_INVALID;
+    if (w->epoll_fd < 0 || w->stop_fd < 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot create an event loop: %s", strerror(errno));
+    if (s->port == 0)
+        s->port = bound_port(w->listen_fd);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
+    struct epoll_event stop = {.events = EPOLLIN, .data.ptr = &w->stop_fd};
+    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) != 0 ||
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->stop_fd, &stop) != 0)
+        return error_set(err, ASIDE_ERR_IO, "epoll_ctl failed: %s", strerror(errno));
+    return ASIDE_OK;
+}
+
+static void worker_close(worker *w)
+{
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    if (w->epoll_fd >= 0)
+        close(w->epoll_fd);
+    if (w->stop_fd >= 0)
+        close(w->stop_fd);
+}
+
+aside_status http_server_start(const http_config *cfg, http_handler handler, void *ctx,
+                               http_server **out, aside_error *err)
+{
+    signal(SIGPIPE, SIG_IGN);
+    http_server *s = calloc(1, sizeof *s);
+    int threads = cfg->threads > 0 ? cfg->threads : 1;
+    worker *workers = calloc((size_t)threads, sizeof *workers);
+    if (!s || !workers) {
+        free(s);
+        free(workers);
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    s->cfg = *cfg;
+    s->handler = handler;
+    s->ctx = ctx;
+    s->port = cfg->port;
+    s->workers = workers;
+    for (int i = 0; i < threads; i++)
+        workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = -1;
+    aside_status st = ASIDE_OK;
+    for (int i = 0; i < threads && st == ASIDE_OK; i++)
+        st = worker_init(s, &workers[i], err);
+    for (int i = 0; i < threads && st == ASIDE_OK; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0)
+            st = error_set(err, ASIDE_ERR_INTERNAL, "cannot start a worker thread");
+        else
+            s->worker_count++;
+    }
+    if (st != ASIDE_OK) {
+        for (int i = s->worker_count; i < threads; i++)
+            worker_close(&workers[i]);
+        http_server_stop(s);
+        return st;
+    }
+    *out = s;
+    return ASIDE_OK;
+}
+
+int http_server_port(const http_server *s) { return s->port; }
+
+void http_server_stop(http_server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->worker_count; i++) {
+        uint64_t one = 1;
+        if (write(s->workers[i].stop_fd, &one, sizeof one) < 0)
+            log_line("warn", "http: cannot signal worker %d to stop", i);
+    }
+    for (int i = 0; i < s->worker_count; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+        worker_close(&s->workers[i]);
+    }
+    free(s->workers);
+    free(s);
+}

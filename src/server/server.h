@@ -1,0 +1,113 @@
+/* server.h -- aside-server: HTTP, the API, configuration.
+ *
+ *   http    an epoll event loop per worker thread over Debian's http-parser: keep-alive,
+ *           pipelining, bodies up to a limit, timeouts for slow and idle clients, zero-copy
+ *           responses (writev from a cached value, sendfile from a disk-tier file)
+ *   api     the REST API: routing, parameters from the query or a JSON body, the
+ *           {"return": ...} envelope, errors, telemetry
+ *   config  flags and environment variables, parsed and checked once at start
+ *
+ * Requests are handled on the event-loop thread that read them; the handler is called by many
+ * threads at once and must be thread-safe (the cache is). */
+#ifndef ASIDE_SERVER_H
+#define ASIDE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aside.h"
+#include "util/util.h"
+
+/* ---- http --------------------------------------------------------------------------------- */
+
+typedef enum http_method_kind {
+    HTTP_METHOD_GET,
+    HTTP_METHOD_HEAD,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+    HTTP_METHOD_DELETE,
+    HTTP_METHOD_OTHER
+} http_method_kind;
+
+typedef struct http_header {
+    const char *name;
+    size_t      name_len;
+    const char *value;
+    size_t      value_len;
+} http_header;
+
+/* A request; every pointer is valid only during the handler call. */
+typedef struct http_request {
+    http_method_kind   method;
+    const char        *method_name;
+    const char        *target; /* the raw request target: path and query */
+    size_t             target_len;
+    const http_header *headers;
+    size_t             header_count;
+    const char        *body;
+    size_t             body_len;
+} http_request;
+
+/* The value of the first header called name (case-insensitive), or NULL. */
+const char *http_request_header(const http_request *req, const char *name, size_t *len);
+
+/* The handler fills a response. The body is either body (a buffer) or value (a cached value the
+ * response holds a reference to, sent without copying). */
+typedef struct http_response {
+    int          status;
+    const char  *content_type; /* a static string */
+    buf          headers;      /* extra header lines, each ending in "\r\n" */
+    buf          body;
+    aside_value *value;
+    bool         omit_body;    /* HEAD: send the headers of the body, not the body */
+} http_response;
+
+typedef void (*http_handler)(void *ctx, const http_request *req, http_response *res);
+
+typedef struct http_config {
+    const char *bind;
+    int         port;               /* 0: any free port */
+    int         threads;
+    size_t      max_body_bytes;     /* larger bodies get 413 */
+    int         idle_timeout_ms;    /* a keep-alive connection idle this long is closed */
+    int         request_timeout_ms; /* a request must arrive, and a response leave, this fast */
+} http_config;
+
+typedef struct http_server http_server;
+
+/* Bind and start the worker threads. The caller stops them with http_server_stop(). */
+aside_status http_server_start(const http_config *cfg, http_handler handler, void *ctx,
+                               http_server **out, aside_error *err);
+/* The port actually bound (useful with port 0). */
+int          http_server_port(const http_server *s);
+/* Stop accepting, close every connection, join the threads and free the server. */
+void         http_server_stop(http_server *s);
+
+const char *http_status_text(int status);
+
+/* ---- config ------------------------------------------------------------------------------- */
+
+typedef struct server_config {
+    aside_config cache;
+    http_config  http;
+    bool         help;
+    bool         version;
+    char         memory_limit_text[64]; /* as given, for the start-up log line */
+    char         disk_limit_text[64];
+} server_config;
+
+/* Parse flags over environment variables over defaults. On error writes the reason. */
+aside_status server_config_parse(server_config *cfg, int argc, char **argv, aside_error *err);
+void         server_config_print_help(const char *program);
+
+/* ---- api ---------------------------------------------------------------------------------- */
+
+typedef struct api api;
+
+api *api_create(aside_cache *cache);
+void api_destroy(api *a);
+/* The http_handler of the REST API; ctx is the api. */
+void api_handle(void *ctx, const http_request *req, http_response *res);
+
+#endif

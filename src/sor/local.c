@@ -1,0 +1,171 @@
+/* local.c -- a directory as system of record (the original's "sd" storage).
+ *
+ * A key is a path under the root. The file is opened, then its real path is checked to be inside
+ * the root's real path, so a symlink that leads out of the root is refused instead of followed
+ * (a symlink inside the root is fine: operators use them to assemble data sets). The copy into
+ * the disk tier uses copy_file_range, which lets the kernel move the bytes (or share extents on
+ * file systems that can), with read/write as the fallback. The version tag is the file's mtime
+ * and size, as web servers derive ETags for static files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sor.h"
+#include "util/util.h"
+
+typedef struct sor_local {
+    sor  base;
+    char root[PATH_MAX]; /* real path, no trailing slash */
+} sor_local;
+
+enum { COPY_CHUNK_BYTES = 1 << 20 };
+
+static aside_status copy_fallback(int in, int out, uint64_t *copied, aside_error *err)
+{
+    char *chunk = malloc(COPY_CHUNK_BYTES);
+    if (!chunk)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_status st = ASIDE_OK;
+    for (;;) {
+        ssize_t n = read(in, chunk, COPY_CHUNK_BYTES);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            st = error_set(err, ASIDE_ERR_SOR, "read failed: %s", strerror(errno));
+            break;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, chunk + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                free(chunk);
+                return error_set(err, ASIDE_ERR_IO, "write to disk tier failed: %s",
+                                 strerror(errno));
+            }
+            done += w;
+        }
+        *copied += (uint64_t)n;
+    }
+    free(chunk);
+    return st;
+}
+
+static aside_status copy_file(int in, int out, aside_error *err, uint64_t *copied)
+{
+    *copied = 0;
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, COPY_CHUNK_BYTES, 0);
+        if (n == 0)
+            return ASIDE_OK;
+        if (n > 0) {
+            *copied += (uint64_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+            errno == EBADF)
+            return copy_fallback(in, out, copied, err);
+        return error_set(err, errno == ENOSPC ? ASIDE_ERR_IO : ASIDE_ERR_SOR,
+                         "copy failed: %s", strerror(errno));
+    }
+}
+
+static aside_status open_inside_root(const sor_local *s, const char *key, int *fd_out,
+                                     aside_error *err)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", s->root, key) >= (int)sizeof path)
+        return error_set(err, ASIDE_ERR_INVALID, "path too long");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return error_set(err, ASIDE_ERR_NOT_FOUND, "not found in the system of record: %s",
+                             key);
+        return error_set(err, ASIDE_ERR_SOR, "cannot open %s in the system of record: %s", key,
+                         strerror(errno));
+    }
+    char real[PATH_MAX];
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, sizeof real - 1);
+    size_t root_len = strlen(s->root);
+    if (n < 0 || (size_t)n <= root_len || memcmp(real, s->root, root_len) != 0 ||
+        real[root_len] != '/') {
+        close(fd);
+        return error_set(err, ASIDE_ERR_INVALID, "path resolves outside the system of record "
+                                                 "(through a symlink): %s", key);
+    }
+    *fd_out = fd;
+    return ASIDE_OK;
+}
+
+static aside_status local_fetch(sor *base, const char *key, int out, aside_object_info *info,
+                                aside_error *err)
+{
+    sor_local *s = (sor_local *)base;
+    int in = -1;
+    aside_status st = open_inside_root(s, key, &in, err);
+    if (st != ASIDE_OK)
+        return st;
+    struct stat sb;
+    if (fstat(in, &sb) != 0) {
+        st = error_set(err, ASIDE_ERR_SOR, "cannot stat %s: %s", key, strerror(errno));
+        goto done;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = error_set(err, ASIDE_ERR_NOT_FOUND, "not a file in the system of record: %s", key);
+        goto done;
+    }
+    uint64_t copied = 0;
+    st = copy_file(in, out, err, &copied);
+    if (st != ASIDE_OK)
+        goto done;
+    if (copied != (uint64_t)sb.st_size) {
+        st = error_set(err, ASIDE_ERR_SOR, "%s changed while it was read (%llu of %llu bytes)",
+                       key, (unsigned long long)copied, (unsigned long long)sb.st_size);
+        goto done;
+    }
+    info->size = copied;
+    info->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    snprintf(info->etag, sizeof info->etag, "\"%llx-%llx\"", (unsigned long long)info->mtime_ns,
+             (unsigned long long)copied);
+done:
+    close(in);
+    return st;
+}
+
+static void local_destroy(sor *s) { free(s); }
+
+static const sor_ops local_ops = {"sd", local_fetch, local_destroy};
+
+sor *sor_local_create(const char *root, aside_error *err)
+{
+    sor_local *s = calloc(1, sizeof *s);
+    if (!s) {
+        error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (!realpath(root, s->root)) {
+        error_set(err, ASIDE_ERR_INVALID, "system of record directory %s: %s", root,
+                  strerror(errno));
+        free(s);
+        return NULL;
+    }
+    struct stat sb;
+    if (stat(s->root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        error_set(err, ASIDE_ERR_INVALID, "system of record %s is not a directory", root);
+        free(s);
+        return NULL;
+    }
+    s->base.ops = &local_ops;
+    return &s->base;
+}

@@ -1,0 +1,53 @@
+/* util.h -- small building blocks shared by every module.
+ *
+ * buf: a growable byte buffer for building responses and paths. It never fails silently: an
+ * allocation failure sets buf.failed, later appends become no-ops, and the owner checks the flag
+ * once at the end (so building code stays linear, without a check after every append).
+ *
+ * Also: error reporting into an aside_error, clocks with their unit in the name, JSON string
+ * escaping and base64 for writing responses. */
+#ifndef ASIDE_UTIL_H
+#define ASIDE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aside.h"
+
+typedef struct buf {
+    char  *data;
+    size_t len;
+    size_t cap;
+    bool   failed; /* an allocation failed; contents are incomplete */
+} buf;
+
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b);                 /* len = 0, keeps the memory */
+bool buf_reserve(buf *b, size_t extra); /* room for extra more bytes */
+void buf_append(buf *b, const void *data, size_t len);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_put_u64(buf *b, uint64_t v);
+/* A JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD. */
+void buf_put_json_string(buf *b, const char *s, size_t len);
+void buf_put_base64(buf *b, const void *data, size_t len);
+/* Hand over the bytes (NUL-terminated) to the caller, who frees them; b is left empty. */
+char *buf_take(buf *b);
+
+/* Set err (if not NULL) and return status. */
+aside_status error_set(aside_error *err, aside_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copy src into err (if not NULL) and return its status. */
+aside_status error_copy(aside_error *err, const aside_error *src);
+
+int64_t clock_unix_ms(void);
+int64_t clock_mono_ns(void);
+
+/* Log a line to stderr: "aside: <level>: <message>". */
+void log_line(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
