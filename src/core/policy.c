@@ -228,7 +228,7 @@ static void s3fifo_remove(policy *p, policy_node *n)
 
 static bool small_queue_over(const s3fifo *s)
 {
-    return s->small.bytes * 100 >= s->base.capacity_bytes * SMALL_QUEUE_PERCENT;
+    return s->small.bytes * 100 > s->base.capacity_bytes * SMALL_QUEUE_PERCENT;
 }
 
 /* Terminates: every item moved from small to main enters with freq 0, and every reinsertion in

@@ -169,7 +169,7 @@ static void entry_touch(aside_cache *c, entry *e)
 /* Keep v in memory for e if it is memory-backed and fits the budget. */
 static void entry_hold(aside_cache *c, entry *e, aside_value *v)
 {
-    if (e->value || !aside_value_data(v) || aside_value_size(v) > c->mem_limit)
+    if (!v || e->value || !aside_value_data(v) || aside_value_size(v) > c->mem_limit)
         return;
     evict_memory_for(c, aside_value_size(v));
     e->value = aside_value_retain(v);

@@ -138,3 +138,126 @@ def make_server(tmp_path: pathlib.Path) -> Iterator:
 def server(make_server) -> Server:
     """A started server with an empty system of record and disk tier."""
     return make_server()
+
+
+# -- helpers shared by the test modules (plain functions: `from conftest import ...`) ---------
+
+RESERVED = ".aside"
+
+
+def put_sor(server: Server, rel: str, data: bytes | str) -> bytes:
+    """Write a file into the server's system of record (creating folders); returns its bytes."""
+    raw = data.encode() if isinstance(data, str) else data
+    path = server.sor / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw)
+    return raw
+
+
+def telemetry(server: Server, **params) -> dict:
+    """The value of function=head (GET)."""
+    r = server.get(function="head", **params)
+    assert r.status_code == 200, r.text
+    return r.json()["return"]["value"]
+
+
+def cached_keys(server: Server) -> list:
+    r = server.get(function="stats_cache")
+    assert r.status_code == 200, r.text
+    return r.json()["return"]["value"]
+
+
+def disk_values(server: Server) -> list[str]:
+    """Value files of the disk tier (relative paths, sorted), outside the reserved folder."""
+    out = []
+    for p in server.cache.rglob("*"):
+        rel = p.relative_to(server.cache)
+        if rel.parts[0] == RESERVED or p.is_dir():
+            continue
+        out.append(rel.as_posix())
+    return sorted(out)
+
+
+def disk_sidecars(server: Server) -> list[str]:
+    """Keys that have a sidecar in the disk tier (sorted)."""
+    meta = server.cache / RESERVED / "meta"
+    if not meta.exists():
+        return []
+    return sorted(p.relative_to(meta).as_posix()[:-len(".meta")]
+                  for p in meta.rglob("*.meta") if p.is_file())
+
+
+def disk_tmp_files(server: Server) -> list[str]:
+    tmp = server.cache / RESERVED / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+
+
+def assert_nothing_cached(server: Server) -> None:
+    """No key in the cache, no value, sidecar or temporary file left in the disk tier."""
+    assert cached_keys(server) == []
+    assert disk_values(server) == []
+    assert disk_sidecars(server) == []
+    assert disk_tmp_files(server) == []
+    assert telemetry(server)["keys"] == 0
+
+
+def assert_error(r: requests.Response, status: int, code: str | None = None) -> dict:
+    """r is an error envelope with this status (and code); returns the error object."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers.get("Content-Type", "").startswith("application/json")
+    err = r.json()["error"]
+    assert isinstance(err["message"], str) and err["message"]
+    if code is not None:
+        assert err["code"] == code, err
+    return err
+
+
+def connect(server: Server, timeout: float = 10.0):
+    import socket
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    return s
+
+
+def read_response(sock, buffered: bytearray, head: bool = False) -> tuple[int, dict, bytes]:
+    """Read one HTTP response from sock; `buffered` holds bytes already read (and keeps what
+    follows this response). Returns (status, headers with lower-case names, body)."""
+    while b"\r\n\r\n" not in buffered:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a full response: {bytes(buffered)!r}")
+        buffered += chunk
+    end = buffered.index(b"\r\n\r\n")
+    lines = bytes(buffered[:end]).decode("latin-1").split("\r\n")
+    del buffered[:end + 4]
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head or status in (100, 204, 304) else int(headers.get("content-length", 0))
+    while len(buffered) < length:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("connection closed in the middle of a body")
+        buffered += chunk
+    body = bytes(buffered[:length])
+    del buffered[:length]
+    return status, headers, body
+
+
+def read_until_closed(sock, limit_s: float = 10.0) -> bytes:
+    """Everything the peer sends until it closes (bounded by limit_s)."""
+    deadline = time.monotonic() + limit_s
+    data = bytearray()
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    else:
+        raise AssertionError("the server did not close the connection in time")
+    return bytes(data)

@@ -1,2 +1,162 @@
+/* test_store.c -- the disk tier across restarts: what survives, and what is never served.
+ *
+ * Each test fills the tier through the cache, closes it, damages the files the way a crash or a
+ * faulty disk would, opens it again and checks that every read returns the system of record's
+ * bytes: from disk when the file is intact, fetched again when it is not. */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aside.h"
 #include "check.h"
-int main(void) { return CHECK_DONE(); }
+#include "fixture.h"
+
+static const char DOC[] = "{\"rows\": [1, 2, 3], \"name\": \"restart\"}";
+
+static aside_cache *open_cache(fixture *f)
+{
+    aside_config cfg;
+    aside_config_init(&cfg);
+    cfg.data_dir = f->cache;
+    cfg.sor_dir = f->sor;
+    cfg.memory_limit_bytes = 1 << 20;
+    cfg.disk_limit_bytes = 1 << 20;
+    aside_cache *c = NULL;
+    if (aside_cache_open(&cfg, &c, NULL) != ASIDE_OK)
+        exit(1);
+    return c;
+}
+
+/* Read key, check it equals DOC and report where it came from. */
+static aside_source read_doc(aside_cache *c, const char *key, bool *right)
+{
+    aside_value *v = NULL;
+    aside_source src = ASIDE_SOURCE_MEMORY;
+    *right = aside_get(c, key, &v, &src, NULL) == ASIDE_OK &&
+             aside_value_size(v) == strlen(DOC) &&
+             memcmp(aside_value_data(v), DOC, strlen(DOC)) == 0;
+    aside_value_release(v);
+    return src;
+}
+
+/* A fixture with DOC in the system of record and in the disk tier, cache closed. */
+static void prepare(fixture *f, const char *key)
+{
+    fixture_init(f);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/sub", f->sor);
+    mkdir(path, 0755);
+    write_file(f->sor, key, DOC, strlen(DOC));
+    aside_cache *c = open_cache(f);
+    bool right = false;
+    read_doc(c, key, &right);
+    CHECK(right);
+    aside_cache_close(c);
+}
+
+static void test_values_survive_a_restart_and_come_from_disk(void)
+{
+    fixture f;
+    prepare(&f, "sub/doc.json");
+    aside_cache *c = open_cache(&f);
+    aside_stats stats;
+    aside_stats_get(c, &stats);
+    CHECK(stats.keys == 1 && stats.disk_used_bytes == strlen(DOC));
+    bool right = false;
+    CHECK(read_doc(c, "sub/doc.json", &right) == ASIDE_SOURCE_DISK);
+    CHECK(right);
+    CHECK(read_doc(c, "sub/doc.json", &right) == ASIDE_SOURCE_MEMORY);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+static void test_corrupted_file_is_never_served_and_is_fetched_again(void)
+{
+    fixture f;
+    prepare(&f, "doc.json");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/doc.json", f.cache);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "X", 1, 3) == 1); /* same size, one byte changed */
+    close(fd);
+    aside_cache *c = open_cache(&f);
+    bool right = false;
+    CHECK(read_doc(c, "doc.json", &right) == ASIDE_SOURCE_SOR);
+    CHECK(right);
+    CHECK(file_size(f.cache, "doc.json") == (long)strlen(DOC));
+    aside_cache_close(c);
+    c = open_cache(&f); /* the refetched copy is good on disk */
+    CHECK(read_doc(c, "doc.json", &right) == ASIDE_SOURCE_DISK && right);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+static void test_truncated_file_is_removed_at_start(void)
+{
+    fixture f;
+    prepare(&f, "doc.json");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/doc.json", f.cache);
+    CHECK(truncate(path, 5) == 0);
+    aside_cache *c = open_cache(&f);
+    aside_stats stats;
+    aside_stats_get(c, &stats);
+    CHECK(stats.keys == 0);
+    CHECK(file_size(f.cache, "doc.json") == -1);
+    CHECK(file_size(f.cache, ".aside/meta/doc.json.meta") == -1);
+    bool right = false;
+    CHECK(read_doc(c, "doc.json", &right) == ASIDE_SOURCE_SOR && right);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+static void test_interrupted_writes_leave_nothing_behind(void)
+{
+    fixture f;
+    prepare(&f, "doc.json");
+    /* a file renamed into place whose sidecar was never written, and a temporary file */
+    write_file(f.cache, "orphan.json", "{}", 2);
+    write_file(f.cache, ".aside/tmp/v.abc123", "partial", 7);
+    /* a sidecar whose file is missing, and a sidecar that does not parse */
+    write_file(f.cache, ".aside/meta/ghost.json.meta", "aside-meta 1\nsize 2\n", 20);
+    write_file(f.cache, "junk.json", "[]", 2);
+    write_file(f.cache, ".aside/meta/junk.json.meta", "garbage", 7);
+    aside_cache *c = open_cache(&f);
+    CHECK(file_size(f.cache, "orphan.json") == -1);
+    CHECK(file_size(f.cache, ".aside/tmp/v.abc123") == -1);
+    CHECK(file_size(f.cache, ".aside/meta/ghost.json.meta") == -1);
+    CHECK(file_size(f.cache, "junk.json") == -1);
+    CHECK(file_size(f.cache, ".aside/meta/junk.json.meta") == -1);
+    aside_stats stats;
+    aside_stats_get(c, &stats);
+    CHECK(stats.keys == 1); /* the intact value stays */
+    bool right = false;
+    CHECK(read_doc(c, "doc.json", &right) == ASIDE_SOURCE_DISK && right);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+static void test_file_replaced_behind_the_cache_is_detected(void)
+{
+    fixture f;
+    prepare(&f, "doc.json");
+    aside_cache *c = open_cache(&f);
+    char other[sizeof DOC];
+    memcpy(other, DOC, sizeof DOC);
+    other[0] = '[';
+    write_file(f.cache, "doc.json", other, strlen(other)); /* same size, other bytes */
+    bool right = false;
+    CHECK(read_doc(c, "doc.json", &right) == ASIDE_SOURCE_SOR && right);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+int main(void)
+{
+    RUN(test_values_survive_a_restart_and_come_from_disk);
+    RUN(test_corrupted_file_is_never_served_and_is_fetched_again);
+    RUN(test_truncated_file_is_removed_at_start);
+    RUN(test_interrupted_writes_leave_nothing_behind);
+    RUN(test_file_replaced_behind_the_cache_is_detected);
+    return CHECK_DONE();
+}
