@@ -391,14 +391,18 @@ static bool need_path(call *c)
     return false;
 }
 
-static void fn_read(call *c)
+typedef aside_status (*loader)(aside_cache *cache, const char *key, aside_value **out,
+                              aside_source *source, aside_error *err);
+
+/* Load the path with get (read) or update, and answer its value. */
+static void load_and_answer(call *c, loader load)
 {
     if (!need_path(c))
         return;
     aside_value *v = NULL;
     aside_source source;
     aside_error err;
-    if (aside_get(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
+    if (load(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
         answer_status(c, &err);
         return;
     }
@@ -406,20 +410,9 @@ static void fn_read(call *c)
     aside_value_release(v);
 }
 
-static void fn_update(call *c)
-{
-    if (!need_path(c))
-        return;
-    aside_value *v = NULL;
-    aside_source source;
-    aside_error err;
-    if (aside_update(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
-        answer_status(c, &err);
-        return;
-    }
-    answer_value(c, v, source);
-    aside_value_release(v);
-}
+static void fn_read(call *c) { load_and_answer(c, aside_get); }
+
+static void fn_update(call *c) { load_and_answer(c, aside_update); }
 
 static void fn_delete(call *c)
 {
