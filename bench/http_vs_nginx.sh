@@ -117,9 +117,9 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'echo; echo "http_vs_nginx: interrupted" >&2; exit 130' INT
+trap 'echo; echo "http_vs_nginx: terminated" >&2; exit 143' TERM
+trap 'echo; echo "http_vs_nginx: hung up" >&2; exit 129' HUP
 
 tmp=$(mktemp -d)
 

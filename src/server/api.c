@@ -288,6 +288,17 @@ static bool choice(call *c, const char *name, const char *const *allowed, const 
     return false;
 }
 
+/* True if needle occurs in s[0..len), ignoring ASCII case. */
+static bool contains_ci(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp(s + i, needle, n) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* True when the client wants bytes, not an envelope. */
 static bool wants_raw(call *c, const char *format)
 {
@@ -297,10 +308,8 @@ static bool wants_raw(call *c, const char *format)
     const char *accept = http_request_header(c->req, "Accept", &len);
     if (!accept || len == 0)
         return false;
-    char text[512];
-    snprintf(text, sizeof text, "%.*s", (int)len, accept);
-    return !strcasestr(text, "application/json") && !strcasestr(text, "*/*") &&
-           !strcasestr(text, "application/*");
+    return !contains_ci(accept, len, "application/json") && !contains_ci(accept, len, "*/*") &&
+           !contains_ci(accept, len, "application/*");
 }
 
 static void put_seconds(call *c, buf *b)

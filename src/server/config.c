@@ -120,6 +120,9 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
         cfg->cache.sor_dir = text;
     else if (strcmp(name, "bind") == 0)
         cfg->http.bind = text;
+    else if (strcmp(name, "policy") == 0 && strcmp(text, "s3fifo") != 0 && strcmp(text, "lru") != 0)
+        st = error_set(err, ASIDE_ERR_INVALID, "--%s (%s): unknown eviction policy \"%s\" "
+                       "(known: s3fifo, lru)", o->flag, o->env, text);
     else if (strcmp(name, "policy") == 0)
         cfg->cache.policy = text;
     else if (o->kind == OPT_PORT && (st = parse_number(o, text, 0, 65535, &number, err)) == 0)

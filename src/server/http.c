@@ -467,6 +467,16 @@ static void conn_compact(conn *c)
     c->deadline_ms = now_ms() + c->w->server->cfg.idle_timeout_ms;
 }
 
+/* http-parser, built without strict checks, takes "HTTX/1.1" for "HTTP/1.1": check the
+ * protocol name that follows the target ourselves. */
+static bool request_line_is_http(const conn *c)
+{
+    static const char protocol[] = " HTTP/";
+    size_t at = c->url_off + c->url_len;
+    return at + sizeof protocol - 1 <= c->in_len &&
+           memcmp(c->in + at, protocol, sizeof protocol - 1) == 0;
+}
+
 /* Parse what was read and answer every complete message. False if the connection closed. */
 static bool conn_process(conn *c)
 {
@@ -477,6 +487,10 @@ static bool conn_process(conn *c)
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED && c->message_done) {
             http_parser_pause(&c->parser, 0);
+            if (!request_line_is_http(c)) {
+                conn_fail(c, 400, "bad_request", "malformed HTTP request line");
+                return false;
+            }
             if (!conn_dispatch(c))
                 return false;
             if (c->writing) /* finish writing first; conn_compact runs when it is done */

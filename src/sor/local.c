@@ -87,7 +87,7 @@ static aside_status open_inside_root(const sor_local *s, const char *key, int *f
         return error_set(err, ASIDE_ERR_INVALID, "path too long");
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
+        if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
             return error_set(err, ASIDE_ERR_NOT_FOUND, "not found in the system of record: %s",
                              key);
         return error_set(err, ASIDE_ERR_SOR, "cannot open %s in the system of record: %s", key,

@@ -48,8 +48,8 @@ static aside_status join(char *out, const char *a, const char *b, const char *c,
     return ASIDE_OK;
 }
 
-/* Create every folder above path (not path itself). */
-static aside_status make_parents(char *path, aside_error *err)
+/* Create every folder above path (not path itself); messages name path from skip on. */
+static aside_status make_parents(char *path, size_t skip, aside_error *err)
 {
     for (char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
         *p = '\0';
@@ -60,9 +60,9 @@ static aside_status make_parents(char *path, aside_error *err)
         *p = '/';
         if (!is_dir) {
             if (saved == EEXIST || saved == ENOTDIR)
-                return error_set(err, ASIDE_ERR_CONFLICT, "a file stands where a folder of "
-                                 "%s would be", path);
-            return error_set(err, ASIDE_ERR_IO, "cannot create a folder for %s: %s", path,
+                return error_set(err, ASIDE_ERR_CONFLICT, "a file stands where the folder "
+                                 "%s would be", path + skip);
+            return error_set(err, ASIDE_ERR_IO, "cannot create the folder %s: %s", path + skip,
                              strerror(saved));
         }
     }
@@ -103,11 +103,11 @@ aside_status store_open(const char *root, store **out, aside_error *err)
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s/x", root, TMP_DIR) >= (int)sizeof path)
         return error_set(err, ASIDE_ERR_INVALID, "data directory path too long");
-    aside_status st = make_parents(path, err);
+    aside_status st = make_parents(path, 0, err);
     if (st != ASIDE_OK)
         return st;
     snprintf(path, sizeof path, "%s/%s/x", root, META_DIR);
-    if ((st = make_parents(path, err)) != ASIDE_OK)
+    if ((st = make_parents(path, 0, err)) != ASIDE_OK)
         return st;
     store *s = calloc(1, sizeof *s);
     if (!s)
@@ -260,8 +260,9 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
     strcat(meta_path, META_EXT);
     if (fsync(tmp->fd) != 0)
         return error_set(err, ASIDE_ERR_IO, "fsync of %s failed: %s", key, strerror(errno));
-    if ((st = make_parents(data_path, err)) != ASIDE_OK ||
-        (st = make_parents(meta_path, err)) != ASIDE_OK)
+    size_t skip = strlen(s->root) + 1;
+    if ((st = make_parents(data_path, skip, err)) != ASIDE_OK ||
+        (st = make_parents(meta_path, skip, err)) != ASIDE_OK)
         return st;
     unlink(meta_path);
     if (rename(tmp->path, data_path) != 0) {

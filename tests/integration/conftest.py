@@ -261,3 +261,15 @@ def read_until_closed(sock, limit_s: float = 10.0) -> bytes:
     else:
         raise AssertionError("the server did not close the connection in time")
     return bytes(data)
+
+
+def raw_request(server: Server, method: str, target: str, headers: dict | None = None,
+                body: bytes = b"") -> tuple[int, dict, bytes]:
+    """One request with exactly this target (no client-side re-encoding), on its own socket."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    with connect(server) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return read_response(s, bytearray(), head=method == "HEAD")

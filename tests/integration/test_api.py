@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 
 import pytest
@@ -42,12 +43,12 @@ def test_first_read_comes_from_sor_then_from_memory(server):
 
 @pytest.mark.parametrize("route", ["/cache/api/v1.0/", "/cache/api/v1.0", "/cache", "/cache/"])
 def test_every_api_route_serves_reads(server, route):
-    raw = put_sor(server, "r.json", "[1, 2]")
+    put_sor(server, "r.json", "[1, 2]")
     r = server.call("GET", server.base + route, params={"path": "r.json", "return": "data"})
     assert r.status_code == 200, r.text
     assert r.json()["return"]["value"] == [1, 2]
     assert r.json()["return"]["uri"] == API
-    assert len(raw) == 6
+    assert cached_keys(server) == ["r.json"]
 
 
 @pytest.mark.parametrize("route", ["/", "/cache/api", "/cache/api/v1.0/x", "/cache/api/v2.0/",
@@ -78,7 +79,7 @@ def test_path_wins_over_key_when_both_are_given(server):
 
 def test_return_data_of_a_json_key_is_the_document(server):
     put_sor(server, "doc.json", json.dumps(DOC, indent=2))
-    for source in ("sor", "memory"):
+    for _ in range(2):  # from the SOR, then from memory
         r = server.get(path="doc.json", **{"return": "data"})
         assert r.status_code == 200, r.text
         assert r.json() == {"return": {"uri": API, "path": "doc.json", "value": DOC}}
@@ -538,3 +539,78 @@ def test_http_head_reports_telemetry_in_headers_without_a_body(server):
     r = server.call("HEAD", params={"function": "read", "path": "other.json"})
     assert r.status_code == 404 and r.content == b""
     assert cached_keys(server) == ["h.json"]
+
+
+def test_format_raw_wins_over_return_data(server):
+    raw = put_sor(server, "both.json", '{"both": 1}')
+    r = server.get(path="both.json", format="raw", **{"return": "data"})
+    assert r.status_code == 200 and r.content == raw
+    assert r.headers["X-Aside-Source"] == "sor"
+
+
+def test_update_with_return_data_answers_the_new_document(server):
+    put_sor(server, "u.json", '{"v": 1}')
+    server.get(path="u.json")
+    put_sor(server, "u.json", '{"v": 2}')
+    r = server.get(function="update", path="u.json", **{"return": "data"})
+    assert r.status_code == 200
+    assert r.json()["return"] == {"uri": API, "path": "u.json", "value": {"v": 2}}
+
+
+def test_update_and_delete_keep_the_byte_counters_exact(server):
+    put_sor(server, "a.bin", b"a" * 100)
+    put_sor(server, "b.bin", b"b" * 1000)
+    server.get(path="a.bin")
+    server.get(path="b.bin")
+    put_sor(server, "a.bin", b"A" * 300)
+    assert server.get(function="update", path="a.bin").status_code == 200
+    v = telemetry(server)
+    assert v["keys"] == 2
+    assert v["memory"]["used_bytes"] == v["disk"]["used_bytes"] == 1300
+    assert server.get(function="delete", path="b.bin").status_code == 200
+    v = telemetry(server)
+    assert v["keys"] == 1
+    assert v["memory"]["used_bytes"] == v["disk"]["used_bytes"] == 300
+    assert server.get(function="delete", path="a.bin").status_code == 200
+    v = telemetry(server)
+    assert v["memory"]["used_bytes"] == v["disk"]["used_bytes"] == v["keys"] == 0
+
+
+def test_long_accept_header_that_lists_json_last_gets_the_envelope(server):
+    put_sor(server, "x.json", '{"x": 1}')
+    accept = ", ".join(f"text/x-type-{i};q=0.{i % 9 + 1}" for i in range(40))
+    accept += ", application/json"
+    r = server.call("GET", params={"path": "x.json"}, headers={"Accept": accept})
+    assert r.status_code == 200
+    assert "X-Aside-Source" not in r.headers, ("raw bytes instead of the envelope", r.content)
+    assert r.json()["return"]["value"]["source"] == "sor", r.text
+
+
+def test_fifo_in_the_sor_is_404_and_does_not_hang(server):
+    os.mkfifo(server.sor / "pipe.bin")
+    assert_error(server.get(path="pipe.bin"), 404)
+    assert_nothing_cached(server)
+
+
+def test_component_longer_than_a_file_name_can_be_is_not_found_not_a_sor_failure(server):
+    key = "n" * 300 + ".json"  # under the 1024-byte key limit, over any file system's NAME_MAX
+    r = server.get(path=key)
+    assert r.status_code in (400, 404), (r.status_code, r.text)
+    assert_error(r, r.status_code)
+    assert_nothing_cached(server)
+
+
+def test_file_in_the_way_of_a_folder_in_the_disk_tier_is_409_until_updated(server):
+    put_sor(server, "a", b"a file")
+    assert server.get(path="a").status_code == 200
+    (server.sor / "a").unlink()
+    put_sor(server, "a/b.json", "{}")
+    assert_error(server.get(path="a/b.json"), 409)
+    assert disk_tmp_files(server) == []
+    assert cached_keys(server) == ["a"]
+    r = server.get(path="a", format="raw")  # the cached value is unharmed
+    assert r.status_code == 200 and r.content == b"a file"
+    assert_error(server.get(function="update", path="a"), 404)  # gone from the SOR: forgotten
+    meta(server.get(path="a/b.json"), "sor")
+    assert cached_keys(server) == ["a/b.json"]
+    assert disk_values(server) == ["a/b.json"]
