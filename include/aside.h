@@ -32,6 +32,7 @@ typedef enum aside_status {
     ASIDE_ERR_TOO_LARGE, /* larger than a configured limit */
     ASIDE_ERR_BAD_VALUE, /* the content does not parse as its type (e.g. invalid JSON) */
     ASIDE_ERR_CONFLICT,  /* the key clashes with an existing one (a file where a folder is) */
+    ASIDE_ERR_DENIED,    /* the system of record refused access (credentials, permissions) */
     ASIDE_ERR_SOR,       /* the system of record failed */
     ASIDE_ERR_TIMEOUT,   /* the system of record did not answer in time */
     ASIDE_ERR_IO,        /* the local disk failed */
@@ -41,9 +42,12 @@ typedef enum aside_status {
 
 #define ASIDE_ERROR_MESSAGE_MAX 512
 
-/* A failure's status and reason. Plain data: declare one on the stack and pass its address. */
+/* A failure's status and reason. Plain data: declare one on the stack and pass its address.
+ * code is a more specific name the system of record gave (S3's "AccessDenied", "SlowDown"),
+ * or empty. */
 typedef struct aside_error {
     aside_status status;
+    char code[64];
     char message[ASIDE_ERROR_MESSAGE_MAX];
 } aside_error;
 
@@ -103,7 +107,17 @@ typedef struct aside_object_info {
     uint64_t size;
     int64_t  mtime_ns; /* modification time, nanoseconds since the epoch; 0 if unknown */
     char     etag[128]; /* an opaque version tag, "" if none */
+    bool     not_modified; /* a conditional fetch found the object unchanged: nothing copied */
 } aside_object_info;
+
+/* One object in a listing of a system of record. */
+typedef struct aside_object_entry {
+    char    *key; /* owned by the array */
+    uint64_t size;
+    int64_t  mtime_ns;
+} aside_object_entry;
+
+void aside_object_entries_free(aside_object_entry *entries, size_t count);
 
 /* A system of record supplied by the program. fetch copies the object named key into fd (a
  * regular file opened for writing, positioned at 0) and fills *info; it returns ASIDE_OK,
@@ -117,10 +131,27 @@ typedef struct aside_sor_callbacks {
 
 /* ---- the cache --------------------------------------------------------------------------- */
 
+/* S3 (or an S3-compatible service) as system of record. Credentials: the static keys below when
+ * set, else the AWS SDKs' chain, read from the environment when the cache opens (environment,
+ * shared credentials and config files, ECS container credentials, EC2 instance metadata v2). */
+typedef struct aside_s3_config {
+    const char *bucket;   /* NULL: no S3 */
+    const char *prefix;   /* key prefix ("data" or "data/"); NULL or "": the bucket's root */
+    const char *region;   /* NULL: us-east-1 */
+    const char *endpoint; /* an S3-compatible endpoint URL (path-style addressing); NULL: AWS */
+    uint64_t part_size_bytes;           /* ranged GET and multipart part size; 0: 8 MiB */
+    unsigned concurrency;               /* parts in flight per load; 0: 8 */
+    unsigned max_attempts;              /* attempts per request, with backoff; 0: 3 */
+    unsigned timeout_s;                 /* an attempt without progress this long fails; 0: 30 */
+    uint64_t multipart_threshold_bytes; /* writes above this are multipart; 0: 16 MiB */
+    const char *access_key_id, *secret_access_key, *session_token; /* optional static keys */
+} aside_s3_config;
+
 typedef struct aside_config {
     const char *data_dir;  /* the disk tier (LOCAL_DATA_DIR); created if missing */
     const char *sor_dir;   /* a local directory used as the system of record (REMOTE_STORAGE) */
     const aside_sor_callbacks *sor; /* when not NULL, used instead of sor_dir; copied at open */
+    aside_s3_config s3;             /* S3; when s3.bucket is set, S3 is the default storage */
     uint64_t memory_limit_bytes;    /* bytes of values held in memory; 0: 25% of RAM */
     uint64_t disk_limit_bytes;      /* bytes of the disk tier; 0: 80% of free space at open */
     const char *policy;             /* eviction policy: "s3fifo" (default) or "lru" */
@@ -144,11 +175,43 @@ void         aside_cache_close(aside_cache *cache);
 aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
                        aside_source *source, aside_error *err);
 
-/* Fetch key again from the system of record and replace the cached copy. If the system of record
- * no longer has it, the cached copy is removed and ASIDE_ERR_NOT_FOUND returned; if the system of
- * record fails, the cached copy is kept. out and source as for aside_get; out may be NULL. */
-aside_status aside_update(aside_cache *cache, const char *key, aside_value **out,
-                          aside_source *source, aside_error *err);
+/* Which system of record ("storage") a call uses: "s3" or "sd" (the directory); NULL or a NULL
+ * options pointer: the default, s3 when a bucket is configured, else sd. A key is one cache
+ * entry whichever storage loaded it; the storage decides where a miss is fetched from. */
+typedef struct aside_read_options {
+    const char *storage;
+} aside_read_options;
+
+/* How a read or update was answered. */
+typedef struct aside_read_info {
+    aside_source source;
+    bool         revalidated; /* update: the system of record said the copy is current */
+} aside_read_info;
+
+/* aside_get with options; info may be NULL. */
+aside_status aside_read(aside_cache *cache, const char *key, const aside_read_options *options,
+                        aside_value **out, aside_read_info *info, aside_error *err);
+
+/* Revalidate key with the system of record (a conditional fetch on the stored version tag) and
+ * replace the cached copy if it changed. If the system of record no longer has it, the cached
+ * copy is removed and ASIDE_ERR_NOT_FOUND returned; if the system of record fails, the cached
+ * copy is kept. out may be NULL. */
+aside_status aside_update(aside_cache *cache, const char *key, const aside_read_options *options,
+                          aside_value **out, aside_read_info *info, aside_error *err);
+
+/* Write data as key's new content to the system of record, then make it the cached value.
+ * A value that does not validate (invalid JSON) is refused before anything is written; a failed
+ * write changes neither the system of record nor the cache. info (may be NULL) receives what
+ * the system of record reported (size, version tag). */
+aside_status aside_write(aside_cache *cache, const char *key, const aside_read_options *options,
+                         const void *data, size_t size, aside_object_info *info,
+                         aside_error *err);
+
+/* List the objects of the system of record whose keys start with prefix (NULL or "": all),
+ * sorted by key. The caller frees the array with aside_object_entries_free(). */
+aside_status aside_list(aside_cache *cache, const aside_read_options *options,
+                        const char *prefix, aside_object_entry **out, size_t *count,
+                        aside_error *err);
 
 /* Remove key from memory and the disk tier (never from the system of record).
  * ASIDE_ERR_NOT_FOUND if the cache does not hold it. */

@@ -16,6 +16,8 @@ pkg-config          1.8
 libhttp-parser-dev  2.9.4
 libjansson-dev      2.14
 libxxhash-dev       0.8.1
+libcurl4-openssl-dev 7.88
+libssl-dev          3.0
 nginx-light         1.22
 wrk                 4.1.0
 curl                7.88

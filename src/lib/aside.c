@@ -60,7 +60,8 @@ struct aside_cache {
     uint64_t        mem_limit, disk_limit;
     aside_stats     counters; /* hits, misses, evictions, sor_fetches */
     store          *store;
-    sor            *sor;
+    sor            *sd; /* the directory, or the program's callbacks */
+    sor            *s3; /* NULL without a bucket */
     flight_group   *flights;
     int64_t         opened_mono_ns;
 };
@@ -70,7 +71,7 @@ struct aside_cache {
 const char *aside_status_name(aside_status status)
 {
     static const char *const names[] = {"ok",       "invalid",  "not_found", "too_large",
-                                        "bad_value", "conflict", "sor_error", "timeout",
+                                        "bad_value", "conflict", "access_denied", "sor_error", "timeout",
                                         "io_error", "out_of_memory", "internal"};
     if ((size_t)status < sizeof names / sizeof names[0])
         return names[status];
@@ -301,25 +302,40 @@ static aside_status inspect_fetched(aside_cache *c, const char *key, int fd, sto
     return st;
 }
 
-/* Fetch key into a temporary file of the disk tier and check it. */
-static aside_status fetch_to_tmp(aside_cache *c, const char *key, store_tmp *tmp,
-                                 store_meta *meta, aside_value **in_memory, aside_error *err)
+/* Describe a value about to enter the disk tier. */
+static void meta_init(store_meta *meta, const char *key, uint64_t size,
+                      const aside_object_info *info)
+{
+    memset(meta, 0, sizeof *meta);
+    meta->size = size;
+    meta->type = aside_value_type_for_key(key);
+    meta->sor_mtime_ns = info->mtime_ns;
+    meta->fetched_ms = clock_unix_ms();
+    snprintf(meta->etag, sizeof meta->etag, "%s", info->etag);
+}
+
+/* Fetch key into a temporary file of the disk tier and check it. With if_none_match, an
+ * unchanged object sets *not_modified and nothing else. */
+static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key,
+                                 const char *if_none_match, store_tmp *tmp, store_meta *meta,
+                                 aside_value **in_memory, bool *not_modified, aside_error *err)
 {
     aside_status st = store_tmp_create(c->store, tmp, err);
     if (st != ASIDE_OK)
         return st;
     aside_object_info info;
-    memset(&info, 0, sizeof info);
     pthread_mutex_lock(&c->lock);
     c->counters.sor_fetches++;
     pthread_mutex_unlock(&c->lock);
-    if ((st = sor_fetch(c->sor, key, tmp->fd, &info, err)) != ASIDE_OK)
+    if ((st = sor_fetch(from, key, tmp->fd, if_none_match, &info, err)) != ASIDE_OK)
         return st;
+    *not_modified = info.not_modified;
+    if (info.not_modified)
+        return ASIDE_OK;
     struct stat sb;
     if (fstat(tmp->fd, &sb) != 0)
         return error_set(err, ASIDE_ERR_IO, "stat of a temporary file failed");
-    memset(meta, 0, sizeof *meta);
-    meta->size = (uint64_t)sb.st_size;
+    meta_init(meta, key, (uint64_t)sb.st_size, &info);
     if (info.size != meta->size)
         return error_set(err, ASIDE_ERR_SOR, "%s: the system of record sent %llu bytes of %llu",
                          key, (unsigned long long)meta->size, (unsigned long long)info.size);
@@ -327,10 +343,6 @@ static aside_status fetch_to_tmp(aside_cache *c, const char *key, store_tmp *tmp
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %llu bytes, more than the disk tier's "
                          "limit of %llu", key, (unsigned long long)meta->size,
                          (unsigned long long)c->disk_limit);
-    meta->type = aside_value_type_for_key(key);
-    meta->sor_mtime_ns = info.mtime_ns;
-    meta->fetched_ms = clock_unix_ms();
-    snprintf(meta->etag, sizeof meta->etag, "%s", info.etag);
     return inspect_fetched(c, key, tmp->fd, meta, in_memory, err);
 }
 
@@ -359,22 +371,38 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
     return ASIDE_OK;
 }
 
-static aside_status load_from_sor(aside_cache *c, const char *key, aside_value **out,
-                                  aside_error *err)
+/* Commit the checked temporary file as key's value and install it (v: its memory copy, if any). */
+static aside_status commit(aside_cache *c, const char *key, store_tmp *tmp,
+                           const store_meta *meta, aside_value *v, aside_error *err)
+{
+    pthread_mutex_lock(&c->lock); /* make room before the file lands */
+    evict_disk_for(c, meta->size);
+    pthread_mutex_unlock(&c->lock);
+    aside_status st = store_commit(c->store, tmp, key, meta, err);
+    if (st == ASIDE_OK)
+        st = install(c, key, meta, v, err);
+    return st;
+}
+
+/* Fetch key from the SOR `from` and make it the cached value. With if_none_match, an unchanged
+ * object sets *not_modified and returns no value. */
+static aside_status load_from_sor(aside_cache *c, sor *from, const char *key,
+                                  const char *if_none_match, aside_value **out,
+                                  bool *not_modified, aside_error *err)
 {
     store_tmp tmp = {-1, ""};
     store_meta meta;
     aside_value *v = NULL;
-    aside_status st = fetch_to_tmp(c, key, &tmp, &meta, &v, err);
-    if (st == ASIDE_OK) {
-        pthread_mutex_lock(&c->lock); /* make room before the file lands */
-        evict_disk_for(c, meta.size);
-        pthread_mutex_unlock(&c->lock);
-        st = store_commit(c->store, &tmp, key, &meta, err);
+    *not_modified = false;
+    aside_status st = fetch_to_tmp(c, from, key, if_none_match, &tmp, &meta, &v, not_modified,
+                                   err);
+    if (st == ASIDE_OK && *not_modified) {
+        store_tmp_discard(&tmp);
+        return ASIDE_OK;
     }
-    store_tmp_discard(&tmp);
     if (st == ASIDE_OK)
-        st = install(c, key, &meta, v, err);
+        st = commit(c, key, &tmp, &meta, v, err);
+    store_tmp_discard(&tmp);
     if (st == ASIDE_OK && !v) { /* larger than memory: serve the file */
         bool verified = true;
         st = load_file(c, key, &meta, &verified, &v, err);
@@ -444,7 +472,7 @@ static aside_status disk_hit(aside_cache *c, const char *key, aside_value **out,
 }
 
 /* The leader's load: memory (someone may have finished a load since we looked), disk, SOR. */
-static aside_status load(aside_cache *c, const char *key, aside_value **out,
+static aside_status load(aside_cache *c, sor *from, const char *key, aside_value **out,
                          aside_source *source, aside_error *err)
 {
     if (memory_hit(c, key, out)) {
@@ -457,7 +485,8 @@ static aside_status load(aside_cache *c, const char *key, aside_value **out,
         return st;
     }
     *source = ASIDE_SOURCE_SOR;
-    st = load_from_sor(c, key, out, err);
+    bool not_modified = false;
+    st = load_from_sor(c, from, key, NULL, out, &not_modified, err);
     pthread_mutex_lock(&c->lock);
     c->counters.misses++;
     pthread_mutex_unlock(&c->lock);
@@ -467,13 +496,17 @@ static aside_status load(aside_cache *c, const char *key, aside_value **out,
 static void *value_retain_any(void *v) { return aside_value_retain(v); }
 static void  value_release_any(void *v) { aside_value_release(v); }
 
-static aside_status follow(aside_cache *c, flight *f, aside_value **out, aside_source *source,
-                           aside_error *err)
+static aside_status follow(aside_cache *c, const char *key, flight *f, aside_value **out,
+                           aside_source *source, aside_error *err)
 {
     void *result = NULL;
     int tag = 0;
     aside_status st = flight_wait(c->flights, f, &result, &tag, err);
     flight_release(c->flights, f, value_release_any);
+    if (st == ASIDE_OK && !result) /* a value too large for memory: read its file */
+        st = disk_hit(c, key, (aside_value **)&result, err);
+    if (st == ASIDE_ERR_NOT_FOUND && !result)
+        error_set(err, st, "%s left the cache while it was read; read it again", key);
     if (st != ASIDE_OK)
         return st;
     *out = result;
@@ -487,12 +520,52 @@ static aside_status follow(aside_cache *c, flight *f, aside_value **out, aside_s
     return ASIDE_OK;
 }
 
+/* The SOR a call's options name. */
+static aside_status pick_sor(aside_cache *c, const aside_read_options *options, sor **out,
+                             aside_error *err)
+{
+    const char *storage = options ? options->storage : NULL;
+    if (!storage || !*storage)
+        *out = c->s3 ? c->s3 : c->sd;
+    else if (strcmp(storage, "s3") == 0)
+        *out = c->s3;
+    else if (strcmp(storage, "sd") == 0)
+        *out = c->sd;
+    else
+        return error_set(err, ASIDE_ERR_INVALID, "unknown storage \"%s\" (known: s3, sd)",
+                         storage);
+    if (!*out)
+        return error_set(err, ASIDE_ERR_INVALID, "storage s3 needs a bucket (AWS_BUCKET_NAME)");
+    return ASIDE_OK;
+}
+
+/* Check the key and pick the SOR: what every call starts with. */
+static aside_status prepare(aside_cache *c, const char *key, const aside_read_options *options,
+                            sor **from, aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    return st == ASIDE_OK ? pick_sor(c, options, from, err) : st;
+}
+
 aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
                        aside_source *source, aside_error *err)
 {
-    aside_source ignored;
-    source = source ? source : &ignored;
-    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    aside_read_info info;
+    aside_status st = aside_read(c, key, NULL, out, &info, err);
+    if (source)
+        *source = info.source;
+    return st;
+}
+
+aside_status aside_read(aside_cache *c, const char *key, const aside_read_options *options,
+                        aside_value **out, aside_read_info *info, aside_error *err)
+{
+    aside_read_info ignored;
+    info = info ? info : &ignored;
+    memset(info, 0, sizeof *info);
+    aside_source *source = &info->source;
+    sor *from = NULL;
+    aside_status st = prepare(c, key, options, &from, err);
     if (st != ASIDE_OK)
         return st;
     if (memory_hit(c, key, out)) {
@@ -504,9 +577,9 @@ aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
     if (!f)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if (!leader)
-        return follow(c, f, out, source, err);
+        return follow(c, key, f, out, source, err);
     aside_value *v = NULL;
-    st = load(c, key, &v, source, err);
+    st = load(c, from, key, &v, source, err);
     flight_complete(c->flights, f, st, v, (int)*source, err);
     flight_release(c->flights, f, value_release_any);
     if (st == ASIDE_OK)
@@ -532,17 +605,34 @@ static flight *lead(aside_cache *c, const char *key)
     }
 }
 
-aside_status aside_update(aside_cache *c, const char *key, aside_value **out,
-                          aside_source *source, aside_error *err)
+/* The version tag of key's cached copy, or "" if none. */
+static void cached_etag(aside_cache *c, const char *key, char *etag, size_t size)
 {
-    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
-    if (st != ASIDE_OK)
-        return st;
-    flight *f = lead(c, key);
-    if (!f)
-        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-    aside_value *v = NULL;
-    st = load_from_sor(c, key, &v, err);
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    snprintf(etag, size, "%s", e ? e->meta.etag : "");
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The update itself, as the leader of key's flight. */
+static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside_value **out,
+                               aside_read_info *info, aside_error *err)
+{
+    char etag[sizeof((store_meta *)0)->etag];
+    cached_etag(c, key, etag, sizeof etag);
+    bool not_modified = false;
+    info->source = ASIDE_SOURCE_SOR;
+    aside_status st = load_from_sor(c, from, key, etag[0] ? etag : NULL, out, &not_modified, err);
+    if (st == ASIDE_OK && not_modified) {
+        info->revalidated = true;
+        if (memory_hit(c, key, out))
+            return ASIDE_OK;
+        st = disk_hit(c, key, out, err);
+        if (st != ASIDE_ERR_NOT_FOUND) /* else the copy went bad: fetch it whole */
+            return st;
+        info->revalidated = false;
+        st = load_from_sor(c, from, key, NULL, out, &not_modified, err);
+    }
     if (st == ASIDE_ERR_NOT_FOUND) {
         pthread_mutex_lock(&c->lock);
         entry *e = entry_find(c, key);
@@ -550,15 +640,131 @@ aside_status aside_update(aside_cache *c, const char *key, aside_value **out,
             entry_destroy(c, e, true, true);
         pthread_mutex_unlock(&c->lock);
     }
-    flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
+    return st;
+}
+
+aside_status aside_update(aside_cache *c, const char *key, const aside_read_options *options,
+                          aside_value **out, aside_read_info *info, aside_error *err)
+{
+    aside_read_info ignored;
+    info = info ? info : &ignored;
+    memset(info, 0, sizeof *info);
+    sor *from = NULL;
+    aside_status st = prepare(c, key, options, &from, err);
+    if (st != ASIDE_OK)
+        return st;
+    flight *f = lead(c, key);
+    if (!f)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_value *v = NULL;
+    st = revalidate(c, from, key, &v, info, err);
+    flight_complete(c->flights, f, st, v, (int)info->source, err);
     flight_release(c->flights, f, value_release_any);
-    if (source)
-        *source = ASIDE_SOURCE_SOR;
     if (st == ASIDE_OK && out)
         *out = v;
     else
         aside_value_release(v);
     return st;
+}
+
+/* ---- writes and listings ------------------------------------------------------------------ */
+
+static aside_status write_tmp(int fd, const void *data, size_t size, aside_error *err)
+{
+    for (size_t done = 0; done < size;) {
+        ssize_t n = write(fd, (const char *)data + done, size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return error_set(err, ASIDE_ERR_IO, "cannot write to the disk tier: %s",
+                             strerror(errno));
+        done += (size_t)n;
+    }
+    return ASIDE_OK;
+}
+
+/* Write through to the SOR, then commit the same bytes as the cached value; *out is its memory
+ * copy (NULL when larger than the memory budget). */
+static aside_status write_through(aside_cache *c, sor *to, const char *key, const void *data,
+                                  size_t size, aside_object_info *info, aside_value **out,
+                                  aside_error *err)
+{
+    aside_value_type type = aside_value_type_for_key(key);
+    aside_status st = value_kind_of(type)->check(data, size, err);
+    if (st == ASIDE_OK && size > c->disk_limit)
+        st = error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %zu bytes, more than the disk tier's "
+                       "limit", key, size);
+    store_tmp tmp = {-1, ""};
+    if (st == ASIDE_OK)
+        st = store_tmp_create(c->store, &tmp, err);
+    if (st == ASIDE_OK)
+        st = write_tmp(tmp.fd, data, size, err);
+    if (st == ASIDE_OK)
+        st = sor_put(to, key, tmp.fd, size, info, err);
+    aside_value *v = NULL;
+    if (st == ASIDE_OK) {
+        store_meta meta;
+        meta_init(&meta, key, size, info);
+        meta.xxh3 = store_checksum(data, size);
+        void *copy = size <= c->mem_limit ? malloc(size ? size : 1) : NULL;
+        if (copy) {
+            memcpy(copy, data, size);
+            v = value_from_memory(type, copy, size);
+        }
+        st = commit(c, key, &tmp, &meta, v, err);
+    }
+    store_tmp_discard(&tmp);
+    if (st == ASIDE_OK)
+        *out = v;
+    else
+        aside_value_release(v);
+    return st;
+}
+
+aside_status aside_write(aside_cache *c, const char *key, const aside_read_options *options,
+                         const void *data, size_t size, aside_object_info *info,
+                         aside_error *err)
+{
+    aside_object_info ignored;
+    info = info ? info : &ignored;
+    memset(info, 0, sizeof *info);
+    sor *to = NULL;
+    aside_status st = prepare(c, key, options, &to, err);
+    if (st != ASIDE_OK)
+        return st;
+    flight *f = lead(c, key);
+    if (!f)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_value *v = NULL;
+    st = write_through(c, to, key, data, size, info, &v, err);
+    flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
+    flight_release(c->flights, f, value_release_any);
+    aside_value_release(v);
+    return st;
+}
+
+static int by_object_key(const void *a, const void *b)
+{
+    return strcmp(((const aside_object_entry *)a)->key, ((const aside_object_entry *)b)->key);
+}
+
+aside_status aside_list(aside_cache *c, const aside_read_options *options, const char *prefix,
+                        aside_object_entry **out, size_t *count, aside_error *err)
+{
+    sor *from = NULL;
+    aside_status st = pick_sor(c, options, &from, err);
+    sor_listing listing = {NULL, 0, 0};
+    if (st == ASIDE_OK)
+        st = sor_list(from, prefix, &listing, err);
+    if (st != ASIDE_OK) {
+        aside_object_entries_free(listing.items, listing.count);
+        return st;
+    }
+    if (listing.count)
+        qsort(listing.items, listing.count, sizeof *listing.items, by_object_key);
+    *out = listing.items;
+    *count = listing.count;
+    return ASIDE_OK;
 }
 
 aside_status aside_delete(aside_cache *c, const char *key, aside_error *err)
@@ -682,8 +888,10 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
     aside_status st = store_open(cfg->data_dir, &c->store, err);
     if (st != ASIDE_OK)
         return st;
-    c->sor = cfg->sor ? sor_callbacks_create(cfg->sor, err) : sor_local_create(cfg->sor_dir, err);
-    if (!c->sor)
+    c->sd = cfg->sor ? sor_callbacks_create(cfg->sor, err) : sor_local_create(cfg->sor_dir, err);
+    if (!c->sd)
+        return err ? err->status : ASIDE_ERR_INVALID;
+    if (cfg->s3.bucket && *cfg->s3.bucket && !(c->s3 = sor_s3_create(&cfg->s3, err)))
         return err ? err->status : ASIDE_ERR_INVALID;
     c->mem_limit = cfg->memory_limit_bytes
                        ? cfg->memory_limit_bytes
@@ -743,7 +951,8 @@ void aside_cache_close(aside_cache *c)
     policy_destroy(c->mem_policy);
     policy_destroy(c->disk_policy);
     flight_group_destroy(c->flights);
-    sor_destroy(c->sor);
+    sor_destroy(c->sd);
+    sor_destroy(c->s3);
     store_close(c->store);
     pthread_mutex_destroy(&c->lock);
     free(c);

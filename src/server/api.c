@@ -50,6 +50,8 @@ typedef struct call {
     int64_t             started_ns;
     const char         *path; /* the key, or NULL */
     size_t              path_len;
+    aside_read_options  options; /* storage */
+    bool                raw_body; /* the body is a value (write), not parameters */
 } call;
 
 /* ---- answers ------------------------------------------------------------------------------ */
@@ -62,6 +64,7 @@ static int status_for(aside_status st)
     case ASIDE_ERR_TOO_LARGE: return 413;
     case ASIDE_ERR_BAD_VALUE: return 422;
     case ASIDE_ERR_CONFLICT: return 409;
+    case ASIDE_ERR_DENIED: return 403;
     case ASIDE_ERR_SOR: return 502;
     case ASIDE_ERR_TIMEOUT: return 504;
     case ASIDE_ERR_NOMEM: return 503;
@@ -84,7 +87,8 @@ static void answer_error(call *c, int status, const char *code, const char *mess
 
 static void answer_status(call *c, const aside_error *err)
 {
-    answer_error(c, status_for(err->status), aside_status_name(err->status), err->message);
+    const char *code = err->code[0] ? err->code : aside_status_name(err->status);
+    answer_error(c, status_for(err->status), code, err->message);
 }
 
 /* Start a success envelope; the caller writes the value and calls envelope_end. */
@@ -318,15 +322,18 @@ static void put_seconds(call *c, buf *b)
                (double)(clock_mono_ns() - c->started_ns) / 1e9);
 }
 
-static void answer_meta(call *c, aside_value *v, aside_source source, bool timed)
+static void answer_meta(call *c, aside_value *v, const aside_read_info *info, bool updated,
+                        bool timed)
 {
     buf *b = envelope_begin(c);
     buf_puts(b, "{\"result\": \"success\", \"source\": \"");
-    buf_puts(b, source_name(source));
+    buf_puts(b, source_name(info->source));
     buf_puts(b, "\", \"type\": \"");
     buf_puts(b, aside_value_type_name(aside_value_type_of(v)));
     buf_puts(b, "\", \"bytes\": ");
     buf_put_u64(b, aside_value_size(v));
+    if (updated)
+        buf_puts(b, info->revalidated ? ", \"revalidated\": true" : ", \"revalidated\": false");
     if (timed)
         put_seconds(c, b);
     buf_putc(b, '}');
@@ -375,7 +382,7 @@ static void answer_raw(call *c, aside_value *v, aside_source source)
 }
 
 /* Answer a value as the read parameters ask. */
-static void answer_value(call *c, aside_value *v, aside_source source)
+static void answer_value(call *c, aside_value *v, const aside_read_info *info, bool updated)
 {
     static const char *const returns[] = {"meta", "data", NULL};
     static const char *const formats[] = {"json", "raw", NULL};
@@ -385,11 +392,11 @@ static void answer_value(call *c, aside_value *v, aside_source source)
         !choice(c, "time", booleans, &timed))
         return;
     if (wants_raw(c, format))
-        answer_raw(c, v, source);
+        answer_raw(c, v, info->source);
     else if (strcmp(ret, "data") == 0)
         answer_data(c, v);
     else
-        answer_meta(c, v, source, strcmp(timed, "true") == 0 || strcmp(timed, "1") == 0);
+        answer_meta(c, v, info, updated, strcmp(timed, "true") == 0 || strcmp(timed, "1") == 0);
 }
 
 static bool need_path(call *c)
@@ -400,28 +407,77 @@ static bool need_path(call *c)
     return false;
 }
 
-typedef aside_status (*loader)(aside_cache *cache, const char *key, aside_value **out,
-                              aside_source *source, aside_error *err);
+typedef aside_status (*loader)(aside_cache *cache, const char *key,
+                              const aside_read_options *options, aside_value **out,
+                              aside_read_info *info, aside_error *err);
 
-/* Load the path with get (read) or update, and answer its value. */
+/* Load the path with read or update, and answer its value. */
 static void load_and_answer(call *c, loader load)
 {
     if (!need_path(c))
         return;
     aside_value *v = NULL;
-    aside_source source;
+    aside_read_info info;
     aside_error err;
-    if (load(c->api->cache, c->path, &v, &source, &err) != ASIDE_OK) {
+    if (load(c->api->cache, c->path, &c->options, &v, &info, &err) != ASIDE_OK) {
         answer_status(c, &err);
         return;
     }
-    answer_value(c, v, source);
+    answer_value(c, v, &info, load == aside_update);
     aside_value_release(v);
 }
 
-static void fn_read(call *c) { load_and_answer(c, aside_get); }
+static void fn_read(call *c) { load_and_answer(c, aside_read); }
 
 static void fn_update(call *c) { load_and_answer(c, aside_update); }
+
+static void fn_write(call *c)
+{
+    if (!need_path(c))
+        return;
+    aside_object_info info;
+    aside_error err;
+    if (aside_write(c->api->cache, c->path, &c->options, c->req->body, c->req->body_len, &info,
+                    &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    buf *b = envelope_begin(c);
+    buf_puts(b, "{\"result\": \"success\", \"bytes\": ");
+    buf_put_u64(b, info.size);
+    buf_puts(b, ", \"etag\": ");
+    buf_put_json_string(b, info.etag, strlen(info.etag));
+    buf_putc(b, '}');
+    envelope_end(c);
+}
+
+static void put_time(buf *b, int64_t unix_ms);
+
+static void fn_list(call *c)
+{
+    aside_object_entry *objects = NULL;
+    size_t count = 0;
+    aside_error err;
+    if (aside_list(c->api->cache, &c->options, param_get(c, "prefix", NULL), &objects, &count,
+                   &err) != ASIDE_OK) {
+        answer_status(c, &err);
+        return;
+    }
+    buf *b = envelope_begin(c);
+    buf_putc(b, '[');
+    for (size_t i = 0; i < count; i++) {
+        buf_puts(b, i ? ", {\"path\": " : "{\"path\": ");
+        buf_put_json_string(b, objects[i].key, strlen(objects[i].key));
+        buf_puts(b, ", \"bytes\": ");
+        buf_put_u64(b, objects[i].size);
+        buf_puts(b, ", \"last_modified\": ");
+        put_time(b, objects[i].mtime_ns / 1000000);
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ']');
+    envelope_end(c);
+    aside_object_entries_free(objects, count);
+}
 
 static void fn_delete(call *c)
 {
@@ -561,7 +617,7 @@ static const api_function functions[] = {
     {"read", fn_read},         {"create", fn_read},       {"data_read", fn_read},
     {"cache_create", fn_read}, {"update", fn_update},     {"delete", fn_delete},
     {"cache_delete", fn_delete}, {"head", fn_head},       {"cache_head", fn_head},
-    {"stats_cache", fn_stats_cache},
+    {"stats_cache", fn_stats_cache}, {"list", fn_list},   {"write", fn_write},
 };
 
 static const api_function *find_function(const char *name)
@@ -628,10 +684,14 @@ static bool prepare(call *c)
         answer_error(c, 400, "bad_request", why);
         return false;
     }
-    if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !parse_body(c, why, sizeof why)) {
+    const char *function = param_get(c, "function", NULL);
+    c->raw_body = function && strcmp(function, "write") == 0;
+    if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !c->raw_body &&
+        !parse_body(c, why, sizeof why)) {
         answer_error(c, 400, "bad_request", why);
         return false;
     }
+    c->options.storage = param_get(c, "storage", NULL);
     size_t len = 0;
     c->path = param_get(c, "path", &len);
     if (!c->path)

@@ -20,29 +20,45 @@ typedef enum option_kind { OPT_TEXT, OPT_SIZE_MEMORY, OPT_SIZE_DISK, OPT_SIZE, O
 typedef struct option_row {
     const char *flag;
     const char *env;
+    const char *env_alias; /* read when env is not set */
     const char *fallback;
     option_kind kind;
     const char *help;
 } option_row;
 
 static const option_row options[] = {
-    {"local-data-dir", "LOCAL_DATA_DIR", "./data/cache", OPT_TEXT,
+    {"local-data-dir", "LOCAL_DATA_DIR", NULL, "./data/cache", OPT_TEXT,
      "the disk tier: where fetched values are kept across restarts"},
-    {"remote-storage", "REMOTE_STORAGE", "./data/sor", OPT_TEXT,
+    {"remote-storage", "REMOTE_STORAGE", NULL, "./data/sor", OPT_TEXT,
      "a local or network directory used as the system of record"},
-    {"bind", "ASIDE_BIND", "127.0.0.1", OPT_TEXT, "address to listen on"},
-    {"port", "ASIDE_PORT", "5000", OPT_PORT, "port to listen on (0: any free port)"},
-    {"memory-limit", "ASIDE_MEMORY_LIMIT", "25%", OPT_SIZE_MEMORY,
+    {"bind", "ASIDE_BIND", NULL, "127.0.0.1", OPT_TEXT, "address to listen on"},
+    {"port", "ASIDE_PORT", NULL, "5000", OPT_PORT, "port to listen on (0: any free port)"},
+    {"memory-limit", "ASIDE_MEMORY_LIMIT", NULL, "25%", OPT_SIZE_MEMORY,
      "bytes of values held in memory (512MiB, 4GiB, or a % of RAM)"},
-    {"disk-limit", "ASIDE_DISK_LIMIT", "80%", OPT_SIZE_DISK,
+    {"disk-limit", "ASIDE_DISK_LIMIT", NULL, "80%", OPT_SIZE_DISK,
      "bytes of the disk tier (or a % of the free space at start)"},
-    {"threads", "ASIDE_THREADS", NULL, OPT_COUNT, "worker threads (default: number of cores)"},
-    {"policy", "ASIDE_POLICY", "s3fifo", OPT_TEXT, "eviction policy: s3fifo or lru"},
-    {"max-body", "ASIDE_MAX_BODY", "64MiB", OPT_SIZE, "largest request body accepted"},
-    {"idle-timeout", "ASIDE_IDLE_TIMEOUT", "60", OPT_SECONDS,
+    {"threads", "ASIDE_THREADS", NULL, NULL, OPT_COUNT, "worker threads (default: number of cores)"},
+    {"policy", "ASIDE_POLICY", NULL, "s3fifo", OPT_TEXT, "eviction policy: s3fifo or lru"},
+    {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_SIZE, "largest request body accepted"},
+    {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_SECONDS,
      "seconds an idle keep-alive connection is kept open"},
-    {"request-timeout", "ASIDE_REQUEST_TIMEOUT", "30", OPT_SECONDS,
+    {"request-timeout", "ASIDE_REQUEST_TIMEOUT", NULL, "30", OPT_SECONDS,
      "seconds a client has to send a request, and to take each part of a response"},
+    {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT,
+     "S3 bucket of the system of record; when set, S3 is the default storage"},
+    {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, "key prefix of the data in the bucket"},
+    {"aws-region", "AWS_REGION", "AWS_DEFAULT_REGION", "us-east-1", OPT_TEXT, "the bucket's region"},
+    {"aws-endpoint-url", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", NULL, OPT_TEXT,
+     "an S3-compatible endpoint (path-style addressing)"},
+    {"s3-part-size", "ASIDE_S3_PART_SIZE", NULL, "8MiB", OPT_SIZE,
+     "part size of parallel ranged loads and multipart writes"},
+    {"s3-concurrency", "ASIDE_S3_CONCURRENCY", NULL, "8", OPT_COUNT, "parts in flight per load"},
+    {"s3-max-attempts", "ASIDE_S3_MAX_ATTEMPTS", NULL, "3", OPT_COUNT,
+     "attempts per S3 request, with exponential backoff and full jitter"},
+    {"s3-timeout", "ASIDE_S3_TIMEOUT", NULL, "30", OPT_SECONDS,
+     "seconds an S3 request may go without progress before it is retried"},
+    {"s3-multipart-threshold", "ASIDE_S3_MULTIPART_THRESHOLD", NULL, "16MiB", OPT_SIZE,
+     "writes larger than this are multipart uploads"},
 };
 
 enum { OPTION_COUNT = sizeof options / sizeof options[0], MAX_COUNT = 1024,
@@ -57,13 +73,18 @@ void server_config_print_help(const char *program)
            "Each option can also be set by the environment variable shown; a flag wins.\n\n",
            program);
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        printf("  --%-18s %-22s %s", options[i].flag, options[i].env, options[i].help);
+        printf("  --%-22s %-28s %s", options[i].flag, options[i].env, options[i].help);
         if (options[i].fallback)
             printf(" [default: %s]", options[i].fallback);
         printf("\n");
     }
-    printf("  --%-18s %-22s %s\n", "help", "", "print this help and exit");
-    printf("  --%-18s %-22s %s\n", "version", "", "print the version and exit");
+    printf("  --%-22s %-28s %s\n", "help", "", "print this help and exit");
+    printf("  --%-22s %-28s %s\n", "version", "", "print the version and exit");
+    printf("\nS3 credentials are found as the AWS SDKs find them: AWS_ACCESS_KEY_ID,\n"
+           "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the shared files AWS_SHARED_CREDENTIALS_FILE\n"
+           "and AWS_CONFIG_FILE for the profile AWS_PROFILE; ECS container credentials\n"
+           "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN);\n"
+           "EC2 instance metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED).\n");
 }
 
 static uint64_t ram_bytes(void)
@@ -125,6 +146,28 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
                        "(known: s3fifo, lru)", o->flag, o->env, text);
     else if (strcmp(name, "policy") == 0)
         cfg->cache.policy = text;
+    else if (strcmp(name, "aws-bucket-name") == 0)
+        cfg->cache.s3.bucket = text;
+    else if (strcmp(name, "aws-data-dir") == 0)
+        cfg->cache.s3.prefix = text;
+    else if (strcmp(name, "aws-region") == 0)
+        cfg->cache.s3.region = text;
+    else if (strcmp(name, "aws-endpoint-url") == 0)
+        cfg->cache.s3.endpoint = text;
+    else if (strcmp(name, "s3-part-size") == 0 && (st = parse_size(o, text, 0, &size, err)) == 0)
+        cfg->cache.s3.part_size_bytes = size;
+    else if (strcmp(name, "s3-multipart-threshold") == 0 &&
+             (st = parse_size(o, text, 0, &size, err)) == 0)
+        cfg->cache.s3.multipart_threshold_bytes = size;
+    else if (strcmp(name, "s3-concurrency") == 0 &&
+             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
+        cfg->cache.s3.concurrency = (unsigned)number;
+    else if (strcmp(name, "s3-max-attempts") == 0 &&
+             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
+        cfg->cache.s3.max_attempts = (unsigned)number;
+    else if (strcmp(name, "s3-timeout") == 0 &&
+             (st = parse_number(o, text, 1, MAX_SECONDS, &number, err)) == 0)
+        cfg->cache.s3.timeout_s = (unsigned)number;
     else if (o->kind == OPT_PORT && (st = parse_number(o, text, 0, 65535, &number, err)) == 0)
         cfg->http.port = (int)number;
     else if (o->kind == OPT_COUNT && (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
@@ -164,6 +207,8 @@ static aside_status collect(const char **texts, int argc, char **argv, server_co
 {
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const char *env = getenv(options[i].env);
+        if ((!env || !*env) && options[i].env_alias)
+            env = getenv(options[i].env_alias);
         texts[i] = env && *env ? env : options[i].fallback;
     }
     for (int i = 1; i < argc; i++) {

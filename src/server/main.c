@@ -55,9 +55,16 @@ static int serve(server_config *cfg)
     }
     aside_stats stats;
     aside_stats_get(cache, &stats);
+    const aside_s3_config *s3 = &cfg->cache.s3;
+    char storage[1024];
+    if (s3->bucket)
+        snprintf(storage, sizeof storage, "s3://%s/%s (and sd: %s)", s3->bucket,
+                 s3->prefix ? s3->prefix : "", cfg->cache.sor_dir);
+    else
+        snprintf(storage, sizeof storage, "%s", cfg->cache.sor_dir);
     log_line("info", "listening on http://%s:%d" "/cache/api/v1.0/ (%d threads; system of record "
              "%s; disk tier %s with %llu keys; memory limit %llu bytes, disk limit %llu bytes)",
-             cfg->http.bind, http_server_port(server), cfg->http.threads, cfg->cache.sor_dir,
+             cfg->http.bind, http_server_port(server), cfg->http.threads, storage,
              cfg->cache.data_dir, (unsigned long long)stats.keys,
              (unsigned long long)stats.memory_limit_bytes,
              (unsigned long long)stats.disk_limit_bytes);

@@ -5,7 +5,12 @@
  * (a symlink inside the root is fine: operators use them to assemble data sets). The copy into
  * the disk tier uses copy_file_range, which lets the kernel move the bytes (or share extents on
  * file systems that can), with read/write as the fallback. The version tag is the file's mtime
- * and size, as web servers derive ETags for static files. */
+ * and size, as web servers derive ETags for static files; a conditional fetch compares it.
+ *
+ * Listing walks the tree (folders that cannot hold the prefix are skipped; symlinks are not
+ * followed). Writing goes to a temporary file beside the target, fsync'd and renamed, so
+ * readers of the SOR never see half a file. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -108,8 +113,16 @@ static aside_status open_inside_root(const sor_local *s, const char *key, int *f
     return ASIDE_OK;
 }
 
-static aside_status local_fetch(sor *base, const char *key, int out, aside_object_info *info,
-                                aside_error *err)
+static void describe(const struct stat *sb, aside_object_info *info)
+{
+    info->size = (uint64_t)sb->st_size;
+    info->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+    snprintf(info->etag, sizeof info->etag, "\"%llx-%llx\"", (unsigned long long)info->mtime_ns,
+             (unsigned long long)info->size);
+}
+
+static aside_status local_fetch(sor *base, const char *key, int out, const char *if_none_match,
+                                aside_object_info *info, aside_error *err)
 {
     sor_local *s = (sor_local *)base;
     int in = -1;
@@ -125,6 +138,11 @@ static aside_status local_fetch(sor *base, const char *key, int out, aside_objec
         st = error_set(err, ASIDE_ERR_NOT_FOUND, "not a file in the system of record: %s", key);
         goto done;
     }
+    describe(&sb, info);
+    if (if_none_match && strcmp(if_none_match, info->etag) == 0) {
+        info->not_modified = true;
+        goto done;
+    }
     uint64_t copied = 0;
     st = copy_file(in, out, err, &copied);
     if (st != ASIDE_OK)
@@ -134,18 +152,115 @@ static aside_status local_fetch(sor *base, const char *key, int out, aside_objec
                        key, (unsigned long long)copied, (unsigned long long)sb.st_size);
         goto done;
     }
-    info->size = copied;
-    info->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-    snprintf(info->etag, sizeof info->etag, "\"%llx-%llx\"", (unsigned long long)info->mtime_ns,
-             (unsigned long long)copied);
 done:
     close(in);
     return st;
 }
 
+/* ---- listing ------------------------------------------------------------------------------ */
+
+/* Add the regular files below dir (rel: its path below the root) whose keys start with prefix. */
+static aside_status walk(const char *root, const char *rel, const char *prefix, sor_listing *out,
+                         aside_error *err)
+{
+    char dir_path[PATH_MAX];
+    snprintf(dir_path, sizeof dir_path, "%s%s%s", root, rel[0] ? "/" : "", rel);
+    DIR *d = opendir(dir_path);
+    if (!d)
+        return ASIDE_OK;
+    aside_status st = ASIDE_OK;
+    size_t prefix_len = strlen(prefix);
+    for (struct dirent *e; st == ASIDE_OK && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child[PATH_MAX];
+        int n = snprintf(child, sizeof child, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+        struct stat sb;
+        if (n >= (int)sizeof child || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW))
+            continue;
+        /* descend only into folders that can hold keys with the prefix */
+        size_t common = (size_t)n < prefix_len ? (size_t)n : prefix_len;
+        if (strncmp(child, prefix, common) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode))
+            st = walk(root, child, prefix, out, err);
+        else if (S_ISREG(sb.st_mode) && (size_t)n >= prefix_len &&
+                 aside_key_check(child, (size_t)n, NULL) == ASIDE_OK &&
+                 !sor_listing_add(out, child, (size_t)n, (uint64_t)sb.st_size,
+                                  (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec))
+            st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    return st;
+}
+
+static aside_status local_list(sor *base, const char *prefix, sor_listing *out, aside_error *err)
+{
+    return walk(((sor_local *)base)->root, "", prefix, out, err);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* Create the folders of key below the root, refusing to go through a symlink out of it. */
+static aside_status make_folders(const sor_local *s, const char *key, aside_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->root, key);
+    for (char *p = strchr(path + strlen(s->root) + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            int saved = errno;
+            return error_set(err, saved == ENOTDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
+                             "cannot create a folder for %s: %s", key, strerror(saved));
+        }
+        char real[PATH_MAX];
+        size_t root_len = strlen(s->root);
+        if (!realpath(path, real) || strncmp(real, s->root, root_len) != 0 ||
+            real[root_len] != '/')
+            return error_set(err, ASIDE_ERR_INVALID, "path resolves outside the system of "
+                                                     "record (through a symlink): %s", key);
+        *p = '/';
+    }
+    return ASIDE_OK;
+}
+
+/* Write the file next to its final name, fsync, rename: readers see the old or the new. */
+static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
+                              aside_object_info *info, aside_error *err)
+{
+    sor_local *s = (sor_local *)base;
+    aside_status st = make_folders(s, key, err);
+    if (st != ASIDE_OK)
+        return st;
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->root, key);
+    snprintf(tmp, sizeof tmp, "%s.aside-write.XXXXXX", path);
+    int out = mkostemp(tmp, O_CLOEXEC);
+    if (out < 0)
+        return error_set(err, ASIDE_ERR_SOR, "cannot write %s: %s", key, strerror(errno));
+    uint64_t copied = 0;
+    if (lseek(in, 0, SEEK_SET) != 0)
+        st = error_set(err, ASIDE_ERR_IO, "cannot rewind the value of %s", key);
+    if (st == ASIDE_OK)
+        st = copy_file(in, out, err, &copied);
+    if (st == ASIDE_OK && copied != size)
+        st = error_set(err, ASIDE_ERR_IO, "short copy writing %s", key);
+    struct stat sb;
+    if (st == ASIDE_OK && (fsync(out) != 0 || fstat(out, &sb) != 0 || rename(tmp, path) != 0))
+        st = error_set(err, errno == EISDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
+                       "cannot write %s: %s", key, strerror(errno));
+    close(out);
+    if (st != ASIDE_OK) {
+        unlink(tmp);
+        return st;
+    }
+    describe(&sb, info);
+    return ASIDE_OK;
+}
+
 static void local_destroy(sor *s) { free(s); }
 
-static const sor_ops local_ops = {"sd", local_fetch, local_destroy};
+static const sor_ops local_ops = {"sd", local_fetch, local_list, local_put, local_destroy};
 
 sor *sor_local_create(const char *root, aside_error *err)
 {

@@ -1,23 +1,38 @@
-/* sor.h -- systems of record: where values come from.
+/* sor.h -- systems of record: where values come from and go to.
  *
- * A system of record (SOR) is the source of truth the cache loads from on a miss. It is an
- * interface with one job today, fetch: copy an object into a file descriptor (the disk tier's
- * temporary file), so that a large object streams to disk and never needs to fit in memory.
+ * A system of record (SOR) is the source of truth the cache loads from on a miss. The
+ * interface has three operations: fetch copies an object into a file descriptor (the disk
+ * tier's temporary file, so a large object streams to disk and never needs to fit in memory),
+ * optionally only if its version tag changed; list names the objects under a prefix; put
+ * writes an object from a file descriptor.
  *
- * Implementations: a local or network directory (local.c, the "sd" storage) and callbacks that
- * a program embedding libaside supplies (callbacks.c). S3 comes next behind the same interface.
- * A SOR is safe to call from many threads at once. */
+ * Implementations: a local or network directory (local.c, the "sd" storage), S3 or an
+ * S3-compatible service (s3.c, with AWS credentials from credentials.c), and callbacks that a
+ * program embedding libaside supplies (sor.c). A SOR is safe to call from many threads. */
 #ifndef ASIDE_SOR_H
 #define ASIDE_SOR_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "aside.h"
+#include "util/util.h"
 
 typedef struct sor sor;
 
+/* A growing array of listed objects. */
+typedef struct sor_listing {
+    aside_object_entry *items;
+    size_t              count, cap;
+} sor_listing;
+
 typedef struct sor_ops {
     const char *name;
-    aside_status (*fetch)(sor *s, const char *key, int fd, aside_object_info *info,
-                          aside_error *err);
+    aside_status (*fetch)(sor *s, const char *key, int fd, const char *if_none_match,
+                          aside_object_info *info, aside_error *err);
+    aside_status (*list)(sor *s, const char *prefix, sor_listing *out, aside_error *err);
+    aside_status (*put)(sor *s, const char *key, int fd, uint64_t size, aside_object_info *info,
+                        aside_error *err);
     void (*destroy)(sor *s);
 } sor_ops;
 
@@ -28,15 +43,48 @@ struct sor {
 
 /* A SOR over the directory root (which must exist). NULL with a reason on failure. */
 sor *sor_local_create(const char *root, aside_error *err);
-/* A SOR calling back into the embedding program; callbacks is copied. */
+/* A SOR on S3 as configured (bucket set). NULL with a reason on failure. */
+sor *sor_s3_create(const aside_s3_config *cfg, aside_error *err);
+/* A SOR calling back into the embedding program; callbacks is copied. Fetch only. */
 sor *sor_callbacks_create(const aside_sor_callbacks *callbacks, aside_error *err);
 
-/* Copy the object named key (a checked key) into fd, positioned at 0, and describe it.
- * ASIDE_ERR_NOT_FOUND when the SOR has no such object; ASIDE_ERR_INVALID when the key resolves
- * outside the SOR (a symlink); ASIDE_ERR_SOR or ASIDE_ERR_IO on failure. */
-aside_status sor_fetch(sor *s, const char *key, int fd, aside_object_info *info,
-                       aside_error *err);
+/* Copy the object named key (a checked key) into fd, positioned at 0, and describe it. With
+ * if_none_match (a version tag), an unchanged object sets info->not_modified and copies
+ * nothing. ASIDE_ERR_NOT_FOUND when the SOR has no such object; ASIDE_ERR_INVALID when the
+ * key resolves outside the SOR (a symlink); ASIDE_ERR_SOR, ASIDE_ERR_DENIED,
+ * ASIDE_ERR_TIMEOUT or ASIDE_ERR_IO on failure. Nothing is promised of fd after a failure. */
+aside_status sor_fetch(sor *s, const char *key, int fd, const char *if_none_match,
+                       aside_object_info *info, aside_error *err);
+/* Append the objects whose keys start with prefix to out (unsorted). */
+aside_status sor_list(sor *s, const char *prefix, sor_listing *out, aside_error *err);
+/* Write size bytes from fd (read with pread from offset 0) as key's content, atomically: a
+ * failed put leaves the old object, if any. */
+aside_status sor_put(sor *s, const char *key, int fd, uint64_t size, aside_object_info *info,
+                     aside_error *err);
 const char  *sor_name(const sor *s);
 void         sor_destroy(sor *s);
+
+/* Add one object to a listing; false when out of memory. */
+bool sor_listing_add(sor_listing *l, const char *key, size_t key_len, uint64_t size,
+                     int64_t mtime_ns);
+
+/* ---- AWS credentials (credentials.c) ------------------------------------------------------ */
+
+typedef struct aws_credentials {
+    char    access_key[128];
+    char    secret_key[256];
+    char    session_token[2048];
+    int64_t expires_ms; /* unix ms; 0: never */
+    char    source[16]; /* where they came from: "environment", "profile", "ecs", ... */
+} aws_credentials;
+
+typedef struct cred_provider cred_provider;
+
+/* A provider; static keys (may be NULL) win over the chain, which reads the environment now. */
+cred_provider *cred_provider_create(const char *access_key, const char *secret_key,
+                                    const char *session_token);
+void           cred_provider_destroy(cred_provider *p);
+/* Current credentials, fetched or refreshed as needed. ASIDE_ERR_DENIED when none exist. */
+aside_status   cred_get(cred_provider *p, aws_credentials *out, aside_error *err);
 
 #endif

@@ -197,6 +197,7 @@ aside_status error_set(aside_error *err, aside_status status, const char *fmt, .
 {
     if (err) {
         err->status = status;
+        err->code[0] = '\0';
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);

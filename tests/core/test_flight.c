@@ -78,7 +78,7 @@ static void test_a_failed_load_reaches_followers_with_its_reason(void)
     flight *f = flight_join(g, "k", &leader);
     flight *f2 = flight_join(g, "k", &second_leader);
     CHECK(leader && !second_leader && f == f2);
-    aside_error err = {ASIDE_ERR_SOR, "upstream said no"};
+    aside_error err = {.status = ASIDE_ERR_SOR, .message = "upstream said no"};
     flight_complete(g, f, ASIDE_ERR_SOR, NULL, 0, &err);
     aside_error got;
     void *out = NULL;
