@@ -37,7 +37,8 @@ typedef enum aside_status {
     ASIDE_ERR_TIMEOUT,   /* the system of record did not answer in time */
     ASIDE_ERR_IO,        /* the local disk failed */
     ASIDE_ERR_NOMEM,     /* out of memory */
-    ASIDE_ERR_INTERNAL   /* a bug: please report it */
+    ASIDE_ERR_INTERNAL,  /* a bug: please report it */
+    ASIDE_ERR_WOULD_BLOCK /* memory_only was asked and the value is not in memory */
 } aside_status;
 
 #define ASIDE_ERROR_MESSAGE_MAX 512
@@ -180,6 +181,7 @@ aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
  * entry whichever storage loaded it; the storage decides where a miss is fetched from. */
 typedef struct aside_read_options {
     const char *storage;
+    bool        memory_only; /* read: answer from memory or fail with ASIDE_ERR_WOULD_BLOCK */
 } aside_read_options;
 
 /* How a read or update was answered. */

@@ -72,7 +72,7 @@ const char *aside_status_name(aside_status status)
 {
     static const char *const names[] = {"ok",       "invalid",  "not_found", "too_large",
                                         "bad_value", "conflict", "access_denied", "sor_error", "timeout",
-                                        "io_error", "out_of_memory", "internal"};
+                                        "io_error", "out_of_memory", "internal", "would_block"};
     if ((size_t)status < sizeof names / sizeof names[0])
         return names[status];
     return "unknown";
@@ -572,6 +572,8 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
         *source = ASIDE_SOURCE_MEMORY;
         return ASIDE_OK;
     }
+    if (options && options->memory_only)
+        return error_set(err, ASIDE_ERR_WOULD_BLOCK, "%s is not in memory", key);
     bool leader = false;
     flight *f = flight_join(c->flights, key, &leader);
     if (!f)

@@ -419,7 +419,13 @@ static void load_and_answer(call *c, loader load)
     aside_value *v = NULL;
     aside_read_info info;
     aside_error err;
-    if (load(c->api->cache, c->path, &c->options, &v, &info, &err) != ASIDE_OK) {
+    c->options.memory_only = !c->req->may_block;
+    aside_status st = load(c->api->cache, c->path, &c->options, &v, &info, &err);
+    if (st == ASIDE_ERR_WOULD_BLOCK) {
+        c->res->defer = true;
+        return;
+    }
+    if (st != ASIDE_OK) {
         answer_status(c, &err);
         return;
     }
@@ -608,16 +614,26 @@ static void fn_stats_cache(call *c)
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
+/* How a function may run on an event-loop thread (see server.h). */
+typedef enum function_blocking {
+    RUNS_ANYWHERE,  /* bookkeeping only */
+    TRIES_MEMORY,   /* a read: answered on the loop when in memory, else deferred */
+    MAY_BLOCK       /* always deferred to the pool */
+} function_blocking;
+
 typedef struct api_function {
-    const char *name;
+    const char       *name;
     void (*run)(call *c);
+    function_blocking blocking;
 } api_function;
 
 static const api_function functions[] = {
-    {"read", fn_read},         {"create", fn_read},       {"data_read", fn_read},
-    {"cache_create", fn_read}, {"update", fn_update},     {"delete", fn_delete},
-    {"cache_delete", fn_delete}, {"head", fn_head},       {"cache_head", fn_head},
-    {"stats_cache", fn_stats_cache}, {"list", fn_list},   {"write", fn_write},
+    {"read", fn_read, TRIES_MEMORY},          {"create", fn_read, TRIES_MEMORY},
+    {"data_read", fn_read, TRIES_MEMORY},     {"cache_create", fn_read, TRIES_MEMORY},
+    {"update", fn_update, MAY_BLOCK},         {"delete", fn_delete, RUNS_ANYWHERE},
+    {"cache_delete", fn_delete, RUNS_ANYWHERE}, {"head", fn_head, RUNS_ANYWHERE},
+    {"cache_head", fn_head, RUNS_ANYWHERE},   {"stats_cache", fn_stats_cache, RUNS_ANYWHERE},
+    {"list", fn_list, MAY_BLOCK},             {"write", fn_write, MAY_BLOCK},
 };
 
 static const api_function *find_function(const char *name)
@@ -720,10 +736,12 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
         const char *name = req->method == HTTP_METHOD_HEAD ? "head" : param_get(c, "function", NULL);
         name = name && *name ? name : default_function(req->method);
         const api_function *f = find_function(name);
-        if (f)
-            f->run(c);
-        else
+        if (!f)
             answer_unknown_function(c, name);
+        else if (f->blocking == MAY_BLOCK && !req->may_block)
+            res->defer = true;
+        else
+            f->run(c);
     }
     res->omit_body = req->method == HTTP_METHOD_HEAD;
     for (size_t i = 0; i < c->param_count; i++) {

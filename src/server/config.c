@@ -38,6 +38,8 @@ static const option_row options[] = {
     {"disk-limit", "ASIDE_DISK_LIMIT", NULL, "80%", OPT_SIZE_DISK,
      "bytes of the disk tier (or a % of the free space at start)"},
     {"threads", "ASIDE_THREADS", NULL, NULL, OPT_COUNT, "worker threads (default: number of cores)"},
+    {"load-threads", "ASIDE_LOAD_THREADS", NULL, "16", OPT_COUNT,
+     "threads for requests that wait on the disk or the system of record"},
     {"policy", "ASIDE_POLICY", NULL, "s3fifo", OPT_TEXT, "eviction policy: s3fifo or lru"},
     {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_SIZE, "largest request body accepted"},
     {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_SECONDS,
@@ -170,7 +172,11 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
         cfg->cache.s3.timeout_s = (unsigned)number;
     else if (o->kind == OPT_PORT && (st = parse_number(o, text, 0, 65535, &number, err)) == 0)
         cfg->http.port = (int)number;
-    else if (o->kind == OPT_COUNT && (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
+    else if (strcmp(name, "load-threads") == 0 &&
+             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
+        cfg->http.blocking_threads = (int)number;
+    else if (strcmp(name, "threads") == 0 &&
+             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
         cfg->http.threads = (int)number;
     else if (o->kind == OPT_SECONDS &&
              (st = parse_number(o, text, 1, MAX_SECONDS, &number, err)) == 0) {

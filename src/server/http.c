@@ -75,6 +75,12 @@ typedef struct conn {
     uint64_t     value_sent;
     bool         writing, close_after;
     int64_t      deadline_ms;
+    /* a request handed to the blocking pool: it owns req and res until it hands them back */
+    bool         deferred;
+    struct conn *task_next;
+    http_request req;
+    http_header  req_headers[MAX_HEADERS];
+    http_response res;
 } conn;
 
 struct worker {
@@ -82,9 +88,21 @@ struct worker {
     pthread_t    thread;
     int          epoll_fd, listen_fd, stop_fd;
     conn        *conns;
+    /* requests the blocking pool has answered, for this worker to send */
+    int             done_fd;
+    pthread_mutex_t done_lock;
+    conn           *done;
     char         date[64]; /* "Date: ...\r\n", refreshed once a second */
     time_t       date_sec;
 };
+
+/* Requests waiting for a blocking-pool thread, first in first out. */
+typedef struct task_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t  ready;
+    conn           *head, *tail;
+    bool            stopping;
+} task_queue;
 
 struct http_server {
     http_config  cfg;
@@ -93,6 +111,9 @@ struct http_server {
     int          port;
     int          worker_count;
     worker      *workers;
+    task_queue   tasks;
+    int          pool_count;
+    pthread_t   *pool;
 };
 
 static int64_t now_ms(void)
@@ -419,41 +440,74 @@ static http_method_kind method_kind(unsigned method)
     }
 }
 
-/* Run the handler on the complete message and start writing its response. */
+static void response_reset(http_response *res)
+{
+    buf_free(&res->body);
+    buf_free(&res->headers);
+    aside_value_release(res->value);
+    memset(res, 0, sizeof *res);
+    res->status = 200;
+}
+
+/* Send the response the handler built. False if the connection closed. */
+static bool conn_respond(conn *c)
+{
+    http_response *res = &c->res;
+    if (res->headers.failed || res->body.failed) {
+        response_reset(res);
+        conn_fail(c, 500, "out_of_memory", "out of memory building the response");
+        return false;
+    }
+    compose(c, res, http_should_keep_alive(&c->parser));
+    response_reset(res);
+    return conn_flush(c);
+}
+
+/* Hand the request to the blocking pool; the connection sleeps until it comes back. */
+static void conn_defer(conn *c)
+{
+    http_server *s = c->w->server;
+    c->deferred = true;
+    epoll_ctl(c->w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    response_reset(&c->res);
+    c->req.may_block = true;
+    c->task_next = NULL;
+    pthread_mutex_lock(&s->tasks.lock);
+    if (s->tasks.tail)
+        s->tasks.tail->task_next = c;
+    else
+        s->tasks.head = c;
+    s->tasks.tail = c;
+    pthread_cond_signal(&s->tasks.ready);
+    pthread_mutex_unlock(&s->tasks.lock);
+}
+
+/* Run the handler on the complete message: answer it, or defer it to the blocking pool. */
 static bool conn_dispatch(conn *c)
 {
-    http_header headers[MAX_HEADERS];
     for (size_t i = 0; i < c->header_count; i++) {
         header_span *h = &c->headers[i];
-        headers[i] = (http_header){c->in + h->name_off, h->name_len, c->in + h->value_off,
-                                   h->value_len};
+        c->req_headers[i] = (http_header){c->in + h->name_off, h->name_len,
+                                          c->in + h->value_off, h->value_len};
     }
-    http_request req = {
+    c->req = (http_request){
         .method = method_kind(c->parser.method),
         .method_name = http_method_str((enum http_method)c->parser.method),
         .target = c->in + c->url_off,
         .target_len = c->url_len,
-        .headers = headers,
+        .headers = c->req_headers,
         .header_count = c->header_count,
         .body = c->body.data ? c->body.data : "",
         .body_len = c->body.len,
+        .may_block = false,
     };
-    http_response res = {.status = 200};
-    buf_init(&res.headers);
-    buf_init(&res.body);
-    c->w->server->handler(c->w->server->ctx, &req, &res);
-    if (res.headers.failed || res.body.failed) {
-        buf_free(&res.body);
-        buf_free(&res.headers);
-        aside_value_release(res.value);
-        conn_fail(c, 500, "out_of_memory", "out of memory building the response");
-        return false;
+    response_reset(&c->res);
+    c->w->server->handler(c->w->server->ctx, &c->req, &c->res);
+    if (c->res.defer) {
+        conn_defer(c);
+        return true;
     }
-    compose(c, &res, http_should_keep_alive(&c->parser));
-    buf_free(&res.body);
-    buf_free(&res.headers);
-    aside_value_release(res.value);
-    return conn_flush(c);
+    return conn_respond(c);
 }
 
 /* Drop the finished message from the input buffer. */
@@ -480,7 +534,7 @@ static bool request_line_is_http(const conn *c)
 /* Parse what was read and answer every complete message. False if the connection closed. */
 static bool conn_process(conn *c)
 {
-    while (!c->writing && c->parsed < c->in_len) {
+    while (!c->writing && !c->deferred && c->parsed < c->in_len) {
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->in + c->parsed,
                                        c->in_len - c->parsed);
         c->parsed += n;
@@ -493,7 +547,7 @@ static bool conn_process(conn *c)
             }
             if (!conn_dispatch(c))
                 return false;
-            if (c->writing) /* finish writing first; conn_compact runs when it is done */
+            if (c->writing || c->deferred) /* conn_compact runs when the response is out */
                 return true;
             conn_compact(c);
             continue;
@@ -551,7 +605,7 @@ static void conn_readable(conn *c)
             return;
         }
         c->in_len += (size_t)n;
-        if (!conn_process(c) || c->writing)
+        if (!conn_process(c) || c->writing || c->deferred)
             return;
         if ((size_t)n < room)
             return;
@@ -565,6 +619,68 @@ static void conn_writable(conn *c)
     conn_compact(c);
     if (conn_process(c) && !c->writing && c->in_len > c->parsed)
         conn_readable(c);
+}
+
+/* A deferred request came back from the pool: send its response and go on. */
+static void conn_resume(conn *c)
+{
+    c->deferred = false;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    if (epoll_ctl(c->w->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        response_reset(&c->res);
+        conn_close(c);
+        return;
+    }
+    if (!conn_respond(c) || c->writing)
+        return;
+    conn_compact(c);
+    conn_process(c);
+}
+
+static void take_done(worker *w)
+{
+    uint64_t count;
+    if (read(w->done_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&w->done_lock);
+    conn *c = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->done_lock);
+    while (c) {
+        conn *next = c->task_next;
+        conn_resume(c);
+        c = next;
+    }
+}
+
+/* ---- the blocking pool ---------------------------------------------------------------------- */
+
+static void *pool_run(void *arg)
+{
+    http_server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->tasks.lock);
+        while (!s->tasks.head && !s->tasks.stopping)
+            pthread_cond_wait(&s->tasks.ready, &s->tasks.lock);
+        conn *c = s->tasks.head;
+        if (c) {
+            s->tasks.head = c->task_next;
+            if (!s->tasks.head)
+                s->tasks.tail = NULL;
+        }
+        pthread_mutex_unlock(&s->tasks.lock);
+        if (!c)
+            return NULL; /* stopping, and nothing left */
+        s->handler(s->ctx, &c->req, &c->res);
+        worker *w = c->w;
+        pthread_mutex_lock(&w->done_lock);
+        c->task_next = w->done;
+        w->done = c;
+        pthread_mutex_unlock(&w->done_lock);
+        uint64_t one = 1;
+        if (write(w->done_fd, &one, sizeof one) < 0)
+            log_line("warn", "http: cannot wake a worker");
+    }
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
@@ -603,7 +719,7 @@ static void sweep(worker *w)
     conn *c = w->conns;
     while (c) {
         conn *next = c->next;
-        if (now >= c->deadline_ms)
+        if (now >= c->deadline_ms && !c->deferred)
             conn_close(c);
         c = next;
     }
@@ -622,6 +738,8 @@ static void *worker_run(void *arg)
                 accept_all(w);
             } else if (tag == &w->stop_fd) {
                 goto stop;
+            } else if (tag == &w->done_fd) {
+                take_done(w);
             } else {
                 conn *c = tag;
                 uint32_t ev = events[i].events;
@@ -638,8 +756,10 @@ static void *worker_run(void *arg)
         }
     }
 stop:
-    while (w->conns)
+    while (w->conns) {
+        response_reset(&w->conns->res);
         conn_close(w->conns);
+    }
     return NULL;
 }
 
@@ -691,17 +811,21 @@ static aside_status worker_init(http_server *s, worker *w, aside_error *err)
     w->server = s;
     w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&w->done_lock, NULL);
     w->listen_fd = listen_on(s->cfg.bind, s->port, err);
     if (w->listen_fd < 0)
         return ASIDE_ERR_INVALID;
-    if (w->epoll_fd < 0 || w->stop_fd < 0)
+    if (w->epoll_fd < 0 || w->stop_fd < 0 || w->done_fd < 0)
         return error_set(err, ASIDE_ERR_IO, "cannot create an event loop: %s", strerror(errno));
     if (s->port == 0)
         s->port = bound_port(w->listen_fd);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
     struct epoll_event stop = {.events = EPOLLIN, .data.ptr = &w->stop_fd};
+    struct epoll_event done = {.events = EPOLLIN, .data.ptr = &w->done_fd};
     if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) != 0 ||
-        epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->stop_fd, &stop) != 0)
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->stop_fd, &stop) != 0 ||
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->done_fd, &done) != 0)
         return error_set(err, ASIDE_ERR_IO, "epoll_ctl failed: %s", strerror(errno));
     return ASIDE_OK;
 }
@@ -714,6 +838,9 @@ static void worker_close(worker *w)
         close(w->epoll_fd);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
+    if (w->done_fd >= 0)
+        close(w->done_fd);
+    pthread_mutex_destroy(&w->done_lock);
 }
 
 aside_status http_server_start(const http_config *cfg, http_handler handler, void *ctx,
@@ -734,10 +861,22 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
     s->port = cfg->port;
     s->workers = workers;
     for (int i = 0; i < threads; i++)
-        workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = -1;
+        workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = workers[i].done_fd = -1;
+    pthread_mutex_init(&s->tasks.lock, NULL);
+    pthread_cond_init(&s->tasks.ready, NULL);
     aside_status st = ASIDE_OK;
     for (int i = 0; i < threads && st == ASIDE_OK; i++)
         st = worker_init(s, &workers[i], err);
+    int pool = cfg->blocking_threads > 0 ? cfg->blocking_threads : 1;
+    s->pool = calloc((size_t)pool, sizeof *s->pool);
+    if (!s->pool && st == ASIDE_OK)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pool && st == ASIDE_OK; i++) {
+        if (pthread_create(&s->pool[i], NULL, pool_run, s) != 0)
+            st = error_set(err, ASIDE_ERR_INTERNAL, "cannot start a pool thread");
+        else
+            s->pool_count++;
+    }
     for (int i = 0; i < threads && st == ASIDE_OK; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0)
             st = error_set(err, ASIDE_ERR_INTERNAL, "cannot start a worker thread");
@@ -760,6 +899,15 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
+    /* the pool first: it finishes the requests it holds and hands them to the workers, which
+     * then close every connection */
+    pthread_mutex_lock(&s->tasks.lock);
+    s->tasks.stopping = true;
+    pthread_cond_broadcast(&s->tasks.ready);
+    pthread_mutex_unlock(&s->tasks.lock);
+    for (int i = 0; i < s->pool_count; i++)
+        pthread_join(s->pool[i], NULL);
+    free(s->pool);
     for (int i = 0; i < s->worker_count; i++) {
         uint64_t one = 1;
         if (write(s->workers[i].stop_fd, &one, sizeof one) < 0)
@@ -770,5 +918,7 @@ void http_server_stop(http_server *s)
         worker_close(&s->workers[i]);
     }
     free(s->workers);
+    pthread_cond_destroy(&s->tasks.ready);
+    pthread_mutex_destroy(&s->tasks.lock);
     free(s);
 }

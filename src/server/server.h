@@ -7,7 +7,10 @@
  *           {"return": ...} envelope, errors, telemetry
  *   config  flags and environment variables, parsed and checked once at start
  *
- * Requests are handled on the event-loop thread that read them; the handler is called by many
+ * The handler is first called on the event-loop thread that read the request, with may_block
+ * false: it answers what it can without blocking (a memory hit, an error) and sets defer for the
+ * rest, which is then handed to a pool of blocking threads (loads from disk or S3, writes) and
+ * answered from there; the event loops keep serving meanwhile. The handler is called by many
  * threads at once and must be thread-safe (the cache is). */
 #ifndef ASIDE_SERVER_H
 #define ASIDE_SERVER_H
@@ -47,6 +50,7 @@ typedef struct http_request {
     size_t             header_count;
     const char        *body;
     size_t             body_len;
+    bool               may_block; /* false on an event-loop thread: defer what would block */
 } http_request;
 
 /* The value of the first header called name (case-insensitive), or NULL. */
@@ -61,6 +65,7 @@ typedef struct http_response {
     buf          body;
     aside_value *value;
     bool         omit_body;    /* HEAD: send the headers of the body, not the body */
+    bool         defer;        /* (when !may_block) call me again on a thread that may block */
 } http_response;
 
 typedef void (*http_handler)(void *ctx, const http_request *req, http_response *res);
@@ -72,6 +77,7 @@ typedef struct http_config {
     size_t      max_body_bytes;     /* larger bodies get 413 */
     int         idle_timeout_ms;    /* a keep-alive connection idle this long is closed */
     int         request_timeout_ms; /* a request must arrive, and a response leave, this fast */
+    int         blocking_threads;   /* the pool for requests that load, fetch or write */
 } http_config;
 
 typedef struct http_server http_server;

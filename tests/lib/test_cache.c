@@ -357,7 +357,7 @@ static void test_write_goes_through_to_the_directory_and_into_the_cache(void)
     CHECK(file_size(f.sor, "new/doc.json") == 8);
     CHECK(aside_get(c, "new/doc.json", &v, NULL, NULL) == ASIDE_OK && value_is(v, "{\"a\": 1}", 8));
     aside_value_release(v);
-    aside_read_options s3 = {"s3"};
+    aside_read_options s3 = {.storage = "s3"};
     CHECK(aside_write(c, "x.json", &s3, "{}", 2, &info, &err) == ASIDE_ERR_INVALID);
     aside_cache_close(c);
     fixture_done(&f);
