@@ -81,6 +81,9 @@ typedef struct s3_request {
     const char        *post;
     size_t             post_len;
     long               status;
+    /* stall detection: bytes moved so far, and when they last moved */
+    curl_off_t         moved;
+    int64_t            moved_ms;
 } s3_request;
 
 typedef enum outcome { OUTCOME_DONE, OUTCOME_RETRY, OUTCOME_FAIL } outcome;
@@ -220,6 +223,23 @@ static size_t on_send(char *data, size_t size, size_t n, void *userdata)
     return (size_t)got;
 }
 
+/* Abort an attempt that moved no byte for timeout_s (curl's low-speed check averages over
+ * seconds, so it notices a stall after a burst late). */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    s3_request *r = userdata;
+    int64_t now = clock_mono_ns() / 1000000;
+    if (dlnow + ulnow != r->moved || r->moved_ms == 0) {
+        r->moved = dlnow + ulnow;
+        r->moved_ms = now;
+        return 0;
+    }
+    return now - r->moved_ms > (int64_t)r->s3->timeout_s * 1000;
+}
+
 static int on_seek(void *userdata, curl_off_t offset, int origin)
 {
     s3_request *r = userdata;
@@ -240,6 +260,8 @@ static bool request_setup(s3_request *r, const aws_credentials *creds)
     r->written = 0;
     r->in_sent = 0;
     r->status = 0;
+    r->moved = 0;
+    r->moved_ms = 0;
     buf_reset(&r->body);
     CURL *h = r->easy;
     char userpwd[512], token[2100];
@@ -252,7 +274,6 @@ static bool request_setup(s3_request *r, const aws_credentials *creds)
         snprintf(token, sizeof token, "x-amz-security-token: %s", creds->session_token);
         headers = curl_slist_append(headers, token);
     }
-    headers = curl_slist_append(headers, "Expect:");
     curl_easy_setopt(h, CURLOPT_PRIVATE, headers); /* freed in request_finish_attempt */
     curl_easy_setopt(h, CURLOPT_URL, r->url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -261,8 +282,11 @@ static bool request_setup(s3_request *r, const aws_credentials *creds)
     curl_easy_setopt(h, CURLOPT_SHARE, s->share);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)s->timeout_s);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s->timeout_s);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
+    /* uploads: do not wait for "100 Continue" (a header we may not remove: it would be signed) */
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1L);
     curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
@@ -324,8 +348,9 @@ static outcome classify(s3_request *r, CURLcode rc, aside_error *err)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     char code[64] = "", message[400] = "";
     if (rc != CURLE_OK) {
-        aside_status st = rc == CURLE_OPERATION_TIMEDOUT ? ASIDE_ERR_TIMEOUT : ASIDE_ERR_SOR;
-        error_set(err, st, "S3 %s %s: %s", r->method, r->url, curl_easy_strerror(rc));
+        bool stalled = rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_ABORTED_BY_CALLBACK;
+        error_set(err, stalled ? ASIDE_ERR_TIMEOUT : ASIDE_ERR_SOR, "S3 %s %s: %s", r->method,
+                  r->url, stalled ? "no progress within the timeout" : curl_easy_strerror(rc));
         return OUTCOME_RETRY;
     }
     long s = r->status;
