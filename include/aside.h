@@ -182,12 +182,18 @@ aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
 typedef struct aside_read_options {
     const char *storage;
     bool        memory_only; /* read: answer from memory or fail with ASIDE_ERR_WOULD_BLOCK */
+    /* read: a cached copy validated longer ago than this is served as it is and revalidated in
+     * the background (one revalidation per key at a time); 0: never */
+    unsigned    max_age_s;
+    /* update: when the system of record fails, answer the cached copy (info->stale) instead */
+    bool        stale_if_error;
 } aside_read_options;
 
 /* How a read or update was answered. */
 typedef struct aside_read_info {
     aside_source source;
     bool         revalidated; /* update: the system of record said the copy is current */
+    bool         stale; /* read: older than max_age; update: served because the SOR failed */
 } aside_read_info;
 
 /* aside_get with options; info may be NULL. */

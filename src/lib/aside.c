@@ -49,6 +49,8 @@ typedef struct entry {
     policy_node disk_node; /* in the disk policy (always: memory is a subset of disk) */
     store_meta  meta;
     bool        verified; /* the file's checksum was checked since the cache opened */
+    bool        revalidating; /* a background revalidation runs */
+    int64_t     validated_ms; /* unix ms of the fetch, or of the last "not modified" */
     uint64_t    hits;
     int64_t     last_access_ms;
 } entry;
@@ -64,6 +66,8 @@ struct aside_cache {
     sor            *s3; /* NULL without a bucket */
     flight_group   *flights;
     int64_t         opened_mono_ns;
+    unsigned        background; /* background revalidations running; close waits for them */
+    pthread_cond_t  background_done;
 };
 
 /* ---- status names and config -------------------------------------------------------------- */
@@ -363,7 +367,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
     }
     e->meta = *meta;
     e->verified = true;
-    e->last_access_ms = meta->fetched_ms;
+    e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
     policy_insert(c->disk_policy, &e->disk_node);
     entry_hold(c, e, v);
@@ -547,6 +551,83 @@ static aside_status prepare(aside_cache *c, const char *key, const aside_read_op
     return st == ASIDE_OK ? pick_sor(c, options, from, err) : st;
 }
 
+/* ---- stale-while-revalidate ---------------------------------------------------------------- */
+
+typedef struct refresh_job {
+    aside_cache *cache;
+    char        *key;
+    char        *storage;
+} refresh_job;
+
+static void *refresh_run(void *arg)
+{
+    refresh_job *job = arg;
+    aside_cache *c = job->cache;
+    aside_read_options options = {.storage = job->storage};
+    aside_error err;
+    if (aside_update(c, job->key, &options, NULL, NULL, &err) != ASIDE_OK)
+        log_line("warn", "background revalidation of %s: %s", job->key, err.message);
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, job->key);
+    if (e)
+        e->revalidating = false;
+    c->background--;
+    pthread_cond_broadcast(&c->background_done);
+    pthread_mutex_unlock(&c->lock);
+    free(job->key);
+    free(job->storage);
+    free(job);
+    return NULL;
+}
+
+static bool start_refresh(aside_cache *c, const char *key, const char *storage)
+{
+    refresh_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return false;
+    job->cache = c;
+    job->key = strdup(key);
+    job->storage = storage ? strdup(storage) : NULL;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    bool ok = job->key && (!storage || job->storage) &&
+              pthread_create(&thread, &attr, refresh_run, job) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) {
+        free(job->key);
+        free(job->storage);
+        free(job);
+    }
+    return ok;
+}
+
+/* After a hit: is the copy older than max_age? Then say so, and revalidate it in the
+ * background unless that already runs. */
+static void check_age(aside_cache *c, const char *key, const aside_read_options *options,
+                      aside_read_info *info)
+{
+    if (!options || !options->max_age_s)
+        return;
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    info->stale = e && clock_unix_ms() - e->validated_ms > (int64_t)options->max_age_s * 1000;
+    bool start = info->stale && !e->revalidating;
+    if (start) {
+        e->revalidating = true;
+        c->background++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (start && !start_refresh(c, key, options->storage)) {
+        pthread_mutex_lock(&c->lock);
+        if ((e = entry_find(c, key)))
+            e->revalidating = false;
+        c->background--;
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
 aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
                        aside_source *source, aside_error *err)
 {
@@ -570,6 +651,7 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
         return st;
     if (memory_hit(c, key, out)) {
         *source = ASIDE_SOURCE_MEMORY;
+        check_age(c, key, options, info);
         return ASIDE_OK;
     }
     if (options && options->memory_only)
@@ -584,8 +666,11 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     st = load(c, from, key, &v, source, err);
     flight_complete(c->flights, f, st, v, (int)*source, err);
     flight_release(c->flights, f, value_release_any);
-    if (st == ASIDE_OK)
+    if (st == ASIDE_OK) {
         *out = v;
+        if (*source != ASIDE_SOURCE_SOR)
+            check_age(c, key, options, info);
+    }
     return st;
 }
 
@@ -627,6 +712,11 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
     aside_status st = load_from_sor(c, from, key, etag[0] ? etag : NULL, out, &not_modified, err);
     if (st == ASIDE_OK && not_modified) {
         info->revalidated = true;
+        pthread_mutex_lock(&c->lock);
+        entry *e = entry_find(c, key);
+        if (e)
+            e->validated_ms = clock_unix_ms();
+        pthread_mutex_unlock(&c->lock);
         if (memory_hit(c, key, out))
             return ASIDE_OK;
         st = disk_hit(c, key, out, err);
@@ -660,6 +750,17 @@ aside_status aside_update(aside_cache *c, const char *key, const aside_read_opti
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     aside_value *v = NULL;
     st = revalidate(c, from, key, &v, info, err);
+    bool sor_failed = st == ASIDE_ERR_SOR || st == ASIDE_ERR_TIMEOUT || st == ASIDE_ERR_DENIED;
+    if (sor_failed && options && options->stale_if_error) { /* the last good copy, if any */
+        aside_error ignored;
+        bool in_memory = memory_hit(c, key, &v);
+        if (in_memory || disk_hit(c, key, &v, &ignored) == ASIDE_OK) {
+            log_line("warn", "%s: serving the cached copy: %s", key, err ? err->message : "");
+            info->stale = true;
+            info->source = in_memory ? ASIDE_SOURCE_MEMORY : ASIDE_SOURCE_DISK;
+            st = ASIDE_OK;
+        }
+    }
     flight_complete(c->flights, f, st, v, (int)info->source, err);
     flight_release(c->flights, f, value_release_any);
     if (st == ASIDE_OK && out)
@@ -874,7 +975,7 @@ static void index_stored(void *ctx, const char *key, const store_meta *meta)
     if (!e)
         return;
     e->meta = *meta;
-    e->last_access_ms = meta->fetched_ms;
+    e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
     policy_insert(c->disk_policy, &e->disk_node);
 }
@@ -921,6 +1022,7 @@ aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_
     if (!c)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->background_done, NULL);
     c->opened_mono_ns = clock_mono_ns();
     aside_status st = open_parts(c, cfg, err);
     if (st == ASIDE_OK)
@@ -938,6 +1040,10 @@ void aside_cache_close(aside_cache *c)
 {
     if (!c)
         return;
+    pthread_mutex_lock(&c->lock);
+    while (c->background)
+        pthread_cond_wait(&c->background_done, &c->lock);
+    pthread_mutex_unlock(&c->lock);
     if (c->index) {
         size_t cursor = 0;
         table_node *n = table_next(c->index, &cursor, NULL);
@@ -956,6 +1062,7 @@ void aside_cache_close(aside_cache *c)
     sor_destroy(c->sd);
     sor_destroy(c->s3);
     store_close(c->store);
+    pthread_cond_destroy(&c->background_done);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

@@ -33,6 +33,7 @@ enum {
 
 struct api {
     aside_cache *cache;
+    api_defaults defaults;
 };
 
 typedef struct param {
@@ -334,6 +335,8 @@ static void answer_meta(call *c, aside_value *v, const aside_read_info *info, bo
     buf_put_u64(b, aside_value_size(v));
     if (updated)
         buf_puts(b, info->revalidated ? ", \"revalidated\": true" : ", \"revalidated\": false");
+    if (info->stale)
+        buf_puts(b, ", \"stale\": true");
     if (timed)
         put_seconds(c, b);
     buf_putc(b, '}');
@@ -677,6 +680,33 @@ static bool is_api_route(const char *path, size_t len)
     return false;
 }
 
+/* max_age and stale_if_error, from the request or the server's defaults. */
+static bool freshness_options(call *c, char *why, size_t why_len)
+{
+    const char *max_age = param_get(c, "max_age", NULL);
+    const char *stale = param_get(c, "stale_if_error", NULL);
+    c->options.max_age_s = c->api->defaults.max_age_s;
+    c->options.stale_if_error = c->api->defaults.stale_if_error;
+    if (max_age) {
+        char *end = NULL;
+        unsigned long v = strtoul(max_age, &end, 10);
+        if (!*max_age || *end || v > UINT32_MAX || max_age[0] == '-') {
+            snprintf(why, why_len, "parameter \"max_age\" must be a whole number of seconds");
+            return false;
+        }
+        c->options.max_age_s = (unsigned)v;
+    }
+    if (stale) {
+        bool yes = strcasecmp(stale, "true") == 0 || strcmp(stale, "1") == 0;
+        if (!yes && strcasecmp(stale, "false") != 0 && strcmp(stale, "0") != 0) {
+            snprintf(why, why_len, "parameter \"stale_if_error\" must be true or false");
+            return false;
+        }
+        c->options.stale_if_error = yes;
+    }
+    return true;
+}
+
 /* Route, collect parameters and check the path; false when an error was answered. */
 static bool prepare(call *c)
 {
@@ -708,6 +738,10 @@ static bool prepare(call *c)
         return false;
     }
     c->options.storage = param_get(c, "storage", NULL);
+    if (!freshness_options(c, why, sizeof why)) {
+        answer_error(c, 400, "bad_request", why);
+        return false;
+    }
     size_t len = 0;
     c->path = param_get(c, "path", &len);
     if (!c->path)
@@ -750,11 +784,13 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
     }
 }
 
-api *api_create(aside_cache *cache)
+api *api_create(aside_cache *cache, const api_defaults *defaults)
 {
     api *a = calloc(1, sizeof *a);
-    if (a)
+    if (a) {
         a->cache = cache;
+        a->defaults = *defaults;
+    }
     return a;
 }
 

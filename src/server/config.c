@@ -15,7 +15,7 @@
 #include "server.h"
 
 typedef enum option_kind { OPT_TEXT, OPT_SIZE_MEMORY, OPT_SIZE_DISK, OPT_SIZE, OPT_COUNT,
-                           OPT_PORT, OPT_SECONDS } option_kind;
+                           OPT_COUNT_OR_ZERO, OPT_BOOL, OPT_PORT, OPT_SECONDS } option_kind;
 
 typedef struct option_row {
     const char *flag;
@@ -46,6 +46,12 @@ static const option_row options[] = {
      "seconds an idle keep-alive connection is kept open"},
     {"request-timeout", "ASIDE_REQUEST_TIMEOUT", NULL, "30", OPT_SECONDS,
      "seconds a client has to send a request, and to take each part of a response"},
+    {"max-age", "ASIDE_MAX_AGE", NULL, "0", OPT_COUNT_OR_ZERO,
+     "seconds after which a read revalidates its copy in the background (0: never); "
+     "per request: max_age="},
+    {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL,
+     "update answers the cached copy when the system of record fails; per request: "
+     "stale_if_error="},
     {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT,
      "S3 bucket of the system of record; when set, S3 is the default storage"},
     {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, "key prefix of the data in the bucket"},
@@ -148,7 +154,16 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
                        "(known: s3fifo, lru)", o->flag, o->env, text);
     else if (strcmp(name, "policy") == 0)
         cfg->cache.policy = text;
-    else if (strcmp(name, "aws-bucket-name") == 0)
+    else if (strcmp(name, "max-age") == 0 &&
+             (st = parse_number(o, text, 0, MAX_SECONDS * 365, &number, err)) == 0)
+        cfg->api.max_age_s = (unsigned)number;
+    else if (strcmp(name, "stale-if-error") == 0) {
+        bool yes = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
+        if (!yes && strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
+            st = error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not true or false",
+                           o->flag, o->env, text);
+        cfg->api.stale_if_error = yes;
+    } else if (strcmp(name, "aws-bucket-name") == 0)
         cfg->cache.s3.bucket = text;
     else if (strcmp(name, "aws-data-dir") == 0)
         cfg->cache.s3.prefix = text;

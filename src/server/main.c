@@ -45,7 +45,7 @@ static int serve(server_config *cfg)
         log_line("error", "cannot open the cache: %s", err.message);
         return 1;
     }
-    api *a = api_create(cache);
+    api *a = api_create(cache, &cfg->api);
     http_server *server = NULL;
     if (!a || http_server_start(&cfg->http, api_handle, a, &server, &err) != ASIDE_OK) {
         log_line("error", "cannot start: %s", a ? err.message : "out of memory");

@@ -94,9 +94,16 @@ const char *http_status_text(int status);
 
 /* ---- config ------------------------------------------------------------------------------- */
 
+/* Defaults of per-request parameters. */
+typedef struct api_defaults {
+    unsigned max_age_s;      /* max_age: revalidate older copies in the background; 0: never */
+    bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
+} api_defaults;
+
 typedef struct server_config {
     aside_config cache;
     http_config  http;
+    api_defaults api;
     bool         help;
     bool         version;
     char         memory_limit_text[64]; /* as given, for the start-up log line */
@@ -111,7 +118,7 @@ void         server_config_print_help(const char *program);
 
 typedef struct api api;
 
-api *api_create(aside_cache *cache);
+api *api_create(aside_cache *cache, const api_defaults *defaults);
 void api_destroy(api *a);
 /* The http_handler of the REST API; ctx is the api. */
 void api_handle(void *ctx, const http_request *req, http_response *res);
