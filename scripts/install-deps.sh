@@ -25,6 +25,7 @@ python3-venv        3.11
 "
 
 PYTHON_REQUIREMENTS="scripts/requirements-test.txt"
+PYTHON_CONSTRAINTS="scripts/constraints-test.txt"   # every transitive package, pinned
 
 installed_version() {
     dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null | awk '$1 == "installed" {print $2}'
@@ -57,10 +58,11 @@ fi
 
 # Python test tools, in .venv
 stamp=".venv/.requirements.sha256"
-want_sum=$(sha256sum "$PYTHON_REQUIREMENTS" | cut -d' ' -f1)
+want_sum=$(cat "$PYTHON_REQUIREMENTS" "$PYTHON_CONSTRAINTS" | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want_sum" ]; then
     echo "install-deps: setting up .venv"
     python3 -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$PYTHON_REQUIREMENTS"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$PYTHON_REQUIREMENTS" \
+        -c "$PYTHON_CONSTRAINTS"
     echo "$want_sum" > "$stamp"
 fi
