@@ -735,6 +735,22 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
     return st;
 }
 
+/* After an update whose SOR failed (status st): the last good copy, if there is one. */
+static aside_status stale_if_error(aside_cache *c, const char *key, aside_status st,
+                                   aside_value **v, aside_read_info *info, aside_error *err)
+{
+    if (st != ASIDE_ERR_SOR && st != ASIDE_ERR_TIMEOUT && st != ASIDE_ERR_DENIED)
+        return st;
+    aside_error ignored;
+    bool in_memory = memory_hit(c, key, v);
+    if (!in_memory && disk_hit(c, key, v, &ignored) != ASIDE_OK)
+        return st;
+    log_line("warn", "%s: serving the cached copy: %s", key, err ? err->message : "");
+    info->stale = true;
+    info->source = in_memory ? ASIDE_SOURCE_MEMORY : ASIDE_SOURCE_DISK;
+    return ASIDE_OK;
+}
+
 aside_status aside_update(aside_cache *c, const char *key, const aside_read_options *options,
                           aside_value **out, aside_read_info *info, aside_error *err)
 {
@@ -750,17 +766,8 @@ aside_status aside_update(aside_cache *c, const char *key, const aside_read_opti
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     aside_value *v = NULL;
     st = revalidate(c, from, key, &v, info, err);
-    bool sor_failed = st == ASIDE_ERR_SOR || st == ASIDE_ERR_TIMEOUT || st == ASIDE_ERR_DENIED;
-    if (sor_failed && options && options->stale_if_error) { /* the last good copy, if any */
-        aside_error ignored;
-        bool in_memory = memory_hit(c, key, &v);
-        if (in_memory || disk_hit(c, key, &v, &ignored) == ASIDE_OK) {
-            log_line("warn", "%s: serving the cached copy: %s", key, err ? err->message : "");
-            info->stale = true;
-            info->source = in_memory ? ASIDE_SOURCE_MEMORY : ASIDE_SOURCE_DISK;
-            st = ASIDE_OK;
-        }
-    }
+    if (options && options->stale_if_error)
+        st = stale_if_error(c, key, st, &v, info, err);
     flight_complete(c->flights, f, st, v, (int)info->source, err);
     flight_release(c->flights, f, value_release_any);
     if (st == ASIDE_OK && out)

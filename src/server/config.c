@@ -5,7 +5,7 @@
  * parsed and checked here, once, with messages that name the setting; nothing else in the
  * server reads the environment. */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +14,16 @@
 
 #include "server.h"
 
-typedef enum option_kind { OPT_TEXT, OPT_SIZE_MEMORY, OPT_SIZE_DISK, OPT_SIZE, OPT_COUNT,
-                           OPT_COUNT_OR_ZERO, OPT_BOOL, OPT_PORT, OPT_SECONDS } option_kind;
+typedef enum option_kind {
+    OPT_TEXT,       /* const char * */
+    OPT_POLICY,     /* const char *, one of the eviction policies */
+    OPT_BYTES,      /* uint64_t, a size */
+    OPT_BYTES_RAM,  /* uint64_t, a size or a percentage of RAM */
+    OPT_BYTES_DISK, /* uint64_t, a size or a percentage of the disk tier's free space */
+    OPT_INT,        /* int, from min to max, times scale */
+    OPT_UINT,       /* unsigned, from min to max */
+    OPT_BOOL        /* bool: true, false, 1, 0 */
+} option_kind;
 
 typedef struct option_row {
     const char *flag;
@@ -23,54 +31,70 @@ typedef struct option_row {
     const char *env_alias; /* read when env is not set */
     const char *fallback;
     option_kind kind;
+    size_t      offset;    /* of the field in server_config */
+    long        min, max, scale;
     const char *help;
 } option_row;
 
+#define AT(field) offsetof(server_config, field)
+
+enum { MAX_COUNT = 1024, MAX_SECONDS = 86400, MAX_AGE_SECONDS = 366 * 86400, MS = 1000 };
+
 static const option_row options[] = {
-    {"local-data-dir", "LOCAL_DATA_DIR", NULL, "./data/cache", OPT_TEXT,
-     "the disk tier: where fetched values are kept across restarts"},
-    {"remote-storage", "REMOTE_STORAGE", NULL, "./data/sor", OPT_TEXT,
+    {"local-data-dir", "LOCAL_DATA_DIR", NULL, "./data/cache", OPT_TEXT, AT(cache.data_dir), 0, 0,
+     0, "the disk tier: where fetched values are kept across restarts"},
+    {"remote-storage", "REMOTE_STORAGE", NULL, "./data/sor", OPT_TEXT, AT(cache.sor_dir), 0, 0, 0,
      "a local or network directory used as the system of record"},
-    {"bind", "ASIDE_BIND", NULL, "127.0.0.1", OPT_TEXT, "address to listen on"},
-    {"port", "ASIDE_PORT", NULL, "5000", OPT_PORT, "port to listen on (0: any free port)"},
-    {"memory-limit", "ASIDE_MEMORY_LIMIT", NULL, "25%", OPT_SIZE_MEMORY,
+    {"bind", "ASIDE_BIND", NULL, "127.0.0.1", OPT_TEXT, AT(http.bind), 0, 0, 0,
+     "address to listen on"},
+    {"port", "ASIDE_PORT", NULL, "5000", OPT_INT, AT(http.port), 0, 65535, 1,
+     "port to listen on (0: any free port)"},
+    {"memory-limit", "ASIDE_MEMORY_LIMIT", NULL, "25%", OPT_BYTES_RAM,
+     AT(cache.memory_limit_bytes), 0, 0, 0,
      "bytes of values held in memory (512MiB, 4GiB, or a % of RAM)"},
-    {"disk-limit", "ASIDE_DISK_LIMIT", NULL, "80%", OPT_SIZE_DISK,
-     "bytes of the disk tier (or a % of the free space at start)"},
-    {"threads", "ASIDE_THREADS", NULL, NULL, OPT_COUNT, "worker threads (default: number of cores)"},
-    {"load-threads", "ASIDE_LOAD_THREADS", NULL, "16", OPT_COUNT,
-     "threads for requests that wait on the disk or the system of record"},
-    {"policy", "ASIDE_POLICY", NULL, "s3fifo", OPT_TEXT, "eviction policy: s3fifo or lru"},
-    {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_SIZE, "largest request body accepted"},
-    {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_SECONDS,
-     "seconds an idle keep-alive connection is kept open"},
-    {"request-timeout", "ASIDE_REQUEST_TIMEOUT", NULL, "30", OPT_SECONDS,
+    {"disk-limit", "ASIDE_DISK_LIMIT", NULL, "80%", OPT_BYTES_DISK, AT(cache.disk_limit_bytes),
+     0, 0, 0, "bytes of the disk tier (or a % of the free space at start)"},
+    {"threads", "ASIDE_THREADS", NULL, NULL, OPT_INT, AT(http.threads), 1, MAX_COUNT, 1,
+     "event-loop threads (default: number of cores)"},
+    {"load-threads", "ASIDE_LOAD_THREADS", NULL, "16", OPT_INT, AT(http.blocking_threads), 1,
+     MAX_COUNT, 1, "threads for requests that wait on the disk or the system of record"},
+    {"policy", "ASIDE_POLICY", NULL, "s3fifo", OPT_POLICY, AT(cache.policy), 0, 0, 0,
+     "eviction policy: s3fifo or lru"},
+    {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_BYTES, AT(http.max_body_bytes), 0, 0, 0,
+     "largest request body accepted"},
+    {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_INT, AT(http.idle_timeout_ms), 1,
+     MAX_SECONDS, MS, "seconds an idle keep-alive connection is kept open"},
+    {"request-timeout", "ASIDE_REQUEST_TIMEOUT", NULL, "30", OPT_INT,
+     AT(http.request_timeout_ms), 1, MAX_SECONDS, MS,
      "seconds a client has to send a request, and to take each part of a response"},
-    {"max-age", "ASIDE_MAX_AGE", NULL, "0", OPT_COUNT_OR_ZERO,
+    {"max-age", "ASIDE_MAX_AGE", NULL, "0", OPT_UINT, AT(api.max_age_s), 0, MAX_AGE_SECONDS, 1,
      "seconds after which a read revalidates its copy in the background (0: never); "
      "per request: max_age="},
-    {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL,
-     "update answers the cached copy when the system of record fails; per request: "
+    {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL, AT(api.stale_if_error),
+     0, 0, 0, "update answers the cached copy when the system of record fails; per request: "
      "stale_if_error="},
-    {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT,
+    {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT, AT(cache.s3.bucket), 0, 0, 0,
      "S3 bucket of the system of record; when set, S3 is the default storage"},
-    {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, "key prefix of the data in the bucket"},
-    {"aws-region", "AWS_REGION", "AWS_DEFAULT_REGION", "us-east-1", OPT_TEXT, "the bucket's region"},
+    {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, AT(cache.s3.prefix), 0, 0, 0,
+     "key prefix of the data in the bucket"},
+    {"aws-region", "AWS_REGION", "AWS_DEFAULT_REGION", "us-east-1", OPT_TEXT,
+     AT(cache.s3.region), 0, 0, 0, "the bucket's region"},
     {"aws-endpoint-url", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", NULL, OPT_TEXT,
-     "an S3-compatible endpoint (path-style addressing)"},
-    {"s3-part-size", "ASIDE_S3_PART_SIZE", NULL, "8MiB", OPT_SIZE,
-     "part size of parallel ranged loads and multipart writes"},
-    {"s3-concurrency", "ASIDE_S3_CONCURRENCY", NULL, "8", OPT_COUNT, "parts in flight per load"},
-    {"s3-max-attempts", "ASIDE_S3_MAX_ATTEMPTS", NULL, "3", OPT_COUNT,
-     "attempts per S3 request, with exponential backoff and full jitter"},
-    {"s3-timeout", "ASIDE_S3_TIMEOUT", NULL, "30", OPT_SECONDS,
-     "seconds an S3 request may go without progress before it is retried"},
-    {"s3-multipart-threshold", "ASIDE_S3_MULTIPART_THRESHOLD", NULL, "16MiB", OPT_SIZE,
+     AT(cache.s3.endpoint), 0, 0, 0, "an S3-compatible endpoint (path-style addressing)"},
+    {"s3-part-size", "ASIDE_S3_PART_SIZE", NULL, "8MiB", OPT_BYTES, AT(cache.s3.part_size_bytes),
+     0, 0, 0, "part size of parallel ranged loads and multipart writes"},
+    {"s3-concurrency", "ASIDE_S3_CONCURRENCY", NULL, "8", OPT_UINT, AT(cache.s3.concurrency), 1,
+     MAX_COUNT, 1, "parts in flight per load"},
+    {"s3-max-attempts", "ASIDE_S3_MAX_ATTEMPTS", NULL, "3", OPT_UINT, AT(cache.s3.max_attempts),
+     1, MAX_COUNT, 1, "attempts per S3 request, with exponential backoff and full jitter"},
+    {"s3-timeout", "ASIDE_S3_TIMEOUT", NULL, "30", OPT_UINT, AT(cache.s3.timeout_s), 1,
+     MAX_SECONDS, 1, "seconds an S3 request may go without progress before it is retried"},
+    {"s3-multipart-threshold", "ASIDE_S3_MULTIPART_THRESHOLD", NULL, "16MiB", OPT_BYTES,
+     AT(cache.s3.multipart_threshold_bytes), 0, 0, 0,
      "writes larger than this are multipart uploads"},
 };
 
-enum { OPTION_COUNT = sizeof options / sizeof options[0], MAX_COUNT = 1024,
-       MAX_SECONDS = 86400 };
+enum { OPTION_COUNT = sizeof options / sizeof options[0] };
 
 void server_config_print_help(const char *program)
 {
@@ -81,9 +105,12 @@ void server_config_print_help(const char *program)
            "Each option can also be set by the environment variable shown; a flag wins.\n\n",
            program);
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        printf("  --%-22s %-28s %s", options[i].flag, options[i].env, options[i].help);
-        if (options[i].fallback)
-            printf(" [default: %s]", options[i].fallback);
+        const option_row *o = &options[i];
+        printf("  --%-22s %-28s %s", o->flag, o->env, o->help);
+        if (o->env_alias)
+            printf(" (or %s)", o->env_alias);
+        if (o->fallback)
+            printf(" [default: %s]", o->fallback);
         printf("\n");
     }
     printf("  --%-22s %-28s %s\n", "help", "", "print this help and exit");
@@ -109,21 +136,21 @@ static uint64_t free_disk_bytes(const char *dir)
     return (uint64_t)vfs.f_bavail * vfs.f_frsize;
 }
 
-static aside_status parse_number(const option_row *o, const char *text, long min, long max,
-                                 long *out, aside_error *err)
+static aside_status parse_number(const option_row *o, const char *text, long *out,
+                                 aside_error *err)
 {
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max)
+    if (errno || end == text || *end || v < o->min || v > o->max)
         return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not a whole number from "
-                         "%ld to %ld", o->flag, o->env, text, min, max);
-    *out = v;
+                         "%ld to %ld", o->flag, o->env, text, o->min, o->max);
+    *out = v * o->scale;
     return ASIDE_OK;
 }
 
-static aside_status parse_size(const option_row *o, const char *text, uint64_t whole,
-                               uint64_t *out, aside_error *err)
+static aside_status parse_bytes(const option_row *o, const char *text, uint64_t whole,
+                                uint64_t *out, aside_error *err)
 {
     aside_error inner;
     if (aside_parse_size(text, whole, out, &inner) != ASIDE_OK)
@@ -135,82 +162,57 @@ static aside_status parse_size(const option_row *o, const char *text, uint64_t w
     return ASIDE_OK;
 }
 
-/* Store one option's text into cfg. */
+static aside_status parse_bool(const option_row *o, const char *text, bool *out,
+                               aside_error *err)
+{
+    *out = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
+    if (!*out && strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
+        return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not true or false",
+                         o->flag, o->env, text);
+    return ASIDE_OK;
+}
+
+static aside_status parse_policy(const option_row *o, const char *text, aside_error *err)
+{
+    if (strcmp(text, "s3fifo") != 0 && strcmp(text, "lru") != 0)
+        return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): unknown eviction policy \"%s\" "
+                         "(known: s3fifo, lru)", o->flag, o->env, text);
+    return ASIDE_OK;
+}
+
+/* Parse one option's text into its field of cfg. */
 static aside_status apply(server_config *cfg, const option_row *o, const char *text,
                           aside_error *err)
 {
+    void *field = (char *)cfg + o->offset;
     long number = 0;
-    uint64_t size = 0;
     aside_status st = ASIDE_OK;
-    const char *name = o->flag;
-    if (strcmp(name, "local-data-dir") == 0)
-        cfg->cache.data_dir = text;
-    else if (strcmp(name, "remote-storage") == 0)
-        cfg->cache.sor_dir = text;
-    else if (strcmp(name, "bind") == 0)
-        cfg->http.bind = text;
-    else if (strcmp(name, "policy") == 0 && strcmp(text, "s3fifo") != 0 && strcmp(text, "lru") != 0)
-        st = error_set(err, ASIDE_ERR_INVALID, "--%s (%s): unknown eviction policy \"%s\" "
-                       "(known: s3fifo, lru)", o->flag, o->env, text);
-    else if (strcmp(name, "policy") == 0)
-        cfg->cache.policy = text;
-    else if (strcmp(name, "max-age") == 0 &&
-             (st = parse_number(o, text, 0, MAX_SECONDS * 365, &number, err)) == 0)
-        cfg->api.max_age_s = (unsigned)number;
-    else if (strcmp(name, "stale-if-error") == 0) {
-        bool yes = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
-        if (!yes && strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
-            st = error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not true or false",
-                           o->flag, o->env, text);
-        cfg->api.stale_if_error = yes;
-    } else if (strcmp(name, "aws-bucket-name") == 0)
-        cfg->cache.s3.bucket = text;
-    else if (strcmp(name, "aws-data-dir") == 0)
-        cfg->cache.s3.prefix = text;
-    else if (strcmp(name, "aws-region") == 0)
-        cfg->cache.s3.region = text;
-    else if (strcmp(name, "aws-endpoint-url") == 0)
-        cfg->cache.s3.endpoint = text;
-    else if (strcmp(name, "s3-part-size") == 0 && (st = parse_size(o, text, 0, &size, err)) == 0)
-        cfg->cache.s3.part_size_bytes = size;
-    else if (strcmp(name, "s3-multipart-threshold") == 0 &&
-             (st = parse_size(o, text, 0, &size, err)) == 0)
-        cfg->cache.s3.multipart_threshold_bytes = size;
-    else if (strcmp(name, "s3-concurrency") == 0 &&
-             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
-        cfg->cache.s3.concurrency = (unsigned)number;
-    else if (strcmp(name, "s3-max-attempts") == 0 &&
-             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
-        cfg->cache.s3.max_attempts = (unsigned)number;
-    else if (strcmp(name, "s3-timeout") == 0 &&
-             (st = parse_number(o, text, 1, MAX_SECONDS, &number, err)) == 0)
-        cfg->cache.s3.timeout_s = (unsigned)number;
-    else if (o->kind == OPT_PORT && (st = parse_number(o, text, 0, 65535, &number, err)) == 0)
-        cfg->http.port = (int)number;
-    else if (strcmp(name, "load-threads") == 0 &&
-             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
-        cfg->http.blocking_threads = (int)number;
-    else if (strcmp(name, "threads") == 0 &&
-             (st = parse_number(o, text, 1, MAX_COUNT, &number, err)) == 0)
-        cfg->http.threads = (int)number;
-    else if (o->kind == OPT_SECONDS &&
-             (st = parse_number(o, text, 1, MAX_SECONDS, &number, err)) == 0) {
-        if (strcmp(name, "idle-timeout") == 0)
-            cfg->http.idle_timeout_ms = (int)number * 1000;
-        else
-            cfg->http.request_timeout_ms = (int)number * 1000;
-    } else if (o->kind == OPT_SIZE_MEMORY &&
-               (st = parse_size(o, text, ram_bytes(), &size, err)) == 0) {
-        cfg->cache.memory_limit_bytes = size;
-        snprintf(cfg->memory_limit_text, sizeof cfg->memory_limit_text, "%s", text);
-    } else if (o->kind == OPT_SIZE_DISK &&
-               (st = parse_size(o, text, free_disk_bytes(cfg->cache.data_dir), &size, err)) ==
-                   0) {
-        cfg->cache.disk_limit_bytes = size;
-        snprintf(cfg->disk_limit_text, sizeof cfg->disk_limit_text, "%s", text);
-    } else if (o->kind == OPT_SIZE && (st = parse_size(o, text, 0, &size, err)) == 0)
-        cfg->http.max_body_bytes = (size_t)size;
-    return st;
+    switch (o->kind) {
+    case OPT_POLICY:
+        if ((st = parse_policy(o, text, err)) != ASIDE_OK)
+            return st;
+        /* fall through */
+    case OPT_TEXT:
+        *(const char **)field = text;
+        return ASIDE_OK;
+    case OPT_BYTES:
+        return parse_bytes(o, text, 0, field, err);
+    case OPT_BYTES_RAM:
+        return parse_bytes(o, text, ram_bytes(), field, err);
+    case OPT_BYTES_DISK:
+        return parse_bytes(o, text, free_disk_bytes(cfg->cache.data_dir), field, err);
+    case OPT_INT:
+        if ((st = parse_number(o, text, &number, err)) == ASIDE_OK)
+            *(int *)field = (int)number;
+        return st;
+    case OPT_UINT:
+        if ((st = parse_number(o, text, &number, err)) == ASIDE_OK)
+            *(unsigned *)field = (unsigned)number;
+        return st;
+    case OPT_BOOL:
+        return parse_bool(o, text, field, err);
+    }
+    return ASIDE_OK;
 }
 
 static const option_row *find_option(const char *flag)

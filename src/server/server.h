@@ -74,7 +74,7 @@ typedef struct http_config {
     const char *bind;
     int         port;               /* 0: any free port */
     int         threads;
-    size_t      max_body_bytes;     /* larger bodies get 413 */
+    uint64_t    max_body_bytes;     /* larger bodies get 413 */
     int         idle_timeout_ms;    /* a keep-alive connection idle this long is closed */
     int         request_timeout_ms; /* a request must arrive, and a response leave, this fast */
     int         blocking_threads;   /* the pool for requests that load, fetch or write */
@@ -106,8 +106,6 @@ typedef struct server_config {
     api_defaults api;
     bool         help;
     bool         version;
-    char         memory_limit_text[64]; /* as given, for the start-up log line */
-    char         disk_limit_text[64];
 } server_config;
 
 /* Parse flags over environment variables over defaults. On error writes the reason. */
