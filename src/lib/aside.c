@@ -692,6 +692,18 @@ static flight *lead(aside_cache *c, const char *key)
     }
 }
 
+/* What an update or a write starts with: check the key, pick the SOR, lead key's flight. */
+static aside_status prepare_to_lead(aside_cache *c, const char *key,
+                                    const aside_read_options *options, sor **to, flight **f,
+                                    aside_error *err)
+{
+    aside_status st = prepare(c, key, options, to, err);
+    if (st != ASIDE_OK)
+        return st;
+    *f = lead(c, key);
+    return *f ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
 /* The version tag of key's cached copy, or "" if none. */
 static void cached_etag(aside_cache *c, const char *key, char *etag, size_t size)
 {
@@ -758,12 +770,10 @@ aside_status aside_update(aside_cache *c, const char *key, const aside_read_opti
     info = info ? info : &ignored;
     memset(info, 0, sizeof *info);
     sor *from = NULL;
-    aside_status st = prepare(c, key, options, &from, err);
+    flight *f = NULL;
+    aside_status st = prepare_to_lead(c, key, options, &from, &f, err);
     if (st != ASIDE_OK)
         return st;
-    flight *f = lead(c, key);
-    if (!f)
-        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     aside_value *v = NULL;
     st = revalidate(c, from, key, &v, info, err);
     if (options && options->stale_if_error)
@@ -839,12 +849,10 @@ aside_status aside_write(aside_cache *c, const char *key, const aside_read_optio
     info = info ? info : &ignored;
     memset(info, 0, sizeof *info);
     sor *to = NULL;
-    aside_status st = prepare(c, key, options, &to, err);
+    flight *f = NULL;
+    aside_status st = prepare_to_lead(c, key, options, &to, &f, err);
     if (st != ASIDE_OK)
         return st;
-    flight *f = lead(c, key);
-    if (!f)
-        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     aside_value *v = NULL;
     st = write_through(c, to, key, data, size, info, &v, err);
     flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
