@@ -153,7 +153,7 @@ typedef struct aside_config {
     const char *sor_dir;   /* a local directory used as the system of record (REMOTE_STORAGE) */
     const aside_sor_callbacks *sor; /* when not NULL, used instead of sor_dir; copied at open */
     aside_s3_config s3;             /* S3; when s3.bucket is set, S3 is the default storage */
-    uint64_t memory_limit_bytes;    /* bytes of values held in memory; 0: 25% of RAM */
+    uint64_t memory_limit_bytes;    /* bytes of values in memory; 0: 25% of RAM (or cgroup limit) */
     uint64_t disk_limit_bytes;      /* bytes of the disk tier; 0: 80% of free space at open */
     const char *policy;             /* eviction policy: "s3fifo" (default) or "lru" */
 } aside_config;

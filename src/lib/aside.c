@@ -995,12 +995,6 @@ static void index_stored(void *ctx, const char *key, const store_meta *meta)
     policy_insert(c->disk_policy, &e->disk_node);
 }
 
-static uint64_t physical_memory_bytes(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-}
-
 static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_error *err)
 {
     aside_status st = store_open(cfg->data_dir, &c->store, err);
@@ -1013,7 +1007,7 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
         return err ? err->status : ASIDE_ERR_INVALID;
     c->mem_limit = cfg->memory_limit_bytes
                        ? cfg->memory_limit_bytes
-                       : physical_memory_bytes() / 100 * DEFAULT_MEMORY_PERCENT;
+                       : system_memory_bytes() / 100 * DEFAULT_MEMORY_PERCENT;
     c->disk_limit = cfg->disk_limit_bytes ? cfg->disk_limit_bytes
                                           : store_free_bytes(c->store) / 100 * DEFAULT_DISK_PERCENT;
     c->mem_policy = policy_create(cfg->policy, c->mem_limit);

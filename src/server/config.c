@@ -51,7 +51,7 @@ static const option_row options[] = {
      "port to listen on (0: any free port)"},
     {"memory-limit", "ASIDE_MEMORY_LIMIT", NULL, "25%", OPT_BYTES_RAM,
      AT(cache.memory_limit_bytes), 0, 0, 0,
-     "bytes of values held in memory (512MiB, 4GiB, or a % of RAM)"},
+     "bytes of values held in memory (512MiB, 4GiB, or a % of RAM or of the container's limit)"},
     {"disk-limit", "ASIDE_DISK_LIMIT", NULL, "80%", OPT_BYTES_DISK, AT(cache.disk_limit_bytes),
      0, 0, 0, "bytes of the disk tier (or a % of the free space at start)"},
     {"threads", "ASIDE_THREADS", NULL, NULL, OPT_INT, AT(http.threads), 1, MAX_COUNT, 1,
@@ -120,12 +120,6 @@ void server_config_print_help(const char *program)
            "and AWS_CONFIG_FILE for the profile AWS_PROFILE; ECS container credentials\n"
            "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN);\n"
            "EC2 instance metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED).\n");
-}
-
-static uint64_t ram_bytes(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
 static uint64_t free_disk_bytes(const char *dir)
@@ -198,7 +192,7 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
     case OPT_BYTES:
         return parse_bytes(o, text, 0, field, err);
     case OPT_BYTES_RAM:
-        return parse_bytes(o, text, ram_bytes(), field, err);
+        return parse_bytes(o, text, system_memory_bytes(), field, err);
     case OPT_BYTES_DISK:
         return parse_bytes(o, text, free_disk_bytes(cfg->cache.data_dir), field, err);
     case OPT_INT:

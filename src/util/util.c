@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { BUF_MIN_CAP = 256 };
 
@@ -211,6 +212,33 @@ aside_status error_copy(aside_error *err, const aside_error *src)
     if (err && err != src)
         *err = *src;
     return src->status;
+}
+
+/* A cgroup's memory limit from file, or 0 ("max", missing, unreadable). */
+static uint64_t cgroup_limit(const char *file)
+{
+    FILE *fp = fopen(file, "r");
+    if (!fp)
+        return 0;
+    unsigned long long limit = 0;
+    if (fscanf(fp, "%llu", &limit) != 1)
+        limit = 0;
+    fclose(fp);
+    return limit;
+}
+
+uint64_t system_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t ram = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    const char *limits[] = {"/sys/fs/cgroup/memory.max",
+                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        uint64_t limit = cgroup_limit(limits[i]);
+        if (limit && (limit < ram || !ram))
+            ram = limit;
+    }
+    return ram;
 }
 
 int64_t clock_unix_ms(void)

@@ -44,6 +44,10 @@ aside_status error_set(aside_error *err, aside_status status, const char *fmt, .
 /* Copy src into err (if not NULL) and return its status. */
 aside_status error_copy(aside_error *err, const aside_error *src);
 
+/* Memory this process may use: physical RAM, or less when a cgroup (v2 memory.max, or v1
+ * memory.limit_in_bytes) limits it, as in a container. 0 if unknown. */
+uint64_t system_memory_bytes(void);
+
 int64_t clock_unix_ms(void);
 int64_t clock_mono_ns(void);
 
