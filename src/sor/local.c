@@ -30,6 +30,9 @@ typedef struct sor_local {
 
 enum { COPY_CHUNK_BYTES = 1 << 20 };
 
+/* The infix of a file being written; listings skip such files (one a crash left behind too). */
+#define WRITE_TMP ".aside-write."
+
 static aside_status copy_fallback(int in, int out, uint64_t *copied, aside_error *err)
 {
     char *chunk = malloc(COPY_CHUNK_BYTES);
@@ -185,6 +188,7 @@ static aside_status walk(const char *root, const char *rel, const char *prefix, 
         if (S_ISDIR(sb.st_mode))
             st = walk(root, child, prefix, out, err);
         else if (S_ISREG(sb.st_mode) && (size_t)n >= prefix_len &&
+                 !strstr(e->d_name, WRITE_TMP) &&
                  aside_key_check(child, (size_t)n, NULL) == ASIDE_OK &&
                  !sor_listing_add(out, child, (size_t)n, (uint64_t)sb.st_size,
                                   (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec))
@@ -234,7 +238,7 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
         return st;
     char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", s->root, key);
-    snprintf(tmp, sizeof tmp, "%s.aside-write.XXXXXX", path);
+    snprintf(tmp, sizeof tmp, "%s" WRITE_TMP "XXXXXX", path);
     int out = mkostemp(tmp, O_CLOEXEC);
     if (out < 0)
         return error_set(err, ASIDE_ERR_SOR, "cannot write %s: %s", key, strerror(errno));

@@ -373,6 +373,7 @@ static void test_list_names_the_directory_files_under_a_prefix_sorted(void)
     write_file(f.sor, "b/2.json", "[]", 2);
     write_file(f.sor, "b/1.json", "[1]", 3);
     write_file(f.sor, "a.json", "{}", 2);
+    write_file(f.sor, "b/3.json.aside-write.x1y2z3", "[", 1); /* a write a crash cut short */
     aside_cache *c = open_cache(&f, 1 << 20, 1 << 20);
     aside_object_entry *objects = NULL;
     size_t count = 0;
