@@ -11,7 +11,8 @@
  * at its offset: memory use is bounded by the parts in flight, not by the object. Every part
  * carries If-Match with the HEAD's ETag, so an object replaced mid-load fails instead of mixing
  * versions. The result is checked: every part complete, and the MD5 of the whole when the ETag
- * is a plain MD5 (single-part uploads).
+ * is a plain MD5 (single-part uploads), digested in order as parts complete, while later parts
+ * are still on the wire.
  *
  * Failures: 404 is not found, 403 is denied (with S3's code and message), and other 4xx fail at
  * once; 5xx, 429, throttling (503 SlowDown), connection failures and stalls (no progress for
@@ -409,6 +410,54 @@ static void header_value(CURL *h, const char *name, char *out, size_t out_size)
 
 /* ---- loads ---------------------------------------------------------------------------------- */
 
+/* True if etag is a quoted 32-digit hex MD5 (a single-part upload's ETag). */
+static bool etag_is_md5(const char *etag)
+{
+    size_t len = strlen(etag);
+    if (len != 34 || etag[0] != '"' || etag[33] != '"')
+        return false;
+    for (size_t i = 1; i < 33; i++) {
+        if (!strchr("0123456789abcdefABCDEF", etag[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Add bytes [offset, offset + size) of fd to the digest. */
+static aside_status md5_add(EVP_MD_CTX *ctx, int fd, uint64_t offset, uint64_t size,
+                            aside_error *err)
+{
+    char *chunk = malloc(MD5_CHUNK_BYTES);
+    aside_status st = chunk ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    for (uint64_t done = 0; st == ASIDE_OK && done < size;) {
+        size_t want = size - done < MD5_CHUNK_BYTES ? (size_t)(size - done) : MD5_CHUNK_BYTES;
+        ssize_t n = pread(fd, chunk, want, (off_t)(offset + done));
+        if (n <= 0)
+            st = error_set(err, ASIDE_ERR_IO, "cannot read back a loaded part");
+        else {
+            EVP_DigestUpdate(ctx, chunk, (size_t)n);
+            done += (uint64_t)n;
+        }
+    }
+    free(chunk);
+    return st;
+}
+
+static aside_status md5_check(EVP_MD_CTX *ctx, const char *etag, const char *url,
+                              aside_error *err)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    char hex[40] = "";
+    EVP_DigestFinal_ex(ctx, md, &md_len);
+    for (unsigned i = 0; i < md_len && i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (strncasecmp(hex, etag + 1, 32) != 0)
+        return error_set(err, ASIDE_ERR_SOR, "%s: MD5 %s does not match the ETag %s", url, hex,
+                         etag);
+    return ASIDE_OK;
+}
+
 typedef struct part {
     s3_request req;
     unsigned   attempts;
@@ -425,6 +474,8 @@ typedef struct load {
     size_t      count, next_queued, done;
     CURLM      *multi;
     unsigned    active;
+    EVP_MD_CTX *md5;    /* when the ETag is an MD5: the digest of parts [0, hashed) */
+    size_t      hashed;
 } load;
 
 static aside_status part_start(load *l, part *p, aside_error *err)
@@ -446,6 +497,18 @@ static aside_status part_start(load *l, part *p, aside_error *err)
     return ASIDE_OK;
 }
 
+/* Digest the parts that are complete and next in order, while they are in the page cache and
+ * other parts are still on the wire. */
+static aside_status hash_ready_parts(load *l, aside_error *err)
+{
+    aside_status st = ASIDE_OK;
+    while (st == ASIDE_OK && l->md5 && l->hashed < l->count && l->parts[l->hashed].done) {
+        part *p = &l->parts[l->hashed++];
+        st = md5_add(l->md5, l->fd, p->req.offset, p->req.expect, err);
+    }
+    return st;
+}
+
 /* A part finished: done, to be retried later, or a failure of the whole load. */
 static aside_status part_finished(load *l, part *p, CURLcode rc, aside_error *err)
 {
@@ -463,7 +526,7 @@ static aside_status part_finished(load *l, part *p, CURLcode rc, aside_error *er
     if (o == OUTCOME_DONE) {
         p->done = true;
         l->done++;
-        return ASIDE_OK;
+        return hash_ready_parts(l, err);
     }
     if (p->req.status == 412)
         return error_set(err, ASIDE_ERR_SOR, "%s changed in S3 while it was loaded", l->url);
@@ -529,13 +592,17 @@ static void load_free(load *l)
     free(l->parts);
     if (l->multi)
         curl_multi_cleanup(l->multi);
+    EVP_MD_CTX_free(l->md5);
 }
 
-/* Fetch size bytes of url into fd in parallel ranged parts. */
+/* Fetch size bytes of url into fd in parallel ranged parts, checking the ETag's MD5 if it is
+ * one. */
 static aside_status load_parts(sor_s3 *s, char *url, const char *etag, uint64_t size, int fd,
                                aside_error *err)
 {
-    load l = {s, url, etag, fd, NULL, 0, 0, 0, curl_multi_init(), 0};
+    load l = {s, url, etag, fd, NULL, 0, 0, 0, curl_multi_init(), 0, NULL, 0};
+    if (etag_is_md5(etag) && (l.md5 = EVP_MD_CTX_new()))
+        EVP_DigestInit_ex(l.md5, EVP_md5(), NULL);
     l.count = (size_t)((size + s->part_size - 1) / s->part_size);
     l.parts = calloc(l.count, sizeof *l.parts);
     char if_match[200];
@@ -552,53 +619,9 @@ static aside_status load_parts(sor_s3 *s, char *url, const char *etag, uint64_t 
     }
     if (st == ASIDE_OK)
         st = run_load(&l, err);
+    if (st == ASIDE_OK && l.md5)
+        st = md5_check(l.md5, etag, url, err);
     load_free(&l);
-    return st;
-}
-
-/* True if etag is a quoted 32-digit hex MD5 (a single-part upload's ETag). */
-static bool etag_is_md5(const char *etag)
-{
-    size_t len = strlen(etag);
-    if (len != 34 || etag[0] != '"' || etag[33] != '"')
-        return false;
-    for (size_t i = 1; i < 33; i++) {
-        if (!strchr("0123456789abcdefABCDEF", etag[i]))
-            return false;
-    }
-    return true;
-}
-
-static aside_status check_md5(int fd, uint64_t size, const char *etag, const char *url,
-                              aside_error *err)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    char *chunk = malloc(MD5_CHUNK_BYTES);
-    aside_status st = ctx && chunk ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "no memory");
-    if (st == ASIDE_OK)
-        EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
-    for (uint64_t done = 0; st == ASIDE_OK && done < size;) {
-        ssize_t n = pread(fd, chunk, MD5_CHUNK_BYTES, (off_t)done);
-        if (n <= 0)
-            st = error_set(err, ASIDE_ERR_IO, "cannot read back %s", url);
-        else {
-            EVP_DigestUpdate(ctx, chunk, (size_t)n);
-            done += (uint64_t)n;
-        }
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
-    char hex[40];
-    if (st == ASIDE_OK) {
-        EVP_DigestFinal_ex(ctx, md, &md_len);
-        for (unsigned i = 0; i < md_len && i < 16; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        if (strncasecmp(hex, etag + 1, 32) != 0)
-            st = error_set(err, ASIDE_ERR_SOR, "%s: MD5 %s does not match the ETag %s", url, hex,
-                           etag);
-    }
-    EVP_MD_CTX_free(ctx);
-    free(chunk);
     return st;
 }
 
@@ -651,8 +674,6 @@ static aside_status s3_fetch(sor *base, const char *key, int fd, const char *if_
                   s->prefix, key);
     if (st == ASIDE_OK && !info->not_modified && info->size > 0)
         st = load_parts(s, url, info->etag, info->size, fd, err);
-    if (st == ASIDE_OK && !info->not_modified && etag_is_md5(info->etag))
-        st = check_md5(fd, info->size, info->etag, url, err);
     free(url);
     return st;
 }
