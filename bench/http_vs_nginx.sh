@@ -76,23 +76,12 @@ stop() {
 }
 
 stop_nginx() {
-    local pid=$1 workers i
+    local pid=$1 workers w
     [ -n "$pid" ] || return 0
-    # The master stops its workers on SIGTERM; if it has to be killed, kill its workers first
-    # (they would outlive it).
+    # The master stops its workers on SIGTERM; if it had to be killed, its workers outlive it.
     workers=$(pgrep -P "$pid" 2>/dev/null || true)
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "http_vs_nginx: nginx ($pid) did not stop on SIGTERM; killing it" >&2
-        workers=$(pgrep -P "$pid" 2>/dev/null || echo "$workers")
-        for w in $workers; do kill -KILL "$w" 2>/dev/null || true; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop "$pid"
+    for w in $workers; do kill -KILL "$w" 2>/dev/null || true; done
 }
 
 cleanup() {

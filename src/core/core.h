@@ -58,7 +58,6 @@ typedef struct policy policy;
  * capacity_bytes is the budget the policy works for (S3-FIFO sizes its queues from it). */
 policy      *policy_create(const char *name, uint64_t capacity_bytes);
 void         policy_destroy(policy *p);
-const char  *policy_name(const policy *p);
 /* A new item enters (node->bytes and node->key_hash set). */
 void         policy_insert(policy *p, policy_node *node);
 /* The item was read. */

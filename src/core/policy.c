@@ -79,7 +79,6 @@ struct policy {
     uint64_t          capacity_bytes;
 };
 
-const char  *policy_name(const policy *p) { return p->ops->name; }
 void         policy_insert(policy *p, policy_node *n) { p->ops->insert(p, n); }
 void         policy_touch(policy *p, policy_node *n) { p->ops->touch(p, n); }
 void         policy_remove(policy *p, policy_node *n) { p->ops->remove(p, n); }

@@ -460,7 +460,15 @@ static void fn_write(call *c)
     envelope_end(c);
 }
 
-static void put_time(buf *b, int64_t unix_ms);
+static void put_time(buf *b, int64_t unix_ms)
+{
+    time_t sec = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char text[40];
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "\"%s.%03dZ\"", text, (int)(unix_ms % 1000));
+}
 
 static void fn_list(call *c)
 {
@@ -503,16 +511,6 @@ static void fn_delete(call *c)
 }
 
 /* ---- telemetry ---------------------------------------------------------------------------- */
-
-static void put_time(buf *b, int64_t unix_ms)
-{
-    time_t sec = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char text[40];
-    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-    buf_printf(b, "\"%s.%03dZ\"", text, (int)(unix_ms % 1000));
-}
 
 static void put_entry(buf *b, const aside_entry_info *e)
 {

@@ -123,7 +123,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *http_status_text(int status)
+static const char *http_status_text(int status)
 {
     switch (status) {
     case 100: return "Continue";

@@ -90,8 +90,6 @@ int          http_server_port(const http_server *s);
 /* Stop accepting, close every connection, join the threads and free the server. */
 void         http_server_stop(http_server *s);
 
-const char *http_status_text(int status);
-
 /* ---- config ------------------------------------------------------------------------------- */
 
 /* Defaults of per-request parameters. */

@@ -66,7 +66,7 @@ static aside_status copy_fallback(int in, int out, uint64_t *copied, aside_error
     return st;
 }
 
-static aside_status copy_file(int in, int out, aside_error *err, uint64_t *copied)
+static aside_status copy_file(int in, int out, uint64_t *copied, aside_error *err)
 {
     *copied = 0;
     for (;;) {
@@ -147,7 +147,7 @@ static aside_status local_fetch(sor *base, const char *key, int out, const char 
         goto done;
     }
     uint64_t copied = 0;
-    st = copy_file(in, out, err, &copied);
+    st = copy_file(in, out, &copied, err);
     if (st != ASIDE_OK)
         goto done;
     if (copied != (uint64_t)sb.st_size) {
@@ -246,7 +246,7 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
     if (lseek(in, 0, SEEK_SET) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot rewind the value of %s", key);
     if (st == ASIDE_OK)
-        st = copy_file(in, out, err, &copied);
+        st = copy_file(in, out, &copied, err);
     if (st == ASIDE_OK && copied != size)
         st = error_set(err, ASIDE_ERR_IO, "short copy writing %s", key);
     struct stat sb;

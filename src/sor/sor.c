@@ -58,8 +58,6 @@ void aside_object_entries_free(aside_object_entry *entries, size_t count)
     free(entries);
 }
 
-const char *sor_name(const sor *s) { return s->ops->name; }
-
 void sor_destroy(sor *s)
 {
     if (s)

@@ -61,7 +61,6 @@ aside_status sor_list(sor *s, const char *prefix, sor_listing *out, aside_error 
  * failed put leaves the old object, if any. */
 aside_status sor_put(sor *s, const char *key, int fd, uint64_t size, aside_object_info *info,
                      aside_error *err);
-const char  *sor_name(const sor *s);
 void         sor_destroy(sor *s);
 
 /* Add one object to a listing; false when out of memory. */
