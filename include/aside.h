@@ -59,7 +59,9 @@ const char *aside_status_name(aside_status status);
 
 typedef enum aside_value_type {
     ASIDE_TYPE_BYTES = 0, /* any file, served as it is */
-    ASIDE_TYPE_JSON       /* a JSON document, validated when loaded */
+    ASIDE_TYPE_JSON,      /* a JSON document, validated when loaded */
+    ASIDE_TYPE_FRAME      /* a DataFrame (parquet, CSV, JSON lines, Arrow), decoded when loaded;
+                             its bytes are the file's, its memory form the decoded frame */
 } aside_value_type;
 
 /* Where a read found its value. */
@@ -86,8 +88,11 @@ aside_value     *aside_value_retain(aside_value *value);
 /* Drop a reference; the last one frees the value. NULL is ignored. */
 void             aside_value_release(aside_value *value);
 
-/* The value type a key gets by its name: ".json" is JSON, everything else bytes. */
+/* The value type a key gets by its name: ".json" is JSON; ".parquet", ".csv", ".csv.gz",
+ * ".jsonl", ".ndjson", ".arrow", ".feather" and ".ipc" are frames; everything else bytes. */
 aside_value_type aside_value_type_for_key(const char *key);
+/* The type named name ("bytes", "json", "frame"): ASIDE_OK, or ASIDE_ERR_INVALID. */
+aside_status     aside_value_type_parse(const char *name, aside_value_type *out);
 /* A stable lowercase name of a type ("json"). */
 const char      *aside_value_type_name(aside_value_type type);
 
@@ -181,6 +186,9 @@ aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
  * entry whichever storage loaded it; the storage decides where a miss is fetched from. */
 typedef struct aside_read_options {
     const char *storage;
+    /* The type to read the key as ("bytes", "json", "frame"); NULL: the cached copy's, else the
+     * key's by its name. A cached copy of another type is decoded again as this one. */
+    const char *type;
     bool        memory_only; /* read: answer from memory or fail with ASIDE_ERR_WOULD_BLOCK */
     /* read: a cached copy validated longer ago than this is served as it is and revalidated in
      * the background (one revalidation per key at a time); 0: never */

@@ -18,6 +18,8 @@ libjansson-dev      2.14
 libxxhash-dev       0.8.1
 libcurl4-openssl-dev 7.88
 libssl-dev          3.0
+liblz4-dev          1.9.4
+libzstd-dev         1.5.4
 nginx-light         1.22
 wrk                 4.1.0
 curl                7.88
@@ -28,7 +30,8 @@ PYTHON_REQUIREMENTS="scripts/requirements-test.txt"
 PYTHON_CONSTRAINTS="scripts/constraints-test.txt"   # every transitive package, pinned
 
 installed_version() {
-    dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null | awk '$1 == "installed" {print $2}'
+    { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null || true; } |
+        awk '$1 == "installed" {print $2}'
 }
 
 missing=()
@@ -55,6 +58,45 @@ if [ ${#missing[@]} -gt 0 ]; then
         nginx -s stop 2>/dev/null || true
     fi
 fi
+
+# DuckDB, the frame engine. Debian does not package it; its releases are published inside npm
+# packages, fetched with `npm pack` (a plain download: no install scripts run) and checked
+# against pinned digests. The library comes from the Node bindings package, the header from the
+# duckdb package of the same release. DUCKDB_PREFIX (a folder with include/duckdb.h and
+# lib/libduckdb.so, such as an official libduckdb release) replaces both.
+DUCKDB_VERSION="1.4.4"
+DUCKDB_LIB_PACKAGE="@duckdb/node-bindings-linux-x64@1.4.4-r.4"
+DUCKDB_LIB_SHA256="732fac4dc6b8f198870b9c4bb6ddf13544466daca00ad28ba2f1d80de5d7aa4b"
+DUCKDB_HEADER_PACKAGE="duckdb@1.4.4"
+DUCKDB_HEADER_SHA256="5bb967dcbcd517670ba5f169f238fb9d6787e53752c60ebe24386169d76941ed"
+duckdb_dir=".deps/duckdb-$DUCKDB_VERSION"
+
+fetch_npm() {   # package sha256 folder: the package's tarball, verified, in folder
+    local tarball
+    tarball=$(cd "$3" && npm pack --silent "$1" 2>/dev/null | tail -1)
+    if [ -z "$tarball" ] || ! echo "$2  $3/$tarball" | sha256sum -c --quiet -; then
+        echo "install-deps: $1 could not be fetched or does not match its pinned digest" >&2
+        exit 1
+    fi
+    echo "$3/$tarball"
+}
+
+if [ -z "${DUCKDB_PREFIX:-}" ] && [ ! -f "$duckdb_dir/lib/libduckdb.so" ]; then
+    command -v npm >/dev/null || { echo "install-deps: npm is needed to fetch DuckDB" >&2; exit 1; }
+    echo "install-deps: fetching DuckDB $DUCKDB_VERSION"
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    lib_tgz=$(fetch_npm "$DUCKDB_LIB_PACKAGE" "$DUCKDB_LIB_SHA256" "$work")
+    header_tgz=$(fetch_npm "$DUCKDB_HEADER_PACKAGE" "$DUCKDB_HEADER_SHA256" "$work")
+    tar -xzf "$lib_tgz" -C "$work" package/libduckdb.so
+    tar -xzf "$header_tgz" -C "$work" package/src/duckdb/src/include/duckdb.h
+    mkdir -p "$duckdb_dir.tmp/lib" "$duckdb_dir.tmp/include"
+    mv "$work/package/libduckdb.so" "$duckdb_dir.tmp/lib/"
+    mv "$work/package/src/duckdb/src/include/duckdb.h" "$duckdb_dir.tmp/include/"
+    rm -rf "$duckdb_dir"
+    mv "$duckdb_dir.tmp" "$duckdb_dir"
+fi
+[ -n "${DUCKDB_PREFIX:-}" ] || ln -sfn "duckdb-$DUCKDB_VERSION" .deps/duckdb   # what CMake finds
 
 # Python test tools, in .venv
 stamp=".venv/.requirements.sha256"

@@ -16,6 +16,7 @@
  * system of record while followers wait for its value. A hit costs one lock, a hash lookup and an
  * atomic increment of the value's reference count. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,7 +28,9 @@
 #include <xxhash.h>
 
 #include "aside.h"
+#include "arrow/arrow.h"
 #include "core/core.h"
+#include "lib.h"
 #include "sor/sor.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -38,6 +41,7 @@
 enum {
     DEFAULT_MEMORY_PERCENT = 25,
     DEFAULT_DISK_PERCENT = 80,
+    ENGINE_MEMORY_PERCENT = 25, /* DuckDB's working memory, of the cache's memory budget */
     VERIFY_CHUNK_BYTES = 1 << 20
 };
 
@@ -57,6 +61,8 @@ typedef struct entry {
 
 struct aside_cache {
     pthread_mutex_t lock;
+    engine         *engine; /* reads frames, runs their SQL */
+    value_context   decode; /* what decoding a frame needs */
     table          *index;
     policy         *mem_policy, *disk_policy;
     uint64_t        mem_limit, disk_limit;
@@ -174,11 +180,14 @@ static void entry_touch(aside_cache *c, entry *e)
 /* Keep v in memory for e if it is memory-backed and fits the budget. */
 static void entry_hold(aside_cache *c, entry *e, aside_value *v)
 {
-    if (!v || e->value || !aside_value_data(v) || aside_value_size(v) > c->mem_limit)
+    if (!v || e->value || (!aside_value_data(v) && !value_frame(v)))
+        return; /* already held, or a value served from its file */
+    uint64_t bytes = value_memory_bytes(v);
+    if (bytes > c->mem_limit)
         return;
-    evict_memory_for(c, aside_value_size(v));
+    evict_memory_for(c, bytes);
     e->value = aside_value_retain(v);
-    e->mem_node.bytes = aside_value_size(v);
+    e->mem_node.bytes = bytes;
     policy_insert(c->mem_policy, &e->mem_node);
 }
 
@@ -224,6 +233,41 @@ static aside_status checksum_file(int fd, uint64_t size, uint64_t *sum, aside_er
     return st;
 }
 
+/* Decode the frame in the file at path (open as fd, which the value takes over). */
+static aside_status decode_frame(aside_cache *c, const char *key, const char *path, int fd,
+                                 uint64_t size, aside_value **out, aside_error *err)
+{
+    frame *f = NULL;
+    aside_status st = value_decode_frame(&c->decode, key, path, fd, &f, err);
+    if (st != ASIDE_OK) {
+        close(fd);
+        return st;
+    }
+    *out = value_from_frame(f, fd, size);
+    return *out ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
+/* load_file for a frame: check the file's checksum once, then decode it. */
+static aside_status load_frame_file(aside_cache *c, const char *key, int fd,
+                                    const store_meta *meta, bool *verified, aside_value **out,
+                                    aside_error *err)
+{
+    uint64_t sum = 0;
+    char path[PATH_MAX];
+    aside_status st = store_value_path(c->store, key, path, err);
+    if (st == ASIDE_OK && !*verified) {
+        st = checksum_file(fd, meta->size, &sum, err);
+        if (st == ASIDE_OK && sum != meta->xxh3)
+            st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
+    }
+    if (st != ASIDE_OK) {
+        close(fd);
+        return st;
+    }
+    *verified = true;
+    return decode_frame(c, key, path, fd, meta->size, out, err);
+}
+
 /* Load key's file as described by meta. ASIDE_ERR_BAD_VALUE when the file does not match its
  * sidecar (then it must be removed and fetched again). *verified says whether the checksum was
  * already checked; it is set when this load checked it. */
@@ -242,6 +286,8 @@ static aside_status load_file(aside_cache *c, const char *key, const store_meta 
         return error_set(err, ASIDE_ERR_BAD_VALUE, "%s: size differs from its sidecar", key);
     }
     uint64_t sum = 0;
+    if (meta->type == ASIDE_TYPE_FRAME)
+        return load_frame_file(c, key, fd, meta, verified, out, err);
     if (meta->size <= c->mem_limit) {
         void *data = malloc(meta->size ? meta->size : 1);
         if (!data) {
@@ -277,9 +323,10 @@ static aside_status load_file(aside_cache *c, const char *key, const store_meta 
 /* ---- loading from the system of record ---------------------------------------------------- */
 
 /* Validate the fetched file, checksum it and, if it fits the memory budget, copy it to memory. */
-static aside_status inspect_fetched(aside_cache *c, const char *key, int fd, store_meta *meta,
-                                    aside_value **in_memory, aside_error *err)
+static aside_status inspect_fetched(aside_cache *c, const char *key, const store_tmp *tmp,
+                                    store_meta *meta, aside_value **in_memory, aside_error *err)
 {
+    int fd = tmp->fd;
     *in_memory = NULL;
     void *map = NULL;
     if (meta->size) {
@@ -291,7 +338,11 @@ static aside_status inspect_fetched(aside_cache *c, const char *key, int fd, sto
     aside_status st = value_kind_of(meta->type)->check(data, meta->size, err);
     if (st == ASIDE_OK) {
         meta->xxh3 = store_checksum(data, meta->size);
-        if (meta->size <= c->mem_limit) {
+        if (meta->type == ASIDE_TYPE_FRAME) {
+            int rd = open(tmp->path, O_RDONLY | O_CLOEXEC);
+            st = rd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen a temporary file")
+                        : decode_frame(c, key, tmp->path, rd, meta->size, in_memory, err);
+        } else if (meta->size <= c->mem_limit) {
             void *copy = malloc(meta->size ? meta->size : 1);
             if (copy) {
                 memcpy(copy, data, meta->size);
@@ -307,12 +358,12 @@ static aside_status inspect_fetched(aside_cache *c, const char *key, int fd, sto
 }
 
 /* Describe a value about to enter the disk tier. */
-static void meta_init(store_meta *meta, const char *key, uint64_t size,
+static void meta_init(store_meta *meta, aside_value_type type, uint64_t size,
                       const aside_object_info *info)
 {
     memset(meta, 0, sizeof *meta);
     meta->size = size;
-    meta->type = aside_value_type_for_key(key);
+    meta->type = type;
     meta->sor_mtime_ns = info->mtime_ns;
     meta->fetched_ms = clock_unix_ms();
     snprintf(meta->etag, sizeof meta->etag, "%s", info->etag);
@@ -320,7 +371,7 @@ static void meta_init(store_meta *meta, const char *key, uint64_t size,
 
 /* Fetch key into a temporary file of the disk tier and check it. With if_none_match, an
  * unchanged object sets *not_modified and nothing else. */
-static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key,
+static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key, aside_value_type type,
                                  const char *if_none_match, store_tmp *tmp, store_meta *meta,
                                  aside_value **in_memory, bool *not_modified, aside_error *err)
 {
@@ -339,7 +390,7 @@ static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key,
     struct stat sb;
     if (fstat(tmp->fd, &sb) != 0)
         return error_set(err, ASIDE_ERR_IO, "stat of a temporary file failed");
-    meta_init(meta, key, (uint64_t)sb.st_size, &info);
+    meta_init(meta, type, (uint64_t)sb.st_size, &info);
     if (info.size != meta->size)
         return error_set(err, ASIDE_ERR_SOR, "%s: the system of record sent %llu bytes of %llu",
                          key, (unsigned long long)meta->size, (unsigned long long)info.size);
@@ -347,7 +398,7 @@ static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key,
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %llu bytes, more than the disk tier's "
                          "limit of %llu", key, (unsigned long long)meta->size,
                          (unsigned long long)c->disk_limit);
-    return inspect_fetched(c, key, tmp->fd, meta, in_memory, err);
+    return inspect_fetched(c, key, tmp, meta, in_memory, err);
 }
 
 /* Make the committed file key's entry (replacing an older one) and hold v in memory. */
@@ -391,15 +442,16 @@ static aside_status commit(aside_cache *c, const char *key, store_tmp *tmp,
 /* Fetch key from the SOR `from` and make it the cached value. With if_none_match, an unchanged
  * object sets *not_modified and returns no value. */
 static aside_status load_from_sor(aside_cache *c, sor *from, const char *key,
-                                  const char *if_none_match, aside_value **out,
+                                  aside_value_type type, const char *if_none_match,
+                                  aside_value **out,
                                   bool *not_modified, aside_error *err)
 {
     store_tmp tmp = {-1, ""};
     store_meta meta;
     aside_value *v = NULL;
     *not_modified = false;
-    aside_status st = fetch_to_tmp(c, from, key, if_none_match, &tmp, &meta, &v, not_modified,
-                                   err);
+    aside_status st = fetch_to_tmp(c, from, key, type, if_none_match, &tmp, &meta, &v,
+                                   not_modified, err);
     if (st == ASIDE_OK && *not_modified) {
         store_tmp_discard(&tmp);
         return ASIDE_OK;
@@ -476,8 +528,8 @@ static aside_status disk_hit(aside_cache *c, const char *key, aside_value **out,
 }
 
 /* The leader's load: memory (someone may have finished a load since we looked), disk, SOR. */
-static aside_status load(aside_cache *c, sor *from, const char *key, aside_value **out,
-                         aside_source *source, aside_error *err)
+static aside_status load(aside_cache *c, sor *from, const char *key, aside_value_type type,
+                         aside_value **out, aside_source *source, aside_error *err)
 {
     if (memory_hit(c, key, out)) {
         *source = ASIDE_SOURCE_MEMORY;
@@ -490,7 +542,7 @@ static aside_status load(aside_cache *c, sor *from, const char *key, aside_value
     }
     *source = ASIDE_SOURCE_SOR;
     bool not_modified = false;
-    st = load_from_sor(c, from, key, NULL, out, &not_modified, err);
+    st = load_from_sor(c, from, key, type, NULL, out, &not_modified, err);
     pthread_mutex_lock(&c->lock);
     c->counters.misses++;
     pthread_mutex_unlock(&c->lock);
@@ -628,6 +680,28 @@ static void check_age(aside_cache *c, const char *key, const aside_read_options 
     }
 }
 
+/* The type a read of key asks for: options->type, else the cached entry's, else the key's.
+ * A cached entry of another type is decoded again as the asked type. */
+static aside_status requested_type(aside_cache *c, const char *key,
+                                   const aside_read_options *options, aside_value_type *type,
+                                   aside_error *err)
+{
+    bool asked = options && options->type;
+    if (asked && aside_value_type_parse(options->type, type) != ASIDE_OK)
+        return error_set(err, ASIDE_ERR_INVALID, "unknown type \"%s\" (known: bytes, json, "
+                         "frame)", options->type);
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    if (!asked)
+        *type = e ? e->meta.type : aside_value_type_for_key(key);
+    else if (e && e->meta.type != *type) {
+        entry_drop_memory(c, e, true);
+        e->meta.type = *type;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ASIDE_OK;
+}
+
 aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
                        aside_source *source, aside_error *err)
 {
@@ -646,7 +720,10 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     memset(info, 0, sizeof *info);
     aside_source *source = &info->source;
     sor *from = NULL;
+    aside_value_type type = ASIDE_TYPE_BYTES;
     aside_status st = prepare(c, key, options, &from, err);
+    if (st == ASIDE_OK)
+        st = requested_type(c, key, options, &type, err);
     if (st != ASIDE_OK)
         return st;
     if (memory_hit(c, key, out)) {
@@ -663,7 +740,7 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     if (!leader)
         return follow(c, key, f, out, source, err);
     aside_value *v = NULL;
-    st = load(c, from, key, &v, source, err);
+    st = load(c, from, key, type, &v, source, err);
     flight_complete(c->flights, f, st, v, (int)*source, err);
     flight_release(c->flights, f, value_release_any);
     if (st == ASIDE_OK) {
@@ -704,13 +781,15 @@ static aside_status prepare_to_lead(aside_cache *c, const char *key,
     return *f ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
-/* The version tag of key's cached copy, or "" if none. */
-static void cached_etag(aside_cache *c, const char *key, char *etag, size_t size)
+/* The version tag of key's cached copy, or "" if none; returns the copy's type (or the key's). */
+static aside_value_type cached_etag(aside_cache *c, const char *key, char *etag, size_t size)
 {
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
     snprintf(etag, size, "%s", e ? e->meta.etag : "");
+    aside_value_type type = e ? e->meta.type : aside_value_type_for_key(key);
     pthread_mutex_unlock(&c->lock);
+    return type;
 }
 
 /* The update itself, as the leader of key's flight. */
@@ -718,10 +797,11 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
                                aside_read_info *info, aside_error *err)
 {
     char etag[sizeof((store_meta *)0)->etag];
-    cached_etag(c, key, etag, sizeof etag);
+    aside_value_type type = cached_etag(c, key, etag, sizeof etag);
     bool not_modified = false;
     info->source = ASIDE_SOURCE_SOR;
-    aside_status st = load_from_sor(c, from, key, etag[0] ? etag : NULL, out, &not_modified, err);
+    aside_status st = load_from_sor(c, from, key, type, etag[0] ? etag : NULL, out,
+                                    &not_modified, err);
     if (st == ASIDE_OK && not_modified) {
         info->revalidated = true;
         pthread_mutex_lock(&c->lock);
@@ -735,7 +815,7 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
         if (st != ASIDE_ERR_NOT_FOUND) /* else the copy went bad: fetch it whole */
             return st;
         info->revalidated = false;
-        st = load_from_sor(c, from, key, NULL, out, &not_modified, err);
+        st = load_from_sor(c, from, key, type, NULL, out, &not_modified, err);
     }
     if (st == ASIDE_ERR_NOT_FOUND) {
         pthread_mutex_lock(&c->lock);
@@ -805,11 +885,10 @@ static aside_status write_tmp(int fd, const void *data, size_t size, aside_error
 
 /* Write through to the SOR, then commit the same bytes as the cached value; *out is its memory
  * copy (NULL when larger than the memory budget). */
-static aside_status write_through(aside_cache *c, sor *to, const char *key, const void *data,
-                                  size_t size, aside_object_info *info, aside_value **out,
-                                  aside_error *err)
+static aside_status write_through(aside_cache *c, sor *to, const char *key,
+                                  aside_value_type type, const void *data, size_t size,
+                                  aside_object_info *info, aside_value **out, aside_error *err)
 {
-    aside_value_type type = aside_value_type_for_key(key);
     aside_status st = value_kind_of(type)->check(data, size, err);
     if (st == ASIDE_OK && size > c->disk_limit)
         st = error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %zu bytes, more than the disk tier's "
@@ -819,14 +898,19 @@ static aside_status write_through(aside_cache *c, sor *to, const char *key, cons
         st = store_tmp_create(c->store, &tmp, err);
     if (st == ASIDE_OK)
         st = write_tmp(tmp.fd, data, size, err);
+    aside_value *v = NULL;
+    if (st == ASIDE_OK && type == ASIDE_TYPE_FRAME) { /* a frame validates by decoding */
+        int rd = open(tmp.path, O_RDONLY | O_CLOEXEC);
+        st = rd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen a temporary file")
+                    : decode_frame(c, key, tmp.path, rd, size, &v, err);
+    }
     if (st == ASIDE_OK)
         st = sor_put(to, key, tmp.fd, size, info, err);
-    aside_value *v = NULL;
     if (st == ASIDE_OK) {
         store_meta meta;
-        meta_init(&meta, key, size, info);
+        meta_init(&meta, type, size, info);
         meta.xxh3 = store_checksum(data, size);
-        void *copy = size <= c->mem_limit ? malloc(size ? size : 1) : NULL;
+        void *copy = !v && size <= c->mem_limit ? malloc(size ? size : 1) : NULL;
         if (copy) {
             memcpy(copy, data, size);
             v = value_from_memory(type, copy, size);
@@ -854,7 +938,10 @@ aside_status aside_write(aside_cache *c, const char *key, const aside_read_optio
     if (st != ASIDE_OK)
         return st;
     aside_value *v = NULL;
-    st = write_through(c, to, key, data, size, info, &v, err);
+    aside_value_type type = ASIDE_TYPE_BYTES;
+    st = requested_type(c, key, options, &type, err);
+    if (st == ASIDE_OK)
+        st = write_through(c, to, key, type, data, size, info, &v, err);
     flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
     flight_release(c->flights, f, value_release_any);
     aside_value_release(v);
@@ -1019,7 +1106,10 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
                          "lru)", cfg->policy);
     if (!c->index || !c->flights)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-    return ASIDE_OK;
+    engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT};
+    st = engine_open(&ec, &c->engine, err);
+    c->decode = (value_context){c->engine, c->mem_limit};
+    return st;
 }
 
 aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_error *err)
@@ -1070,8 +1160,93 @@ void aside_cache_close(aside_cache *c)
     flight_group_destroy(c->flights);
     sor_destroy(c->sd);
     sor_destroy(c->s3);
+    engine_close(c->engine);
     store_close(c->store);
     pthread_cond_destroy(&c->background_done);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+/* ---- frames computed in the cache --------------------------------------------------------- */
+
+engine *aside_cache_engine(aside_cache *c) { return c->engine; }
+
+/* Write the segments of an encoding to fd. */
+static aside_status write_encoding(int fd, const arrow_encoding *enc, aside_error *err)
+{
+    aside_status st = ASIDE_OK;
+    for (size_t i = 0; st == ASIDE_OK && i < enc->count; i++)
+        st = write_tmp(fd, enc->segments[i].data, enc->segments[i].length, err);
+    return st;
+}
+
+/* f's file into tmp: parquet for a parquet key, else Arrow IPC. */
+static aside_status write_frame_file(aside_cache *c, const char *key, frame *f, store_tmp *tmp,
+                                     aside_error *err)
+{
+    if (!value_key_has_suffix(key, strlen(key), ".parquet")) {
+        arrow_encoding enc;
+        aside_status st = arrow_encode(f, ARROW_FILE, true, &enc, err);
+        if (st == ASIDE_OK) {
+            st = write_encoding(tmp->fd, &enc, err);
+            arrow_encoding_free(&enc);
+        }
+        return st;
+    }
+    aside_status st = engine_write_parquet(c->engine, f, tmp->path, err);
+    if (st != ASIDE_OK)
+        return st;
+    close(tmp->fd); /* DuckDB wrote a new file at the path */
+    tmp->fd = open(tmp->path, O_RDWR | O_CLOEXEC);
+    return tmp->fd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen %s", tmp->path) : ASIDE_OK;
+}
+
+static aside_status store_frame_file(aside_cache *c, const char *key, frame *f, store_tmp *tmp,
+                                     aside_value **v, store_meta *meta, aside_error *err)
+{
+    aside_status st = write_frame_file(c, key, f, tmp, err);
+    struct stat sb;
+    if (st == ASIDE_OK && fstat(tmp->fd, &sb) != 0)
+        st = error_set(err, ASIDE_ERR_IO, "cannot stat a temporary file");
+    aside_object_info none = {0};
+    if (st == ASIDE_OK) {
+        meta_init(meta, ASIDE_TYPE_FRAME, (uint64_t)sb.st_size, &none);
+        st = checksum_file(tmp->fd, meta->size, &meta->xxh3, err);
+    }
+    if (st == ASIDE_OK && meta->size > c->disk_limit)
+        st = error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %llu bytes, more than the disk tier's "
+                       "limit", key, (unsigned long long)meta->size);
+    int rd = st == ASIDE_OK ? open(tmp->path, O_RDONLY | O_CLOEXEC) : -1;
+    if (st == ASIDE_OK && rd < 0)
+        st = error_set(err, ASIDE_ERR_IO, "cannot reopen a temporary file");
+    if (st == ASIDE_OK && !(*v = value_from_frame(frame_retain(f), rd, meta->size)))
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    return st;
+}
+
+aside_status aside_store_frame(aside_cache *c, const char *key, frame *f, aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    if (st != ASIDE_OK)
+        return st;
+    if (f->memory_bytes > c->mem_limit)
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "the frame needs %llu bytes, more than the "
+                         "memory limit of %llu", (unsigned long long)f->memory_bytes,
+                         (unsigned long long)c->mem_limit);
+    flight *fl = lead(c, key);
+    if (!fl)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    store_tmp tmp = {-1, ""};
+    store_meta meta;
+    aside_value *v = NULL;
+    st = store_tmp_create(c->store, &tmp, err);
+    if (st == ASIDE_OK)
+        st = store_frame_file(c, key, f, &tmp, &v, &meta, err);
+    if (st == ASIDE_OK)
+        st = commit(c, key, &tmp, &meta, v, err);
+    store_tmp_discard(&tmp);
+    flight_complete(c->flights, fl, st, v, ASIDE_SOURCE_MEMORY, err);
+    flight_release(c->flights, fl, value_release_any);
+    aside_value_release(v);
+    return st;
 }

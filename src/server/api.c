@@ -19,41 +19,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arrow/arrow.h"
 #include "server.h"
 #include "value/value.h"
 
 #define API_URI "/cache/api/v1.0/"
 
 enum {
-    MAX_PARAMS = 64,
     /* A value from a disk-tier file is embedded in an envelope only up to this size; larger
      * ones must be read with format=raw, which streams them. */
     ENVELOPE_VALUE_MAX_BYTES = 64 << 20
 };
 
-struct api {
-    aside_cache *cache;
-    api_defaults defaults;
-};
-
-typedef struct param {
-    char  *name;
-    char  *value; /* NUL-terminated, but may hold NULs: see value_len */
-    size_t value_len;
-} param;
-
-typedef struct call {
-    const http_request *req;
-    http_response      *res;
-    api                *api;
-    param               params[MAX_PARAMS];
-    size_t              param_count;
-    int64_t             started_ns;
-    const char         *path; /* the key, or NULL */
-    size_t              path_len;
-    aside_read_options  options; /* storage */
-    bool                raw_body; /* the body is a value (write), not parameters */
-} call;
+typedef api_call call;
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
@@ -73,7 +51,7 @@ static int status_for(aside_status st)
     }
 }
 
-static void answer_error(call *c, int status, const char *code, const char *message)
+void api_error(call *c, int status, const char *code, const char *message)
 {
     http_response *res = c->res;
     res->status = status;
@@ -86,14 +64,14 @@ static void answer_error(call *c, int status, const char *code, const char *mess
     buf_puts(&res->body, "}}");
 }
 
-static void answer_status(call *c, const aside_error *err)
+void api_status_error(call *c, const aside_error *err)
 {
     const char *code = err->code[0] ? err->code : aside_status_name(err->status);
-    answer_error(c, status_for(err->status), code, err->message);
+    api_error(c, status_for(err->status), code, err->message);
 }
 
 /* Start a success envelope; the caller writes the value and calls envelope_end. */
-static buf *envelope_begin(call *c)
+buf *api_envelope_begin(call *c)
 {
     buf *b = &c->res->body;
     c->res->status = 200;
@@ -107,11 +85,11 @@ static buf *envelope_begin(call *c)
     return b;
 }
 
-static void envelope_end(call *c) { buf_puts(&c->res->body, "}}"); }
+void api_envelope_end(call *c) { buf_puts(&c->res->body, "}}"); }
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
-static const char *param_get(const call *c, const char *name, size_t *len)
+const char *api_param(const call *c, const char *name, size_t *len)
 {
     for (size_t i = c->param_count; i-- > 0;) { /* the last one given wins */
         if (strcmp(c->params[i].name, name) == 0) {
@@ -125,12 +103,12 @@ static const char *param_get(const call *c, const char *name, size_t *len)
 
 static bool param_add(call *c, char *name, char *value, size_t value_len)
 {
-    if (c->param_count == MAX_PARAMS) {
+    if (c->param_count == API_MAX_PARAMS) {
         free(name);
         free(value);
         return false;
     }
-    c->params[c->param_count++] = (param){name, value, value_len};
+    c->params[c->param_count++] = (api_param_t){name, value, value_len};
     return true;
 }
 
@@ -195,7 +173,7 @@ static bool parse_query(call *c, const char *q, size_t len, char *why, size_t wh
                 return false;
             }
             if (!param_add(c, name, value, value_len)) {
-                snprintf(why, why_len, "more than %d parameters", MAX_PARAMS);
+                snprintf(why, why_len, "more than %d parameters", API_MAX_PARAMS);
                 return false;
             }
         }
@@ -233,7 +211,7 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
         return false;
     }
     if (!param_add(c, name_copy, text, len)) {
-        snprintf(why, why_len, "more than %d parameters", MAX_PARAMS);
+        snprintf(why, why_len, "more than %d parameters", API_MAX_PARAMS);
         return false;
     }
     return true;
@@ -272,9 +250,9 @@ static const char *source_name(aside_source s)
 }
 
 /* A choice parameter: one of the allowed words, or the default when absent. */
-static bool choice(call *c, const char *name, const char *const *allowed, const char **out)
+bool api_choice(call *c, const char *name, const char *const *allowed, const char **out)
 {
-    const char *v = param_get(c, name, NULL);
+    const char *v = api_param(c, name, NULL);
     if (!v)
         return true;
     for (size_t i = 0; allowed[i]; i++) {
@@ -289,7 +267,7 @@ static bool choice(call *c, const char *name, const char *const *allowed, const 
         strncat(message, " ", sizeof message - strlen(message) - 1);
         strncat(message, allowed[i], sizeof message - strlen(message) - 1);
     }
-    answer_error(c, 400, "bad_request", message);
+    api_error(c, 400, "bad_request", message);
     return false;
 }
 
@@ -302,6 +280,13 @@ static bool contains_ci(const char *s, size_t len, const char *needle)
             return true;
     }
     return false;
+}
+
+bool api_accepts(const call *c, const char *needle)
+{
+    size_t len = 0;
+    const char *accept = http_request_header(c->req, "Accept", &len);
+    return accept && contains_ci(accept, len, needle);
 }
 
 /* True when the client wants bytes, not an envelope. */
@@ -326,7 +311,7 @@ static void put_seconds(call *c, buf *b)
 static void answer_meta(call *c, aside_value *v, const aside_read_info *info, bool updated,
                         bool timed)
 {
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_puts(b, "{\"result\": \"success\", \"source\": \"");
     buf_puts(b, source_name(info->source));
     buf_puts(b, "\", \"type\": \"");
@@ -340,7 +325,7 @@ static void answer_meta(call *c, aside_value *v, const aside_read_info *info, bo
     if (timed)
         put_seconds(c, b);
     buf_putc(b, '}');
-    envelope_end(c);
+    api_envelope_end(c);
 }
 
 static void answer_data(call *c, aside_value *v)
@@ -350,19 +335,19 @@ static void answer_data(call *c, aside_value *v)
     char *loaded = NULL;
     if (!data) {
         if (size > ENVELOPE_VALUE_MAX_BYTES) {
-            answer_error(c, 413, "too_large", "value too large for a JSON envelope; read it "
+            api_error(c, 413, "too_large", "value too large for a JSON envelope; read it "
                                               "with format=raw");
             return;
         }
         loaded = malloc(size ? size : 1);
         if (!loaded || pread(aside_value_fd(v), loaded, size, 0) != (ssize_t)size) {
             free(loaded);
-            answer_error(c, 500, "io_error", "cannot read the value from the disk tier");
+            api_error(c, 500, "io_error", "cannot read the value from the disk tier");
             return;
         }
         data = loaded;
     }
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     if (aside_value_type_of(v) == ASIDE_TYPE_JSON)
         buf_append(b, data, size);
     else {
@@ -370,7 +355,7 @@ static void answer_data(call *c, aside_value *v)
         buf_put_base64(b, data, size);
         buf_putc(b, '"');
     }
-    envelope_end(c);
+    api_envelope_end(c);
     free(loaded);
 }
 
@@ -388,13 +373,21 @@ static void answer_raw(call *c, aside_value *v, aside_source source)
 static void answer_value(call *c, aside_value *v, const aside_read_info *info, bool updated)
 {
     static const char *const returns[] = {"meta", "data", NULL};
-    static const char *const formats[] = {"json", "raw", NULL};
+    static const char *const formats[] = {"json", "raw", "arrow", "parquet", "csv", NULL};
     static const char *const booleans[] = {"true", "false", "1", "0", NULL};
     const char *ret = "meta", *format = NULL, *timed = "false";
-    if (!choice(c, "return", returns, &ret) || !choice(c, "format", formats, &format) ||
-        !choice(c, "time", booleans, &timed))
+    if (!api_choice(c, "return", returns, &ret) || !api_choice(c, "format", formats, &format) ||
+        !api_choice(c, "time", booleans, &timed))
         return;
-    if (wants_raw(c, format))
+    bool frame_format = format && strcmp(format, "json") != 0 && strcmp(format, "raw") != 0;
+    if (aside_value_type_of(v) == ASIDE_TYPE_FRAME &&
+        (frame_format || (!format && api_accepts(c, ARROW_STREAM_MEDIA_TYPE)) ||
+         (strcmp(ret, "data") == 0 && (!format || strcmp(format, "json") == 0))))
+        frames_answer_read(c, v, format);
+    else if (frame_format)
+        api_error(c, 400, "not_a_frame", "formats arrow, parquet and csv are for frames; read "
+                                         "this key with type=frame");
+    else if (wants_raw(c, format))
         answer_raw(c, v, info->source);
     else if (strcmp(ret, "data") == 0)
         answer_data(c, v);
@@ -402,11 +395,11 @@ static void answer_value(call *c, aside_value *v, const aside_read_info *info, b
         answer_meta(c, v, info, updated, strcmp(timed, "true") == 0 || strcmp(timed, "1") == 0);
 }
 
-static bool need_path(call *c)
+bool api_need_path(call *c)
 {
     if (c->path)
         return true;
-    answer_error(c, 400, "bad_request", "missing parameter \"path\" (or \"key\")");
+    api_error(c, 400, "bad_request", "missing parameter \"path\" (or \"key\")");
     return false;
 }
 
@@ -417,7 +410,7 @@ typedef aside_status (*loader)(aside_cache *cache, const char *key,
 /* Load the path with read or update, and answer its value. */
 static void load_and_answer(call *c, loader load)
 {
-    if (!need_path(c))
+    if (!api_need_path(c))
         return;
     aside_value *v = NULL;
     aside_read_info info;
@@ -429,7 +422,7 @@ static void load_and_answer(call *c, loader load)
         return;
     }
     if (st != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
     answer_value(c, v, &info, load == aside_update);
@@ -442,22 +435,22 @@ static void fn_update(call *c) { load_and_answer(c, aside_update); }
 
 static void fn_write(call *c)
 {
-    if (!need_path(c))
+    if (!api_need_path(c))
         return;
     aside_object_info info;
     aside_error err;
     if (aside_write(c->api->cache, c->path, &c->options, c->req->body, c->req->body_len, &info,
                     &err) != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_puts(b, "{\"result\": \"success\", \"bytes\": ");
     buf_put_u64(b, info.size);
     buf_puts(b, ", \"etag\": ");
     buf_put_json_string(b, info.etag, strlen(info.etag));
     buf_putc(b, '}');
-    envelope_end(c);
+    api_envelope_end(c);
 }
 
 static void put_time(buf *b, int64_t unix_ms)
@@ -475,12 +468,12 @@ static void fn_list(call *c)
     aside_object_entry *objects = NULL;
     size_t count = 0;
     aside_error err;
-    if (aside_list(c->api->cache, &c->options, param_get(c, "prefix", NULL), &objects, &count,
+    if (aside_list(c->api->cache, &c->options, api_param(c, "prefix", NULL), &objects, &count,
                    &err) != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_putc(b, '[');
     for (size_t i = 0; i < count; i++) {
         buf_puts(b, i ? ", {\"path\": " : "{\"path\": ");
@@ -492,22 +485,22 @@ static void fn_list(call *c)
         buf_putc(b, '}');
     }
     buf_putc(b, ']');
-    envelope_end(c);
+    api_envelope_end(c);
     aside_object_entries_free(objects, count);
 }
 
 static void fn_delete(call *c)
 {
-    if (!need_path(c))
+    if (!api_need_path(c))
         return;
     aside_error err;
     if (aside_delete(c->api->cache, c->path, &err) != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_puts(b, "{\"result\": \"success\"}");
-    envelope_end(c);
+    api_envelope_end(c);
 }
 
 /* ---- telemetry ---------------------------------------------------------------------------- */
@@ -548,7 +541,7 @@ static void fn_head(call *c)
     aside_status st = c->path ? aside_entry(c->api->cache, c->path, &one, &err)
                               : aside_entries(c->api->cache, &entries, &count, &err);
     if (st != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
     if (c->path) {
@@ -557,7 +550,7 @@ static void fn_head(call *c)
     }
     aside_stats stats;
     aside_stats_get(c->api->cache, &stats);
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_putc(b, '{');
     put_stats(b, &stats);
     buf_puts(b, ", \"entries\": [");
@@ -567,7 +560,7 @@ static void fn_head(call *c)
         put_entry(b, &entries[i]);
     }
     buf_puts(b, "]}");
-    envelope_end(c);
+    api_envelope_end(c);
     buf *h = &c->res->headers;
     buf_printf(h, "X-Aside-Keys: %llu\r\nX-Aside-Memory-Used: %llu\r\n"
                   "X-Aside-Memory-Limit: %llu\r\nX-Aside-Disk-Used: %llu\r\n"
@@ -598,10 +591,10 @@ static void fn_stats_cache(call *c)
     aside_entry_info *entries = NULL;
     size_t count = 0;
     if (aside_entries(c->api->cache, &entries, &count, &err) != ASIDE_OK) {
-        answer_status(c, &err);
+        api_status_error(c, &err);
         return;
     }
-    buf *b = envelope_begin(c);
+    buf *b = api_envelope_begin(c);
     buf_putc(b, '[');
     for (size_t i = 0; i < count; i++) {
         if (i)
@@ -609,7 +602,7 @@ static void fn_stats_cache(call *c)
         buf_put_json_string(b, entries[i].key, strlen(entries[i].key));
     }
     buf_putc(b, ']');
-    envelope_end(c);
+    api_envelope_end(c);
     aside_entries_free(entries, count);
 }
 
@@ -653,7 +646,9 @@ static void answer_unknown_function(call *c, const char *name)
     buf_printf(&message, "unknown function \"%.100s\"; known:", name);
     for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++)
         buf_printf(&message, "%s %s", i ? "," : "", functions[i].name);
-    answer_error(c, 404, "unknown_function", message.data ? message.data : "unknown function");
+    for (size_t i = 0; frames_function_names[i]; i++)
+        buf_printf(&message, ", %s", frames_function_names[i]);
+    api_error(c, 404, "unknown_function", message.data ? message.data : "unknown function");
     buf_free(&message);
 }
 
@@ -678,11 +673,16 @@ static bool is_api_route(const char *path, size_t len)
     return false;
 }
 
+static void answer_error_type(call *c)
+{
+    api_error(c, 400, "bad_request", "parameter \"type\" must be one of: bytes, json, frame");
+}
+
 /* max_age and stale_if_error, from the request or the server's defaults. */
 static bool freshness_options(call *c, char *why, size_t why_len)
 {
-    const char *max_age = param_get(c, "max_age", NULL);
-    const char *stale = param_get(c, "stale_if_error", NULL);
+    const char *max_age = api_param(c, "max_age", NULL);
+    const char *stale = api_param(c, "stale_if_error", NULL);
     c->options.max_age_s = c->api->defaults.max_age_s;
     c->options.stale_if_error = c->api->defaults.stale_if_error;
     if (max_age) {
@@ -705,6 +705,25 @@ static bool freshness_options(call *c, char *why, size_t why_len)
     return true;
 }
 
+/* True if name is a frame function for this call. "head" is also the cache's telemetry
+ * function (and the HEAD verb's): it means the first rows only for a frame, or when n= is given. */
+static bool is_frame_call(call *c, const char *name)
+{
+    if (strcmp(name, "head") != 0)
+        return true;
+    if (c->req->method == HTTP_METHOD_HEAD || !c->path)
+        return false;
+    const char *type = api_param(c, "type", NULL);
+    if (api_param(c, "n", NULL) || (type && strcmp(type, "frame") == 0) ||
+        aside_value_type_for_key(c->path) == ASIDE_TYPE_FRAME)
+        return true;
+    aside_entry_info e;
+    if (aside_entry(c->api->cache, c->path, &e, NULL) != ASIDE_OK)
+        return false;
+    free(e.key);
+    return e.type == ASIDE_TYPE_FRAME;
+}
+
 /* Route, collect parameters and check the path; false when an error was answered. */
 static bool prepare(call *c)
 {
@@ -715,41 +734,47 @@ static bool prepare(call *c)
     if (!is_api_route(req->target, path_len)) {
         snprintf(why, sizeof why, "no such route: %.*s (the API is at " API_URI ")",
                  (int)(path_len > 200 ? 200 : path_len), req->target);
-        answer_error(c, 404, "not_found", why);
+        api_error(c, 404, "not_found", why);
         return false;
     }
     if (req->method == HTTP_METHOD_OTHER) {
         snprintf(why, sizeof why, "method %s is not allowed", req->method_name);
-        answer_error(c, 405, "method_not_allowed", why);
+        api_error(c, 405, "method_not_allowed", why);
         buf_puts(&c->res->headers, "Allow: GET, HEAD, POST, PUT, DELETE\r\n");
         return false;
     }
     if (q && !parse_query(c, q + 1, req->target_len - path_len - 1, why, sizeof why)) {
-        answer_error(c, 400, "bad_request", why);
+        api_error(c, 400, "bad_request", why);
         return false;
     }
-    const char *function = param_get(c, "function", NULL);
+    const char *function = api_param(c, "function", NULL);
     c->raw_body = function && strcmp(function, "write") == 0;
     if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !c->raw_body &&
         !parse_body(c, why, sizeof why)) {
-        answer_error(c, 400, "bad_request", why);
+        api_error(c, 400, "bad_request", why);
         return false;
     }
-    c->options.storage = param_get(c, "storage", NULL);
+    c->options.storage = api_param(c, "storage", NULL);
+    c->options.type = api_param(c, "type", NULL);
+    aside_value_type ignored;
+    if (c->options.type && aside_value_type_parse(c->options.type, &ignored) != ASIDE_OK) {
+        answer_error_type(c);
+        return false;
+    }
     if (!freshness_options(c, why, sizeof why)) {
-        answer_error(c, 400, "bad_request", why);
+        api_error(c, 400, "bad_request", why);
         return false;
     }
     size_t len = 0;
-    c->path = param_get(c, "path", &len);
+    c->path = api_param(c, "path", &len);
     if (!c->path)
-        c->path = param_get(c, "key", &len);
+        c->path = api_param(c, "key", &len);
     c->path_len = len;
     aside_error err;
     if (c->path && aside_key_check(c->path, len, &err) != ASIDE_OK) {
         snprintf(why, sizeof why, "bad path: %s", err.message);
         c->path = NULL;
-        answer_error(c, 400, "bad_request", why);
+        api_error(c, 400, "bad_request", why);
         return false;
     }
     return true;
@@ -765,10 +790,17 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
     c->api = ctx;
     c->started_ns = clock_mono_ns();
     if (prepare(c)) {
-        const char *name = req->method == HTTP_METHOD_HEAD ? "head" : param_get(c, "function", NULL);
+        const char *name = req->method == HTTP_METHOD_HEAD ? "head" : api_param(c, "function", NULL);
         name = name && *name ? name : default_function(req->method);
-        const api_function *f = find_function(name);
-        if (!f)
+        bool may_block = false, tries_memory = false;
+        api_run frame_run = is_frame_call(c, name) ? frames_function(name, &may_block,
+                                                                     &tries_memory) : NULL;
+        const api_function *f = frame_run ? NULL : find_function(name);
+        if (frame_run && may_block && !req->may_block)
+            res->defer = true;
+        else if (frame_run)
+            frame_run(c);
+        else if (!f)
             answer_unknown_function(c, name);
         else if (f->blocking == MAY_BLOCK && !req->may_block)
             res->defer = true;

@@ -73,6 +73,10 @@ static const option_row options[] = {
     {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL, AT(api.stale_if_error),
      0, 0, 0, "update answers the cached copy when the system of record fails; per request: "
      "stale_if_error="},
+    {"result-limit", "ASIDE_RESULT_LIMIT", NULL, "256MiB", OPT_BYTES,
+     AT(api.result_limit_bytes), 0, 0, 0,
+     "largest frame result answered as JSON or CSV (head, select, sql); larger ones get 413 "
+     "unless stored with into= or read as Arrow"},
     {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT, AT(cache.s3.bucket), 0, 0, 0,
      "S3 bucket of the system of record; when set, S3 is the default storage"},
     {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, AT(cache.s3.prefix), 0, 0, 0,

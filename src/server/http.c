@@ -36,6 +36,13 @@
 
 #include "server.h"
 
+static void segments_release(http_segments *s)
+{
+    if (s->release)
+        s->release(s->owner);
+    memset(s, 0, sizeof *s);
+}
+
 enum {
     INPUT_INITIAL_BYTES = 4096,
     HEADER_MAX_BYTES = 64 * 1024, /* request line and headers */
@@ -73,6 +80,9 @@ typedef struct conn {
     size_t       out_sent;
     aside_value *out_value;    /* body from a value, after out */
     uint64_t     value_sent;
+    http_segments out_segments; /* or body from segments, after out */
+    size_t       segment_at;   /* the segment being sent, and bytes of it sent */
+    size_t       segment_sent;
     bool         writing, close_after;
     int64_t      deadline_ms;
     /* a request handed to the blocking pool: it owns req and res until it hands them back */
@@ -177,6 +187,7 @@ static void conn_close(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     aside_value_release(c->out_value);
+    segments_release(&c->out_segments);
     buf_free(&c->body);
     buf_free(&c->out);
     free(c->in);
@@ -322,7 +333,8 @@ static void refresh_date(worker *w)
 
 static void compose(conn *c, http_response *res, bool keep_alive)
 {
-    uint64_t body_len = res->value ? aside_value_size(res->value) : res->body.len;
+    uint64_t body_len = res->value ? aside_value_size(res->value)
+                        : res->segments.count ? res->segments.total_bytes : res->body.len;
     buf *o = &c->out;
     buf_reset(o);
     c->out_sent = 0;
@@ -348,17 +360,75 @@ static void compose(conn *c, http_response *res, bool keep_alive)
     else if (c->parser.http_minor == 0)
         buf_puts(o, "Connection: keep-alive\r\n");
     buf_puts(o, "\r\n");
-    if (!res->omit_body && !res->value)
+    if (!res->omit_body && !res->value && !res->segments.count)
         buf_append(o, res->body.data, res->body.len);
+    if (!res->omit_body && res->segments.count) { /* the connection owns them now */
+        c->out_segments = res->segments;
+        memset(&res->segments, 0, sizeof res->segments);
+        c->segment_at = c->segment_sent = 0;
+    }
     if (!res->omit_body && res->value)
         c->out_value = aside_value_retain(res->value);
     c->close_after = !keep_alive;
+}
+
+/* Send out, then segments, with writev; the result of the last writev. */
+static ssize_t flush_segments(conn *c)
+{
+    enum { MAX_IOV = 64 };
+    struct iovec iov[MAX_IOV];
+    size_t n = 0;
+    if (c->out_sent < c->out.len)
+        iov[n++] = (struct iovec){c->out.data + c->out_sent, c->out.len - c->out_sent};
+    const http_segments *s = &c->out_segments;
+    for (size_t i = c->segment_at; i < s->count && n < MAX_IOV; i++) {
+        size_t skip = i == c->segment_at ? c->segment_sent : 0;
+        iov[n++] = (struct iovec){(char *)s->iov[i].iov_base + skip, s->iov[i].iov_len - skip};
+    }
+    ssize_t sent = n ? writev(c->fd, iov, (int)n) : 0;
+    size_t left = sent > 0 ? (size_t)sent : 0;
+    size_t head = c->out.len - c->out_sent;
+    size_t from_head = left < head ? left : head;
+    c->out_sent += from_head;
+    left -= from_head;
+    while (left && c->segment_at < s->count) {
+        size_t rest = s->iov[c->segment_at].iov_len - c->segment_sent;
+        size_t take = left < rest ? left : rest;
+        c->segment_sent += take;
+        left -= take;
+        if (c->segment_sent == s->iov[c->segment_at].iov_len) {
+            c->segment_at++;
+            c->segment_sent = 0;
+        }
+    }
+    while (c->segment_at < s->count && s->iov[c->segment_at].iov_len == 0)
+        c->segment_at++;
+    return sent;
 }
 
 /* Write as much as the socket takes. Returns false if the connection was closed. */
 static bool conn_flush(conn *c)
 {
     for (;;) {
+        if (c->out_segments.count) {
+            if (c->out_sent == c->out.len && c->segment_at == c->out_segments.count)
+                break;
+            ssize_t n = flush_segments(c);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                if (!c->writing)
+                    conn_watch(c, EPOLLOUT);
+                c->writing = true;
+                c->deadline_ms = now_ms() + c->w->server->cfg.request_timeout_ms;
+                return true;
+            }
+            if (n < 0) {
+                conn_close(c);
+                return false;
+            }
+            continue;
+        }
         uint64_t value_len = c->out_value ? aside_value_size(c->out_value) : 0;
         if (c->out_sent == c->out.len && c->value_sent == value_len)
             break;
@@ -402,6 +472,7 @@ static bool conn_flush(conn *c)
     }
     aside_value_release(c->out_value);
     c->out_value = NULL;
+    segments_release(&c->out_segments);
     if (c->close_after) {
         shutdown(c->fd, SHUT_WR);
         conn_close(c);
@@ -442,6 +513,7 @@ static http_method_kind method_kind(unsigned method)
 
 static void response_reset(http_response *res)
 {
+    segments_release(&res->segments);
     buf_free(&res->body);
     buf_free(&res->headers);
     aside_value_release(res->value);

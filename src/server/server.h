@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/uio.h>
+
 #include "aside.h"
 #include "util/util.h"
 
@@ -56,14 +58,25 @@ typedef struct http_request {
 /* The value of the first header called name (case-insensitive), or NULL. */
 const char *http_request_header(const http_request *req, const char *name, size_t *len);
 
-/* The handler fills a response. The body is either body (a buffer) or value (a cached value the
- * response holds a reference to, sent without copying). */
+/* A body made of memory segments, sent in order with writev, without copying; owner keeps them
+ * alive until release(owner) is called, after the last byte left (or the response is dropped). */
+typedef struct http_segments {
+    struct iovec *iov; /* owned by owner */
+    size_t        count;
+    uint64_t      total_bytes;
+    void         *owner;
+    void        (*release)(void *owner);
+} http_segments;
+
+/* The handler fills a response. The body is body (a buffer), value (a cached value the response
+ * holds a reference to, sent without copying) or segments. */
 typedef struct http_response {
     int          status;
     const char  *content_type; /* a static string */
     buf          headers;      /* extra header lines, each ending in "\r\n" */
     buf          body;
     aside_value *value;
+    http_segments segments;    /* used when count > 0 */
     bool         omit_body;    /* HEAD: send the headers of the body, not the body */
     bool         defer;        /* (when !may_block) call me again on a thread that may block */
 } http_response;
@@ -96,6 +109,7 @@ void         http_server_stop(http_server *s);
 typedef struct api_defaults {
     unsigned max_age_s;      /* max_age: revalidate older copies in the background; 0: never */
     bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
+    uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
 } api_defaults;
 
 typedef struct server_config {
@@ -118,5 +132,61 @@ api *api_create(aside_cache *cache, const api_defaults *defaults);
 void api_destroy(api *a);
 /* The http_handler of the REST API; ctx is the api. */
 void api_handle(void *ctx, const http_request *req, http_response *res);
+
+/* ---- api internals: api.c (routing, envelopes, the cache's functions) and frames.c (the
+ * frame functions) share the call being answered and these helpers. ---------------------------- */
+
+enum { API_MAX_PARAMS = 64 };
+
+struct api {
+    aside_cache *cache;
+    api_defaults defaults;
+};
+
+typedef struct api_param {
+    char  *name;
+    char  *value; /* NUL-terminated, but may hold NULs: see value_len */
+    size_t value_len;
+} api_param_t;
+
+typedef struct api_call {
+    const http_request *req;
+    http_response      *res;
+    api                *api;
+    api_param_t         params[API_MAX_PARAMS];
+    size_t              param_count;
+    int64_t             started_ns;
+    const char         *path; /* the key, or NULL */
+    size_t              path_len;
+    aside_read_options  options; /* storage, type */
+    bool                raw_body; /* the body is a value (write), not parameters */
+} api_call;
+
+/* Answer an error: status, a code word, a message. */
+void        api_error(api_call *c, int status, const char *code, const char *message);
+/* Answer err with the HTTP status its status maps to. */
+void        api_status_error(api_call *c, const aside_error *err);
+/* Start a {"return": {...}} envelope and return the buffer to write its value to. */
+buf        *api_envelope_begin(api_call *c);
+void        api_envelope_end(api_call *c);
+/* A parameter's value (the last given wins), or NULL; *len (may be NULL) its length. */
+const char *api_param(const api_call *c, const char *name, size_t *len);
+/* A parameter that is one of allowed (case-insensitive; *out keeps its default when absent);
+ * false when an error was answered. */
+bool        api_choice(api_call *c, const char *name, const char *const *allowed,
+                       const char **out);
+/* False when the call names no key (an error was answered). */
+bool        api_need_path(api_call *c);
+/* True when the Accept header names needle. */
+bool        api_accepts(const api_call *c, const char *needle);
+
+/* The frame functions (frames.c). A run function answers c. */
+typedef void (*api_run)(api_call *c);
+/* The frame function called name, or NULL; *may_block says it must run on the blocking pool. */
+api_run frames_function(const char *name, bool *may_block, bool *tries_memory);
+/* The names of the frame functions, NULL-terminated, for the unknown-function message. */
+extern const char *const frames_function_names[];
+/* Answer a read of a frame value with return=data (format arrow, parquet, csv or json). */
+void    frames_answer_read(api_call *c, aside_value *v, const char *format);
 
 #endif

@@ -161,6 +161,8 @@ static bool meta_parse(const char *text, store_meta *m)
         m->type = ASIDE_TYPE_JSON;
     else if (strcmp(type, "bytes") == 0)
         m->type = ASIDE_TYPE_BYTES;
+    else if (strcmp(type, "frame") == 0)
+        m->type = ASIDE_TYPE_FRAME;
     else
         return false;
     return true;
@@ -282,6 +284,11 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
     sync_parent(data_path);
     sync_parent(meta_path);
     return ASIDE_OK;
+}
+
+aside_status store_value_path(const store *s, const char *key, char *path, aside_error *err)
+{
+    return join(path, s->root, key, "", err);
 }
 
 aside_status store_open_value(store *s, const char *key, int *fd, aside_error *err)

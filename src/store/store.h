@@ -55,6 +55,8 @@ void         store_tmp_discard(store_tmp *tmp);
  * value of key, if any, is gone. */
 aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store_meta *meta,
                           aside_error *err);
+/* The path of key's file (PATH_MAX bytes at path), for readers that open it by name. */
+aside_status store_value_path(const store *s, const char *key, char *path, aside_error *err);
 /* Open key's file for reading. */
 aside_status store_open_value(store *s, const char *key, int *fd, aside_error *err);
 /* Remove key's file and sidecar (sidecar first, so a crash leaves an orphan, never a sidecar

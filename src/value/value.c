@@ -17,9 +17,11 @@ struct aside_value {
     uint64_t         size;
     void            *data; /* NULL for a file-backed value */
     int              fd;   /* -1 for a value in memory */
+    frame           *frame; /* a frame's decoded form (then fd is its file), or NULL */
 };
 
-static const value_kind *const kinds[] = {&value_kind_bytes, &value_kind_json};
+static const value_kind *const kinds[] = {&value_kind_bytes, &value_kind_json,
+                                          &value_kind_frame};
 
 const value_kind *value_kind_of(aside_value_type type)
 {
@@ -42,6 +44,17 @@ aside_value_type aside_value_type_for_key(const char *key)
 
 const char *aside_value_type_name(aside_value_type type) { return value_kind_of(type)->name; }
 
+aside_status aside_value_type_parse(const char *name, aside_value_type *out)
+{
+    for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kinds[i]->name, name) == 0) {
+            *out = kinds[i]->type;
+            return ASIDE_OK;
+        }
+    }
+    return ASIDE_ERR_INVALID;
+}
+
 bool value_key_has_suffix(const char *key, size_t len, const char *suffix)
 {
     size_t n = strlen(suffix);
@@ -58,6 +71,7 @@ static aside_value *value_new(aside_value_type type, void *data, int fd, uint64_
     v->size = size;
     v->data = data;
     v->fd = fd;
+    v->frame = NULL;
     return v;
 }
 
@@ -77,6 +91,25 @@ aside_value *value_from_file(aside_value_type type, int fd, uint64_t size)
     return v;
 }
 
+aside_value *value_from_frame(frame *f, int fd, uint64_t size)
+{
+    aside_value *v = value_new(ASIDE_TYPE_FRAME, NULL, fd, size);
+    if (!v) {
+        frame_release(f);
+        close(fd);
+        return NULL;
+    }
+    v->frame = f;
+    return v;
+}
+
+frame *value_frame(const aside_value *v) { return v->frame; }
+
+uint64_t value_memory_bytes(const aside_value *v)
+{
+    return v->frame ? v->frame->memory_bytes : v->data ? v->size : 0;
+}
+
 aside_value_type aside_value_type_of(const aside_value *v) { return v->type; }
 uint64_t         aside_value_size(const aside_value *v) { return v->size; }
 const void      *aside_value_data(const aside_value *v) { return v->data; }
@@ -93,6 +126,7 @@ void aside_value_release(aside_value *v)
     if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(v->data);
+    frame_release(v->frame);
     if (v->fd >= 0)
         close(v->fd);
     free(v);

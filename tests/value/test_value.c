@@ -12,8 +12,15 @@ static void test_keys_choose_their_type_by_extension(void)
 {
     CHECK(aside_value_type_for_key("file2.json") == ASIDE_TYPE_JSON);
     CHECK(aside_value_type_for_key("dir/UPPER.JSON") == ASIDE_TYPE_JSON);
-    CHECK(aside_value_type_for_key("file1.snappy.parquet") == ASIDE_TYPE_BYTES);
+    CHECK(aside_value_type_for_key("file1.snappy.parquet") == ASIDE_TYPE_FRAME);
+    CHECK(aside_value_type_for_key("t.csv.gz") == ASIDE_TYPE_FRAME);
+    CHECK(aside_value_type_for_key("t.Feather") == ASIDE_TYPE_FRAME);
+    CHECK(aside_value_type_for_key("t.jsonl") == ASIDE_TYPE_FRAME);
+    CHECK(aside_value_type_for_key("parquet") == ASIDE_TYPE_BYTES);
     CHECK(aside_value_type_for_key("json") == ASIDE_TYPE_BYTES);
+    aside_value_type parsed = ASIDE_TYPE_BYTES;
+    CHECK(aside_value_type_parse("frame", &parsed) == ASIDE_OK && parsed == ASIDE_TYPE_FRAME);
+    CHECK(aside_value_type_parse("dataframe", &parsed) == ASIDE_ERR_INVALID);
     CHECK(aside_value_type_for_key("a.json.gz") == ASIDE_TYPE_BYTES);
     CHECK(strcmp(aside_value_type_name(ASIDE_TYPE_JSON), "json") == 0);
 }

@@ -1,0 +1,649 @@
+/* engine.c -- the two DuckDB databases, loading files, running queries.
+ *
+ * Every query here goes the same way: prepare, look at the result's column types (a type
+ * frames do not hold is cast to VARCHAR by wrapping the query), stream the result, convert
+ * each chunk into frame slices and append them to a builder that enforces the byte bound. User
+ * SQL must be a single SELECT: it is prepared from an extracted statement and its statement
+ * type checked, so no DDL, SET, ATTACH, COPY or PRAGMA runs, even before the locked
+ * configuration would refuse it.
+ *
+ * A parquet file written by pandas carries its dtypes in the "pandas" metadata; DuckDB reads
+ * such a file faithfully except for what it has no type for: categoricals (read as strings) and
+ * nanosecond time zones (read as microseconds in UTC). The loader reads that metadata first
+ * and asks the builder for the pandas types, so a frame shows the dtypes pandas would. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+enum {
+    MIN_DUCKDB_MEMORY_MIB = 128 /* DuckDB needs room for its buffers even on a tiny budget */
+};
+
+struct engine {
+    duckdb_database loader; /* reads the disk tier's files with queries built here only */
+    duckdb_database query;  /* users' SQL: no external access, configuration locked */
+};
+
+/* ---- quoting ---------------------------------------------------------------------------- */
+
+static void quote(buf *b, const char *text, char mark)
+{
+    buf_putc(b, mark);
+    for (const char *p = text; *p; p++) {
+        if (*p == mark)
+            buf_putc(b, mark);
+        buf_putc(b, *p);
+    }
+    buf_putc(b, mark);
+}
+
+void engine_quote_identifier(buf *b, const char *name) { quote(b, name, '"'); }
+
+void engine_frame_sql(buf *b, const char *key)
+{
+    buf_puts(b, "aside_frame(");
+    quote(b, key, '\'');
+    buf_putc(b, ')');
+}
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
+static bool configure(duckdb_config cfg, const engine_config *ec, bool locked)
+{
+    char text[32];
+    bool ok = true;
+    if (ec->memory_limit_bytes) {
+        uint64_t mib = ec->memory_limit_bytes >> 20;
+        snprintf(text, sizeof text, "%lluMiB",
+                 (unsigned long long)(mib < MIN_DUCKDB_MEMORY_MIB ? MIN_DUCKDB_MEMORY_MIB : mib));
+        ok = ok && duckdb_set_config(cfg, "memory_limit", text) == DuckDBSuccess;
+    }
+    if (ec->threads) {
+        snprintf(text, sizeof text, "%u", ec->threads);
+        ok = ok && duckdb_set_config(cfg, "threads", text) == DuckDBSuccess;
+    }
+    ok = ok && duckdb_set_config(cfg, "autoinstall_known_extensions", "false") == DuckDBSuccess;
+    ok = ok && duckdb_set_config(cfg, "autoload_known_extensions", "false") == DuckDBSuccess;
+    if (locked)
+        ok = ok && duckdb_set_config(cfg, "enable_external_access", "false") == DuckDBSuccess;
+    return ok && duckdb_set_config(cfg, "lock_configuration", "true") == DuckDBSuccess;
+}
+
+static aside_status open_database(const engine_config *ec, bool locked, duckdb_database *out,
+                                  aside_error *err)
+{
+    duckdb_config cfg;
+    char *why = NULL;
+    if (duckdb_create_config(&cfg) == DuckDBError)
+        return error_set(err, ASIDE_ERR_NOMEM, "cannot configure DuckDB");
+    aside_status st = ASIDE_OK;
+    if (!configure(cfg, ec, locked))
+        st = error_set(err, ASIDE_ERR_INTERNAL, "DuckDB refused its configuration");
+    else if (duckdb_open_ext(":memory:", out, cfg, &why) == DuckDBError)
+        st = error_set(err, ASIDE_ERR_INTERNAL, "cannot open DuckDB: %s", why ? why : "");
+    duckdb_free(why);
+    duckdb_destroy_config(&cfg);
+    if (st != ASIDE_OK)
+        return st;
+    duckdb_connection conn;
+    if (duckdb_connect(*out, &conn) == DuckDBError) {
+        duckdb_close(out);
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
+    }
+    bool ok = scan_register(conn, err);
+    duckdb_disconnect(&conn);
+    if (!ok) {
+        duckdb_close(out);
+        return err ? err->status : ASIDE_ERR_INTERNAL;
+    }
+    if (locked)
+        duckdb_add_replacement_scan(*out, scan_replacement, NULL, NULL);
+    return ASIDE_OK;
+}
+
+aside_status engine_open(const engine_config *cfg, engine **out, aside_error *err)
+{
+    engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_status st = open_database(cfg, false, &e->loader, err);
+    if (st == ASIDE_OK && (st = open_database(cfg, true, &e->query, err)) != ASIDE_OK)
+        duckdb_close(&e->loader);
+    if (st != ASIDE_OK) {
+        free(e);
+        return st;
+    }
+    *out = e;
+    return ASIDE_OK;
+}
+
+void engine_close(engine *e)
+{
+    if (!e)
+        return;
+    duckdb_close(&e->query);
+    duckdb_close(&e->loader);
+    free(e);
+}
+
+/* ---- results into frames ---------------------------------------------------------------- */
+
+/* What the loader learned from a file's metadata about the types pandas gave its columns. */
+typedef struct column_hint {
+    char      *name;
+    bool       category, ordered;
+    bool       timestamp;
+    frame_unit unit;
+    char      *timezone;
+    char      *pandas_dtype;
+} column_hint;
+
+typedef struct hints {
+    column_hint *columns;
+    size_t       count;
+    frame_index  index;
+    char        *pandas_metadata;
+} hints;
+
+static void hints_free(hints *h)
+{
+    for (size_t i = 0; i < h->count; i++) {
+        free(h->columns[i].name);
+        free(h->columns[i].timezone);
+        free(h->columns[i].pandas_dtype);
+    }
+    free(h->columns);
+    free(h->index.name);
+    free(h->pandas_metadata);
+    memset(h, 0, sizeof *h);
+}
+
+static bool apply_hint(frame_field *f, const column_hint *hint)
+{
+    if (hint->category && (f->type == FRAME_UTF8 || f->type == FRAME_CATEGORY)) {
+        frame_dictionary_free(f->dictionary);
+        f->dictionary = NULL;
+        f->type = FRAME_CATEGORY;
+        f->ordered = hint->ordered;
+    }
+    if (hint->timestamp && f->type == FRAME_TIMESTAMP) {
+        f->unit = hint->unit;
+        free(f->timezone);
+        f->timezone = hint->timezone ? strdup(hint->timezone) : NULL;
+        if (hint->timezone && !f->timezone)
+            return false;
+    }
+    if (hint->pandas_dtype && !(f->pandas_dtype = strdup(hint->pandas_dtype)))
+        return false;
+    return true;
+}
+
+typedef struct result_reader {
+    size_t              count;
+    duckdb_logical_type *types;
+    frame_field        *fields;
+    convert_scratch    *scratch;
+    frame_slice        *slices;
+} result_reader;
+
+static void reader_free(result_reader *r)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        if (r->types)
+            duckdb_destroy_logical_type(&r->types[i]);
+        if (r->fields)
+            frame_field_clear(&r->fields[i]);
+        if (r->scratch)
+            convert_scratch_free(&r->scratch[i]);
+    }
+    free(r->types);
+    free(r->fields);
+    free(r->scratch);
+    free(r->slices);
+}
+
+static bool reader_init(result_reader *r, duckdb_result *res, const hints *h)
+{
+    size_t n = r->count = duckdb_column_count(res);
+    r->types = calloc(n ? n : 1, sizeof *r->types);
+    r->fields = calloc(n ? n : 1, sizeof *r->fields);
+    r->scratch = calloc(n ? n : 1, sizeof *r->scratch);
+    r->slices = calloc(n ? n : 1, sizeof *r->slices);
+    if (!r->types || !r->fields || !r->scratch || !r->slices)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        r->types[i] = duckdb_column_logical_type(res, i);
+        if (!convert_field(r->types[i], duckdb_column_name(res, i), &r->fields[i]))
+            return false;
+        for (size_t j = 0; h && j < h->count; j++) {
+            if (strcmp(h->columns[j].name, r->fields[i].name) == 0 &&
+                !apply_hint(&r->fields[i], &h->columns[j]))
+                return false;
+        }
+    }
+    return true;
+}
+
+static aside_status append_chunk(result_reader *r, frame_builder *b, duckdb_data_chunk chunk,
+                                 aside_error *err)
+{
+    idx_t n = duckdb_data_chunk_get_size(chunk);
+    for (size_t i = 0; i < r->count; i++) {
+        if (!convert_vector(duckdb_data_chunk_get_vector(chunk, i), r->types[i], &r->fields[i],
+                            n, &r->scratch[i], &r->slices[i]))
+            return error_set(err, ASIDE_ERR_NOMEM, "out of memory reading a result");
+    }
+    return frame_builder_append(b, r->slices, err);
+}
+
+/* Stream res into a new frame, stopping past limit_bytes. */
+static aside_status result_to_frame(duckdb_result *res, const hints *h, uint64_t limit_bytes,
+                                    frame **out, aside_error *err)
+{
+    result_reader r = {0};
+    frame_builder *b = NULL;
+    aside_status st = ASIDE_OK;
+    if (!reader_init(&r, res, h)) {
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory reading a result");
+        goto done;
+    }
+    if (!(b = frame_builder_create(r.fields, r.count, 0, err))) {
+        st = err ? err->status : ASIDE_ERR_NOMEM;
+        goto done;
+    }
+    if (h && ((st = frame_builder_set_index(b, &h->index, err)) != ASIDE_OK ||
+              (st = frame_builder_set_pandas_metadata(b, h->pandas_metadata, err)) != ASIDE_OK))
+        goto done;
+    for (;;) {
+        duckdb_data_chunk chunk = duckdb_fetch_chunk(*res);
+        if (!chunk)
+            break;
+        st = append_chunk(&r, b, chunk, err);
+        duckdb_destroy_data_chunk(&chunk);
+        if (st != ASIDE_OK)
+            goto done;
+        if (limit_bytes && frame_builder_bytes(b) > limit_bytes) {
+            st = error_set(err, ASIDE_ERR_TOO_LARGE, "the result passed its limit of %llu bytes",
+                           (unsigned long long)limit_bytes);
+            goto done;
+        }
+    }
+    if (duckdb_result_error(res)) {
+        st = error_set(err, ASIDE_ERR_INVALID, "%s", duckdb_result_error(res));
+        goto done;
+    }
+    *out = frame_builder_finish(b, err);
+    b = NULL;
+    if (!*out)
+        st = err ? err->status : ASIDE_ERR_NOMEM;
+done:
+    frame_builder_destroy(b);
+    reader_free(&r);
+    return st;
+}
+
+/* The query, wrapped to cast the columns frames have no type for to VARCHAR, or NULL when it
+ * needs no wrapping (or out of memory: *failed). */
+static char *cast_unsupported(duckdb_prepared_statement prep, const char *sql, bool *failed)
+{
+    idx_t n = duckdb_prepared_statement_column_count(prep);
+    buf b = {0};
+    size_t casts = 0;
+    for (idx_t i = 0; i < n; i++) {
+        duckdb_logical_type t = duckdb_prepared_statement_column_logical_type(prep, i);
+        bool ok = convert_supported(t);
+        duckdb_destroy_logical_type(&t);
+        if (ok)
+            continue;
+        buf_puts(&b, casts++ ? ", CAST(" : "SELECT * REPLACE (CAST(");
+        const char *name = duckdb_prepared_statement_column_name(prep, i);
+        engine_quote_identifier(&b, name);
+        buf_puts(&b, " AS VARCHAR) AS ");
+        engine_quote_identifier(&b, name);
+    }
+    if (!casts)
+        return NULL;
+    buf_puts(&b, ") FROM (");
+    buf_puts(&b, sql);
+    buf_puts(&b, ")");
+    *failed = b.failed;
+    return buf_take(&b);
+}
+
+typedef enum query_kind { QUERY_OURS, QUERY_USERS } query_kind;
+
+static aside_status prepare_error(duckdb_prepared_statement prep, query_kind kind,
+                                  aside_error *err)
+{
+    const char *why = prep ? duckdb_prepare_error(prep) : NULL;
+    aside_status st = error_set(err, kind == QUERY_USERS ? ASIDE_ERR_INVALID : ASIDE_ERR_BAD_VALUE,
+                                "%s", why ? why : "the query could not be prepared");
+    if (err && kind == QUERY_USERS)
+        snprintf(err->code, sizeof err->code, "bad_query");
+    return st;
+}
+
+/* Prepare sql (one statement), with casts added where needed. */
+static aside_status prepare(duckdb_connection conn, const char *sql, query_kind kind,
+                            duckdb_prepared_statement *out, aside_error *err)
+{
+    duckdb_extracted_statements stmts = NULL;
+    idx_t count = duckdb_extract_statements(conn, sql, &stmts);
+    aside_status st = ASIDE_OK;
+    *out = NULL;
+    if (count != 1) {
+        const char *why = count ? "give exactly one statement" :
+                                  duckdb_extract_statements_error(stmts);
+        st = error_set(err, ASIDE_ERR_INVALID, "%s", why ? why : "give exactly one statement");
+        if (err)
+            snprintf(err->code, sizeof err->code, "bad_query");
+    } else if (duckdb_prepare_extracted_statement(conn, stmts, 0, out) == DuckDBError) {
+        st = prepare_error(*out, kind, err);
+    } else if (kind == QUERY_USERS &&
+               duckdb_prepared_statement_type(*out) != DUCKDB_STATEMENT_TYPE_SELECT) {
+        st = error_set(err, ASIDE_ERR_INVALID, "only SELECT statements may run");
+        snprintf(err->code, sizeof err->code, "bad_query");
+    }
+    duckdb_destroy_extracted(&stmts);
+    if (st != ASIDE_OK)
+        goto fail;
+    bool failed = false;
+    char *wrapped = cast_unsupported(*out, sql, &failed);
+    if (failed)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    if (wrapped) {
+        duckdb_destroy_prepare(out);
+        if (duckdb_prepare(conn, wrapped, out) == DuckDBError)
+            st = prepare_error(*out, kind, err);
+        free(wrapped);
+    }
+    if (st == ASIDE_OK)
+        return ASIDE_OK;
+fail:
+    duckdb_destroy_prepare(out);
+    return st;
+}
+
+/* Run sql on conn into a frame. */
+static aside_status run(duckdb_connection conn, const char *sql, query_kind kind, const hints *h,
+                        uint64_t limit_bytes, frame **out, aside_error *err)
+{
+    duckdb_prepared_statement prep = NULL;
+    duckdb_pending_result pending = NULL;
+    duckdb_result res;
+    aside_status st = prepare(conn, sql, kind, &prep, err);
+    if (st != ASIDE_OK)
+        return st;
+    if (duckdb_pending_prepared_streaming(prep, &pending) == DuckDBError ||
+        duckdb_execute_pending(pending, &res) == DuckDBError) {
+        const char *why = pending ? duckdb_pending_error(pending) : NULL;
+        st = error_set(err, kind == QUERY_USERS ? ASIDE_ERR_INVALID : ASIDE_ERR_BAD_VALUE, "%s",
+                       why ? why : "the query failed");
+        if (err && kind == QUERY_USERS)
+            snprintf(err->code, sizeof err->code, "bad_query");
+        if (pending)
+            duckdb_destroy_result(&res);
+    } else {
+        st = result_to_frame(&res, h, limit_bytes, out, err);
+        if (st == ASIDE_ERR_INVALID && kind == QUERY_OURS)
+            err->status = st = ASIDE_ERR_BAD_VALUE;
+        else if (st == ASIDE_ERR_INVALID && err)
+            snprintf(err->code, sizeof err->code, "bad_query");
+        duckdb_destroy_result(&res);
+    }
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&prep);
+    return st;
+}
+
+/* ---- loading files ---------------------------------------------------------------------- */
+
+static bool parse_unit(const char *numpy_type, frame_unit *unit)
+{
+    static const char *const names[] = {"[s", "[ms", "[us", "[ns"};
+    for (int i = 3; i >= 0; i--) {
+        if (strstr(numpy_type, names[i])) {
+            *unit = (frame_unit)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* pandas extension dtypes a column may have had; anything else is implied by the data. */
+static bool is_extension_dtype(const char *t)
+{
+    static const char *const names[] = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16",
+                                        "UInt32", "UInt64", "Float32", "Float64", "boolean",
+                                        "string", NULL};
+    for (size_t i = 0; names[i]; i++) {
+        if (strcmp(t, names[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool hint_from_column(json_t *col, column_hint *h)
+{
+    const char *name = json_string_value(json_object_get(col, "field_name"));
+    const char *pandas_type = json_string_value(json_object_get(col, "pandas_type"));
+    const char *numpy_type = json_string_value(json_object_get(col, "numpy_type"));
+    json_t *meta = json_object_get(col, "metadata");
+    if (!name || !pandas_type || !numpy_type || !(h->name = strdup(name)))
+        return false;
+    if (strcmp(pandas_type, "categorical") == 0) {
+        h->category = true;
+        h->ordered = json_is_true(json_object_get(meta, "ordered"));
+    } else if (strcmp(pandas_type, "datetimetz") == 0 || strcmp(pandas_type, "datetime") == 0) {
+        h->timestamp = parse_unit(numpy_type, &h->unit);
+        const char *tz = json_string_value(json_object_get(meta, "timezone"));
+        if (h->timestamp && tz && !(h->timezone = strdup(tz)))
+            return false;
+    } else if (is_extension_dtype(numpy_type) && !(h->pandas_dtype = strdup(numpy_type))) {
+        return false;
+    }
+    return true;
+}
+
+static void hint_index(json_t *doc, frame_index *index)
+{
+    json_t *first = json_array_get(json_object_get(doc, "index_columns"), 0);
+    const char *kind = json_string_value(json_object_get(first, "kind"));
+    if (!kind || strcmp(kind, "range") != 0)
+        return;
+    index->start = json_integer_value(json_object_get(first, "start"));
+    index->step = json_integer_value(json_object_get(first, "step"));
+    if (index->step == 0)
+        index->step = 1;
+    const char *name = json_string_value(json_object_get(first, "name"));
+    index->name = name ? strdup(name) : NULL;
+}
+
+/* Read the pandas metadata JSON into hints. */
+static bool hints_from_pandas(const char *text, hints *h)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    json_t *cols = json_object_get(doc, "columns");
+    bool ok = true;
+    h->index.step = 1;
+    if (json_is_array(cols)) {
+        h->columns = calloc(json_array_size(cols) + 1, sizeof *h->columns);
+        ok = h->columns != NULL;
+        for (size_t i = 0; ok && i < json_array_size(cols); i++) {
+            if (hint_from_column(json_array_get(cols, i), &h->columns[h->count]))
+                h->count++;
+            else
+                free(h->columns[h->count].name), h->columns[h->count].name = NULL;
+        }
+        hint_index(doc, &h->index);
+    }
+    json_decref(doc);
+    if (ok && !(h->pandas_metadata = strdup(text)))
+        ok = false;
+    return ok;
+}
+
+/* The parquet file's "pandas" metadata, as hints; nothing when it has none. */
+static aside_status parquet_hints(duckdb_connection conn, const char *path, hints *h,
+                                  aside_error *err)
+{
+    buf sql = {0};
+    buf_puts(&sql, "SELECT value FROM parquet_kv_metadata(");
+    quote(&sql, path, '\'');
+    buf_puts(&sql, ") WHERE key = 'pandas'");
+    h->index.step = 1;
+    if (sql.failed)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    duckdb_result res;
+    aside_status st = ASIDE_OK;
+    if (duckdb_query(conn, sql.data, &res) == DuckDBError) {
+        st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s", duckdb_result_error(&res));
+    } else if (duckdb_row_count(&res) > 0) {
+        duckdb_blob blob = duckdb_value_blob(&res, 0, 0);
+        char *text = malloc(blob.size + 1);
+        if (text) {
+            memcpy(text, blob.data, blob.size);
+            text[blob.size] = '\0';
+        }
+        if (!text || !hints_from_pandas(text, h))
+            st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+        free(text);
+        duckdb_free(blob.data);
+    }
+    duckdb_destroy_result(&res);
+    buf_free(&sql);
+    return st;
+}
+
+static void reader_sql(buf *b, const char *path, engine_format format)
+{
+    static const char *const readers[] = {
+        [ENGINE_PARQUET] = "read_parquet(",
+        [ENGINE_CSV] = "read_csv(",
+        [ENGINE_JSON_ARRAY] = "read_json(",
+        [ENGINE_JSONL] = "read_json("};
+    static const char *const options[] = {
+        [ENGINE_PARQUET] = ")",
+        [ENGINE_CSV] = ", header = true, compression = 'auto')",
+        [ENGINE_JSON_ARRAY] = ", format = 'array')",
+        [ENGINE_JSONL] = ", format = 'newline_delimited')"};
+    buf_puts(b, "SELECT * FROM ");
+    buf_puts(b, readers[format]);
+    quote(b, path, '\'');
+    buf_puts(b, options[format]);
+}
+
+aside_status engine_load(engine *e, const char *path, engine_format format,
+                         uint64_t limit_bytes, frame **out, aside_error *err)
+{
+    duckdb_connection conn;
+    if (duckdb_connect(e->loader, &conn) == DuckDBError)
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
+    hints h = {.index.step = 1};
+    buf sql = {0};
+    aside_status st = format == ENGINE_PARQUET ? parquet_hints(conn, path, &h, err) : ASIDE_OK;
+    reader_sql(&sql, path, format);
+    if (st == ASIDE_OK && sql.failed)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    if (st == ASIDE_OK)
+        st = run(conn, sql.data, QUERY_OURS, &h, limit_bytes, out, err);
+    buf_free(&sql);
+    hints_free(&h);
+    duckdb_disconnect(&conn);
+    return st;
+}
+
+/* ---- users' queries --------------------------------------------------------------------- */
+
+/* Make each table the query names that is a cache key a view of aside_frame(key), so a name
+ * like "sales.parquet" means the cached frame, not DuckDB's reading of a file by that name.
+ * The views are temporary: they go with the connection. A name that is no key of the cache
+ * (a CTE's, a typo) gets no view; if the query then fails, the scope says why. */
+static void create_frame_views(duckdb_connection conn, const char *sql)
+{
+    duckdb_value names = duckdb_get_table_names(conn, sql, false);
+    idx_t count = names ? duckdb_get_list_size(names) : 0;
+    for (idx_t i = 0; i < count; i++) {
+        duckdb_value item = duckdb_get_list_child(names, i);
+        char *name = item ? duckdb_get_varchar(item) : NULL;
+        if (name && aside_key_check(name, strlen(name), NULL) == ASIDE_OK) {
+            buf view = {0};
+            buf_puts(&view, "CREATE TEMP VIEW ");
+            quote(&view, name, '"');
+            buf_puts(&view, " AS SELECT * FROM ");
+            engine_frame_sql(&view, name);
+            duckdb_result res;
+            if (!view.failed) {
+                duckdb_query(conn, view.data, &res);
+                duckdb_destroy_result(&res);
+            }
+            buf_free(&view);
+        }
+        duckdb_free(name);
+        duckdb_destroy_value(&item);
+    }
+    duckdb_destroy_value(&names);
+}
+
+static aside_status run_scoped(duckdb_database db, engine_scope *scope, const char *sql,
+                               query_kind kind, uint64_t limit_bytes, frame **out,
+                               aside_error *err)
+{
+    duckdb_connection conn;
+    if (duckdb_connect(db, &conn) == DuckDBError)
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
+    engine_scope_enter(scope);
+    if (scope->query && scope->query->resolve)
+        create_frame_views(conn, sql);
+    aside_status st = run(conn, sql, kind, NULL, limit_bytes, out, err);
+    engine_scope_enter(NULL);
+    duckdb_disconnect(&conn);
+    if (st != ASIDE_OK && scope->failure.status != ASIDE_OK)
+        st = error_copy(err, &scope->failure); /* a frame the query named could not be had */
+    return st;
+}
+
+aside_status engine_sql(engine *e, const engine_query *q, const char *sql, frame **out,
+                        aside_error *err)
+{
+    engine_scope scope = {.query = q};
+    return run_scoped(e->query, &scope, sql, QUERY_USERS, q->result_limit_bytes, out, err);
+}
+
+aside_status engine_sql_local(engine *e, const engine_query *q, const char *name, frame *local,
+                              const char *sql, frame **out, aside_error *err)
+{
+    engine_scope scope = {.query = q, .local_name = name, .local = local};
+    return run_scoped(e->query, &scope, sql, QUERY_USERS, q->result_limit_bytes, out, err);
+}
+
+aside_status engine_write_parquet(engine *e, frame *f, const char *path, aside_error *err)
+{
+    static const char local_name[] = "aside:export";
+    duckdb_connection conn;
+    if (duckdb_connect(e->loader, &conn) == DuckDBError)
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
+    buf sql = {0};
+    buf_puts(&sql, "COPY (SELECT * FROM ");
+    engine_frame_sql(&sql, local_name);
+    buf_puts(&sql, ") TO ");
+    quote(&sql, path, '\'');
+    buf_puts(&sql, " (FORMAT parquet, COMPRESSION snappy)");
+    engine_scope scope = {.local_name = local_name, .local = f};
+    engine_scope_enter(&scope);
+    duckdb_result res;
+    aside_status st = ASIDE_OK;
+    if (sql.failed)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    else if (duckdb_query(conn, sql.data, &res) == DuckDBError)
+        st = error_set(err, ASIDE_ERR_IO, "writing parquet failed: %s", duckdb_result_error(&res));
+    if (!sql.failed)
+        duckdb_destroy_result(&res);
+    engine_scope_enter(NULL);
+    buf_free(&sql);
+    duckdb_disconnect(&conn);
+    return st;
+}
