@@ -103,7 +103,7 @@ static bool reserve(fb_builder *b, size_t extra)
 /* Prepend len bytes (zeros when bytes is NULL). */
 static void push(fb_builder *b, const void *bytes, size_t len)
 {
-    if (!reserve(b, len))
+    if (len == 0 || !reserve(b, len))
         return;
     b->size += len;
     uint8_t *at = b->data + b->cap - b->size;

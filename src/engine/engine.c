@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrow/arrow.h"
 #include "engine_internal.h"
 
 enum {
@@ -426,6 +427,16 @@ static bool is_extension_dtype(const char *t)
     return false;
 }
 
+static bool add_hint(hints *h, const column_hint *hint)
+{
+    column_hint *grown = realloc(h->columns, (h->count + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    h->columns = grown;
+    h->columns[h->count++] = *hint;
+    return true;
+}
+
 static bool hint_from_column(json_t *col, column_hint *h)
 {
     const char *name = json_string_value(json_object_get(col, "field_name"));
@@ -470,13 +481,15 @@ static bool hints_from_pandas(const char *text, hints *h)
     bool ok = true;
     h->index.step = 1;
     if (json_is_array(cols)) {
-        h->columns = calloc(json_array_size(cols) + 1, sizeof *h->columns);
-        ok = h->columns != NULL;
         for (size_t i = 0; ok && i < json_array_size(cols); i++) {
-            if (hint_from_column(json_array_get(cols, i), &h->columns[h->count]))
-                h->count++;
-            else
-                free(h->columns[h->count].name), h->columns[h->count].name = NULL;
+            column_hint hint = {0};
+            bool added = hint_from_column(json_array_get(cols, i), &hint) &&
+                         (ok = add_hint(h, &hint));
+            if (!added) {
+                free(hint.name);
+                free(hint.timezone);
+                free(hint.pandas_dtype);
+            }
         }
         hint_index(doc, &h->index);
     }
@@ -486,15 +499,17 @@ static bool hints_from_pandas(const char *text, hints *h)
     return ok;
 }
 
-/* The parquet file's "pandas" metadata, as hints; nothing when it has none. */
-static aside_status parquet_hints(duckdb_connection conn, const char *path, hints *h,
-                                  aside_error *err)
+/* The value of the parquet file's key-value metadata key, malloc'd and NUL-terminated in
+ * *out, or NULL when absent. */
+static aside_status kv_value(duckdb_connection conn, const char *path, const char *key,
+                             char **out, size_t *len, aside_error *err)
 {
     buf sql = {0};
     buf_puts(&sql, "SELECT value FROM parquet_kv_metadata(");
     quote(&sql, path, '\'');
-    buf_puts(&sql, ") WHERE key = 'pandas'");
-    h->index.step = 1;
+    buf_puts(&sql, ") WHERE key = ");
+    quote(&sql, key, '\'');
+    *out = NULL;
     if (sql.failed)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     duckdb_result res;
@@ -503,18 +518,70 @@ static aside_status parquet_hints(duckdb_connection conn, const char *path, hint
         st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s", duckdb_result_error(&res));
     } else if (duckdb_row_count(&res) > 0) {
         duckdb_blob blob = duckdb_value_blob(&res, 0, 0);
-        char *text = malloc(blob.size + 1);
-        if (text) {
-            memcpy(text, blob.data, blob.size);
-            text[blob.size] = '\0';
-        }
-        if (!text || !hints_from_pandas(text, h))
+        if ((*out = malloc(blob.size + 1))) {
+            memcpy(*out, blob.data, blob.size);
+            (*out)[blob.size] = '\0';
+            *len = blob.size;
+        } else {
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-        free(text);
+        }
         duckdb_free(blob.data);
     }
     duckdb_destroy_result(&res);
     buf_free(&sql);
+    return st;
+}
+
+/* Hints from the Arrow schema pyarrow stores (base64 in "ARROW:schema"): the exact time zones,
+ * units and categoricals, for files written without pandas too. A schema that does not decode
+ * gives no hints: DuckDB's reading stands. */
+static bool hints_from_arrow(const char *base64, size_t len, hints *h)
+{
+    buf raw = {0};
+    frame_field *fields = NULL;
+    size_t count = 0;
+    bool ok = true;
+    if (buf_put_base64_decoded(&raw, base64, len) &&
+        arrow_decode_schema(raw.data, raw.len, &fields, &count, NULL, NULL) == ASIDE_OK) {
+        for (size_t i = 0; ok && i < count; i++) {
+            frame_field *f = &fields[i];
+            column_hint hint = {.category = f->type == FRAME_CATEGORY, .ordered = f->ordered,
+                                .timestamp = f->type == FRAME_TIMESTAMP, .unit = f->unit};
+            if (!hint.category && !hint.timestamp)
+                continue;
+            hint.name = strdup(f->name);
+            hint.timezone = f->timezone ? strdup(f->timezone) : NULL;
+            ok = hint.name && (!f->timezone || hint.timezone) && add_hint(h, &hint);
+            if (!ok) {
+                free(hint.name);
+                free(hint.timezone);
+            }
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        frame_field_clear(&fields[i]);
+    free(fields);
+    buf_free(&raw);
+    return ok;
+}
+
+/* What the parquet file's writer said of its types: the Arrow schema, the pandas metadata. */
+static aside_status parquet_hints(duckdb_connection conn, const char *path, hints *h,
+                                  aside_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    h->index.step = 1;
+    aside_status st = kv_value(conn, path, "ARROW:schema", &text, &len, err);
+    if (st == ASIDE_OK && text && !hints_from_arrow(text, len, h))
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    free(text);
+    text = NULL;
+    if (st == ASIDE_OK)
+        st = kv_value(conn, path, "pandas", &text, &len, err);
+    if (st == ASIDE_OK && text && !hints_from_pandas(text, h))
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    free(text);
     return st;
 }
 

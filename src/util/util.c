@@ -153,6 +153,38 @@ void buf_put_json_string(buf *b, const char *s, size_t len)
     buf_putc(b, '"');
 }
 
+static int base64_digit(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+bool buf_put_base64_decoded(buf *b, const char *text, size_t len)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len && text[i] != '='; i++) {
+        int d = base64_digit(text[i]);
+        if (d < 0) {
+            if (text[i] == '\n' || text[i] == '\r')
+                continue;
+            return false;
+        }
+        acc = acc << 6 | (uint32_t)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf_putc(b, (char)(acc >> bits & 0xFF));
+        }
+    }
+    return !b->failed;
+}
+
 void buf_put_base64(buf *b, const void *data, size_t len)
 {
     static const char alphabet[] =

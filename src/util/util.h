@@ -35,6 +35,8 @@ void buf_put_u64(buf *b, uint64_t v);
 /* A JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD. */
 void buf_put_json_string(buf *b, const char *s, size_t len);
 void buf_put_base64(buf *b, const void *data, size_t len);
+/* Append the bytes base64 text (len chars, standard alphabet) stands for; false if malformed. */
+bool buf_put_base64_decoded(buf *b, const char *text, size_t len);
 /* Hand over the bytes (NUL-terminated) to the caller, who frees them; b is left empty. */
 char *buf_take(buf *b);
 
