@@ -7,6 +7,9 @@
  * type checked, so no DDL, SET, ATTACH, COPY or PRAGMA runs, even before the locked
  * configuration would refuse it.
  *
+ * CSV columns are inferred as pandas' read_csv infers them: booleans, integers, floats, else
+ * strings (DuckDB would also find dates and times, which pandas leaves as strings).
+ *
  * A parquet file written by pandas carries its dtypes in the "pandas" metadata; DuckDB reads
  * such a file faithfully except for what it has no type for: categoricals (read as strings) and
  * nanosecond time zones (read as microseconds in UTC). The loader reads that metadata first
@@ -590,11 +593,15 @@ static void reader_sql(buf *b, const char *path, engine_format format)
     static const char *const readers[] = {
         [ENGINE_PARQUET] = "read_parquet(",
         [ENGINE_CSV] = "read_csv(",
+        [ENGINE_CSV_GZIP] = "read_csv(",
         [ENGINE_JSON_ARRAY] = "read_json(",
         [ENGINE_JSONL] = "read_json("};
     static const char *const options[] = {
         [ENGINE_PARQUET] = ")",
-        [ENGINE_CSV] = ", header = true, compression = 'auto')",
+        [ENGINE_CSV] = ", header = true, compression = 'none', "
+                       "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])",
+        [ENGINE_CSV_GZIP] = ", header = true, compression = 'gzip', "
+                            "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])",
         [ENGINE_JSON_ARRAY] = ", format = 'array')",
         [ENGINE_JSONL] = ", format = 'newline_delimited')"};
     buf_puts(b, "SELECT * FROM ");

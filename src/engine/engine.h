@@ -41,7 +41,8 @@ void         engine_close(engine *e);
 /* File formats the loader reads. */
 typedef enum engine_format {
     ENGINE_PARQUET = 0,
-    ENGINE_CSV,        /* plain or gzip (told by the file's content) */
+    ENGINE_CSV,
+    ENGINE_CSV_GZIP,
     ENGINE_JSON_ARRAY, /* one JSON array of records */
     ENGINE_JSONL       /* one record per line */
 } engine_format;

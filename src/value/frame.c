@@ -8,6 +8,7 @@
  * The reader is chosen by the key's extension; a key of another name read with type=frame is
  * recognised by its first bytes (parquet and Arrow magic, a JSON bracket), else read as CSV. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,14 +18,14 @@
 #include "util/util.h"
 #include "value.h"
 
-typedef enum frame_file { FILE_PARQUET, FILE_CSV, FILE_JSON_ARRAY, FILE_JSONL, FILE_ARROW,
-                          FILE_UNKNOWN } frame_file;
+typedef enum frame_file { FILE_PARQUET, FILE_CSV, FILE_CSV_GZIP, FILE_JSON_ARRAY, FILE_JSONL,
+                          FILE_ARROW } frame_file;
 
 static const struct {
     const char *suffix;
     frame_file  file;
 } suffixes[] = {
-    {".parquet", FILE_PARQUET}, {".csv", FILE_CSV},       {".csv.gz", FILE_CSV},
+    {".parquet", FILE_PARQUET}, {".csv", FILE_CSV},       {".csv.gz", FILE_CSV_GZIP},
     {".jsonl", FILE_JSONL},     {".ndjson", FILE_JSONL},  {".arrow", FILE_ARROW},
     {".feather", FILE_ARROW},   {".ipc", FILE_ARROW},     {".json", FILE_JSON_ARRAY},
 };
@@ -66,6 +67,8 @@ static frame_file sniff(int fd)
         return FILE_PARQUET;
     if (n >= 6 && memcmp(head, "ARROW1", 6) == 0)
         return FILE_ARROW;
+    if (n >= 2 && (unsigned char)head[0] == 0x1f && (unsigned char)head[1] == 0x8b)
+        return FILE_CSV_GZIP;
     for (ssize_t i = 0; i < n; i++) {
         if (head[i] == '[')
             return FILE_JSON_ARRAY;
@@ -94,11 +97,35 @@ static aside_status decode_arrow(int fd, uint64_t limit_bytes, frame **out, asid
     return st;
 }
 
+/* Say key where a reader's message names the file's path (a temporary file of the disk tier). */
+static void name_the_key(aside_error *err, const char *path, const char *key)
+{
+    buf b = {0};
+    size_t path_len = strlen(path);
+    for (const char *at = err->message; *at;) {
+        const char *hit = strstr(at, path);
+        size_t n = hit ? (size_t)(hit - at) : strlen(at);
+        buf_append(&b, at, n);
+        if (!hit)
+            break;
+        buf_puts(&b, key);
+        at = hit + path_len;
+    }
+    if (!b.failed && b.data && !strstr(b.data, key)) {
+        buf_reset(&b);
+        buf_printf(&b, "%s: %s", key, err->message);
+    }
+    if (!b.failed && b.data)
+        snprintf(err->message, sizeof err->message, "%s", b.data);
+    buf_free(&b);
+}
+
 aside_status value_decode_frame(const value_context *ctx, const char *key, const char *path,
                                 int fd, frame **out, aside_error *err)
 {
     static const engine_format formats[] = {[FILE_PARQUET] = ENGINE_PARQUET,
                                             [FILE_CSV] = ENGINE_CSV,
+                                            [FILE_CSV_GZIP] = ENGINE_CSV_GZIP,
                                             [FILE_JSON_ARRAY] = ENGINE_JSON_ARRAY,
                                             [FILE_JSONL] = ENGINE_JSONL};
     int i = suffix_of(key);
@@ -114,10 +141,8 @@ aside_status value_decode_frame(const value_context *ctx, const char *key, const
                        (unsigned long long)ctx->limit_bytes);
         frame_release(*out);
     }
-    if (st == ASIDE_ERR_TOO_LARGE && err && !strstr(err->message, key)) {
-        aside_error inner = *err;
-        error_set(err, ASIDE_ERR_TOO_LARGE, "%s: %s", key, inner.message);
-    }
+    if (st != ASIDE_OK && err)
+        name_the_key(err, path, key);
     return st;
 }
 
