@@ -89,7 +89,7 @@ typedef struct column_stats {
 static aside_status query_row(engine *e, frame *f, const char *sql, frame **out,
                               aside_error *err)
 {
-    engine_query q = {0};
+    engine_query q = {0}; /* the frame is local: nothing to resolve, one row, no limit */
     return engine_sql_local(e, &q, LOCAL_NAME, f, sql, out, err);
 }
 

@@ -243,10 +243,28 @@ static aside_status append_chunk(result_reader *r, frame_builder *b, duckdb_data
     return frame_builder_append(b, r->slices, err);
 }
 
-/* Stream res into a new frame, stopping past limit_bytes. */
-static aside_status result_to_frame(duckdb_result *res, const hints *h, uint64_t limit_bytes,
+/* What bounds a query: its result's bytes and its time. */
+typedef struct run_bounds {
+    uint64_t          limit_bytes; /* 0: none */
+    int64_t           deadline_ms; /* monotonic; 0: none */
+    duckdb_connection conn;        /* interrupted at the deadline */
+    bool              timed_out;
+} run_bounds;
+
+static bool past_deadline(run_bounds *b)
+{
+    if (!b->deadline_ms || b->timed_out || clock_mono_ns() / 1000000 < b->deadline_ms)
+        return b->timed_out;
+    b->timed_out = true;
+    duckdb_interrupt(b->conn);
+    return true;
+}
+
+/* Stream res into a new frame, stopping past the bounds. */
+static aside_status result_to_frame(duckdb_result *res, const hints *h, run_bounds *bounds,
                                     frame **out, aside_error *err)
 {
+    uint64_t limit_bytes = bounds->limit_bytes;
     result_reader r = {0};
     frame_builder *b = NULL;
     aside_status st = ASIDE_OK;
@@ -262,7 +280,7 @@ static aside_status result_to_frame(duckdb_result *res, const hints *h, uint64_t
               (st = frame_builder_set_pandas_metadata(b, h->pandas_metadata, err)) != ASIDE_OK))
         goto done;
     for (;;) {
-        duckdb_data_chunk chunk = duckdb_fetch_chunk(*res);
+        duckdb_data_chunk chunk = past_deadline(bounds) ? NULL : duckdb_fetch_chunk(*res);
         if (!chunk)
             break;
         st = append_chunk(&r, b, chunk, err);
@@ -274,6 +292,10 @@ static aside_status result_to_frame(duckdb_result *res, const hints *h, uint64_t
                            (unsigned long long)limit_bytes);
             goto done;
         }
+    }
+    if (bounds->timed_out) {
+        st = error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
+        goto done;
     }
     if (duckdb_result_error(res)) {
         st = error_set(err, ASIDE_ERR_INVALID, "%s", duckdb_result_error(res));
@@ -371,27 +393,44 @@ fail:
     return st;
 }
 
+/* Run the pending query's tasks until its first chunk is ready, interrupting it at the
+ * deadline; then take its streaming result. */
+static duckdb_state execute(duckdb_pending_result pending, run_bounds *bounds,
+                            duckdb_result *res)
+{
+    for (;;) {
+        duckdb_pending_state state = duckdb_pending_execute_task(pending);
+        if (state == DUCKDB_PENDING_RESULT_READY || state == DUCKDB_PENDING_ERROR)
+            break;
+        past_deadline(bounds); /* an interrupted query ends in an error state */
+    }
+    return duckdb_execute_pending(pending, res);
+}
+
 /* Run sql on conn into a frame. */
 static aside_status run(duckdb_connection conn, const char *sql, query_kind kind, const hints *h,
-                        uint64_t limit_bytes, frame **out, aside_error *err)
+                        run_bounds *bounds, frame **out, aside_error *err)
 {
     duckdb_prepared_statement prep = NULL;
     duckdb_pending_result pending = NULL;
     duckdb_result res;
+    memset(&res, 0, sizeof res);
+    bounds->conn = conn;
     aside_status st = prepare(conn, sql, kind, &prep, err);
     if (st != ASIDE_OK)
         return st;
     if (duckdb_pending_prepared_streaming(prep, &pending) == DuckDBError ||
-        duckdb_execute_pending(pending, &res) == DuckDBError) {
+        execute(pending, bounds, &res) == DuckDBError) {
         const char *why = pending ? duckdb_pending_error(pending) : NULL;
         st = error_set(err, kind == QUERY_USERS ? ASIDE_ERR_INVALID : ASIDE_ERR_BAD_VALUE, "%s",
                        why ? why : "the query failed");
         if (err && kind == QUERY_USERS)
             snprintf(err->code, sizeof err->code, "bad_query");
-        if (pending)
-            duckdb_destroy_result(&res);
+        if (bounds->timed_out)
+            st = error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
+        duckdb_destroy_result(&res);
     } else {
-        st = result_to_frame(&res, h, limit_bytes, out, err);
+        st = result_to_frame(&res, h, bounds, out, err);
         if (st == ASIDE_ERR_INVALID && kind == QUERY_OURS)
             err->status = st = ASIDE_ERR_BAD_VALUE;
         else if (st == ASIDE_ERR_INVALID && err)
@@ -622,8 +661,9 @@ aside_status engine_load(engine *e, const char *path, engine_format format,
     reader_sql(&sql, path, format);
     if (st == ASIDE_OK && sql.failed)
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    run_bounds bounds = {.limit_bytes = limit_bytes};
     if (st == ASIDE_OK)
-        st = run(conn, sql.data, QUERY_OURS, &h, limit_bytes, out, err);
+        st = run(conn, sql.data, QUERY_OURS, &h, &bounds, out, err);
     buf_free(&sql);
     hints_free(&h);
     duckdb_disconnect(&conn);
@@ -663,16 +703,19 @@ static void create_frame_views(duckdb_connection conn, const char *sql)
 }
 
 static aside_status run_scoped(duckdb_database db, engine_scope *scope, const char *sql,
-                               query_kind kind, uint64_t limit_bytes, frame **out,
-                               aside_error *err)
+                               query_kind kind, frame **out, aside_error *err)
 {
+    const engine_query *q = scope->query;
+    run_bounds bounds = {.limit_bytes = q->result_limit_bytes,
+                         .deadline_ms = q->timeout_ms ? clock_mono_ns() / 1000000 + q->timeout_ms
+                                                      : 0};
     duckdb_connection conn;
     if (duckdb_connect(db, &conn) == DuckDBError)
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
     engine_scope_enter(scope);
-    if (scope->query && scope->query->resolve)
+    if (q->resolve)
         create_frame_views(conn, sql);
-    aside_status st = run(conn, sql, kind, NULL, limit_bytes, out, err);
+    aside_status st = run(conn, sql, kind, NULL, &bounds, out, err);
     engine_scope_enter(NULL);
     duckdb_disconnect(&conn);
     if (st != ASIDE_OK && scope->failure.status != ASIDE_OK)
@@ -684,14 +727,14 @@ aside_status engine_sql(engine *e, const engine_query *q, const char *sql, frame
                         aside_error *err)
 {
     engine_scope scope = {.query = q};
-    return run_scoped(e->query, &scope, sql, QUERY_USERS, q->result_limit_bytes, out, err);
+    return run_scoped(e->query, &scope, sql, QUERY_USERS, out, err);
 }
 
 aside_status engine_sql_local(engine *e, const engine_query *q, const char *name, frame *local,
                               const char *sql, frame **out, aside_error *err)
 {
     engine_scope scope = {.query = q, .local_name = name, .local = local};
-    return run_scoped(e->query, &scope, sql, QUERY_USERS, q->result_limit_bytes, out, err);
+    return run_scoped(e->query, &scope, sql, QUERY_USERS, out, err);
 }
 
 aside_status engine_write_parquet(engine *e, frame *f, const char *path, aside_error *err)

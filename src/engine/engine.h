@@ -59,6 +59,7 @@ typedef struct engine_query {
     engine_resolver resolve;
     void           *resolve_ctx;
     uint64_t        result_limit_bytes; /* 0: none */
+    unsigned        timeout_ms;         /* interrupted past this (ASIDE_ERR_TIMEOUT); 0: none */
 } engine_query;
 
 /* Run one user SELECT statement in the locked database; *out receives the result frame.

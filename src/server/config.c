@@ -77,6 +77,8 @@ static const option_row options[] = {
      AT(api.result_limit_bytes), 0, 0, 0,
      "largest frame result answered as JSON or CSV (head, select, sql); larger ones get 413 "
      "unless stored with into= or read as Arrow"},
+    {"sql-timeout", "ASIDE_SQL_TIMEOUT", NULL, "60", OPT_UINT, AT(api.sql_timeout_ms), 1,
+     MAX_SECONDS, MS, "seconds a query (sql, select, describe) may run before it is interrupted"},
     {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT, AT(cache.s3.bucket), 0, 0, 0,
      "S3 bucket of the system of record; when set, S3 is the default storage"},
     {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, AT(cache.s3.prefix), 0, 0, 0,

@@ -405,7 +405,8 @@ static void fn_select(api_call *c)
         return;
     buf sql = {0};
     if (select_sql(c, f, &sql)) {
-        engine_query q = {resolve, c, c->api->defaults.result_limit_bytes};
+        engine_query q = {resolve, c, c->api->defaults.result_limit_bytes,
+                          c->api->defaults.sql_timeout_ms};
         frame *result = NULL;
         aside_error err;
         if (sql.failed)
@@ -444,7 +445,8 @@ static void fn_sql(api_call *c)
         api_status_error(c, &err);
         return;
     }
-    engine_query q = {resolve, c, into ? 0 : c->api->defaults.result_limit_bytes};
+    engine_query q = {resolve, c, into ? 0 : c->api->defaults.result_limit_bytes,
+                      c->api->defaults.sql_timeout_ms};
     frame *result = NULL;
     if (engine_sql(aside_cache_engine(c->api->cache), &q, query, &result, &err) != ASIDE_OK) {
         api_status_error(c, &err);

@@ -110,6 +110,7 @@ typedef struct api_defaults {
     unsigned max_age_s;      /* max_age: revalidate older copies in the background; 0: never */
     bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
     uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
+    unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
 } api_defaults;
 
 typedef struct server_config {
