@@ -166,20 +166,38 @@ static char *json_timestamp(double ns, const frame_field *field)
     return buf_take(&b);
 }
 
+/* An exact BIGINT nanosecond cell of r as a timestamp literal in the field's unit. */
+static char *json_timestamp_exact(const frame *r, size_t column, const frame_field *field)
+{
+    static const int64_t nanos_per[] = {1000000000, 1000000, 1000, 1};
+    if (r->batch_count == 0 || frame_is_null(&r->batches[0], column, 0))
+        return strdup("null");
+    int64_t ns = ((const int64_t *)frame_values(&r->batches[0], column))[0];
+    buf b = {0};
+    buf_putc(&b, '"');
+    frame_put_timestamp(&b, ns / nanos_per[field->unit], field->unit, field->timezone != NULL,
+                        'T');
+    buf_putc(&b, '"');
+    return buf_take(&b);
+}
+
 static aside_status datetime_stats(engine *e, frame *f, const frame_field *field,
                                    column_stats *s, aside_error *err)
 {
     buf sql = {0};
-    buf_puts(&sql, "SELECT count(x)::DOUBLE, avg(x)::DOUBLE, min(x)::DOUBLE, "
-                   "quantile_cont(x, 0.25)::DOUBLE, quantile_cont(x, 0.5)::DOUBLE, "
-                   "quantile_cont(x, 0.75)::DOUBLE, max(x)::DOUBLE");
+    /* min and max exact; mean and quantiles in float64 nanoseconds, as pandas computes them */
+    buf_puts(&sql, "SELECT count(x)::DOUBLE, avg(x)::DOUBLE, min(x), "
+                   "quantile_cont(x::DOUBLE, 0.25), quantile_cont(x::DOUBLE, 0.5), "
+                   "quantile_cont(x::DOUBLE, 0.75), max(x)");
     from_frame(&sql, field, "epoch_ns(c)");
     frame *r = NULL;
     aside_status st = sql.failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
                                  : query_row(e, f, sql.data, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 7; i++) {
-        double v = cell_double(r, i);
-        s->cell[i] = i == 0 ? json_number(v) : json_timestamp(v, field);
+        bool exact = i == 2 || i == 6;
+        s->cell[i] = i == 0 ? json_number(cell_double(r, i))
+                     : exact ? json_timestamp_exact(r, i, field)
+                             : json_timestamp(cell_double(r, i), field);
         if (!s->cell[i])
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }

@@ -311,6 +311,14 @@ done:
     return st;
 }
 
+/* What a column of a type frames do not hold becomes: 128-bit integers (sums of integers) the
+ * 64-bit ones pandas has (a sum past them fails with DuckDB's message), everything else text. */
+static const char *cast_target(duckdb_type type)
+{
+    return type == DUCKDB_TYPE_HUGEINT ? "BIGINT" : type == DUCKDB_TYPE_UHUGEINT ? "UBIGINT"
+                                                                                 : "VARCHAR";
+}
+
 /* The query, wrapped to cast the columns frames have no type for to VARCHAR, or NULL when it
  * needs no wrapping (or out of memory: *failed). */
 static char *cast_unsupported(duckdb_prepared_statement prep, const char *sql, bool *failed)
@@ -325,10 +333,11 @@ static char *cast_unsupported(duckdb_prepared_statement prep, const char *sql, b
         if (ok)
             continue;
         buf_puts(&b, casts++ ? ", CAST(" : "SELECT * REPLACE (CAST(");
-        const char *name = duckdb_prepared_statement_column_name(prep, i);
-        engine_quote_identifier(&b, name);
-        buf_puts(&b, " AS VARCHAR) AS ");
-        engine_quote_identifier(&b, name);
+        char *name = (char *)duckdb_prepared_statement_column_name(prep, i); /* ours to free */
+        engine_quote_identifier(&b, name ? name : "");
+        buf_printf(&b, " AS %s) AS ", cast_target(duckdb_prepared_statement_column_type(prep, i)));
+        engine_quote_identifier(&b, name ? name : "");
+        duckdb_free(name);
     }
     if (!casts)
         return NULL;
@@ -614,18 +623,24 @@ static aside_status parquet_hints(duckdb_connection conn, const char *path, hint
     char *text = NULL;
     size_t len = 0;
     h->index.step = 1;
-    aside_status st = kv_value(conn, path, "ARROW:schema", &text, &len, err);
-    if (st == ASIDE_OK && text && !hints_from_arrow(text, len, h))
+    /* pandas' hints first: the Arrow schema's, applied after, are exact where both speak */
+    aside_status st = kv_value(conn, path, "pandas", &text, &len, err);
+    if (st == ASIDE_OK && text && !hints_from_pandas(text, h))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     free(text);
     text = NULL;
     if (st == ASIDE_OK)
-        st = kv_value(conn, path, "pandas", &text, &len, err);
-    if (st == ASIDE_OK && text && !hints_from_pandas(text, h))
+        st = kv_value(conn, path, "ARROW:schema", &text, &len, err);
+    if (st == ASIDE_OK && text && !hints_from_arrow(text, len, h))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     free(text);
     return st;
 }
+
+/* pandas' read_csv defaults: a header, commas, double quotes, and its type inference. */
+#define PANDAS_CSV                                                                              \
+    "header = true, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "             \
+    "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR']"
 
 static void reader_sql(buf *b, const char *path, engine_format format)
 {
@@ -637,16 +652,22 @@ static void reader_sql(buf *b, const char *path, engine_format format)
         [ENGINE_JSONL] = "read_json("};
     static const char *const options[] = {
         [ENGINE_PARQUET] = ")",
-        [ENGINE_CSV] = ", header = true, compression = 'none', "
-                       "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])",
-        [ENGINE_CSV_GZIP] = ", header = true, compression = 'gzip', "
-                            "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])",
-        [ENGINE_JSON_ARRAY] = ", format = 'array')",
-        [ENGINE_JSONL] = ", format = 'newline_delimited')"};
+        [ENGINE_CSV] = ", compression = 'none', " PANDAS_CSV ")",
+        [ENGINE_CSV_GZIP] = ", compression = 'gzip', " PANDAS_CSV ")",
+        [ENGINE_JSON_ARRAY] = ", format = 'array', records = true)",
+        [ENGINE_JSONL] = ", format = 'newline_delimited', records = true)"};
     buf_puts(b, "SELECT * FROM ");
     buf_puts(b, readers[format]);
     quote(b, path, '\'');
     buf_puts(b, options[format]);
+}
+
+/* False for what DuckDB makes of a CSV without even a header line (an empty file, a gzip
+ * stream cut short): no columns, or one it named "column0" and no rows. pandas refuses those. */
+static bool has_header(const frame *f)
+{
+    return f->field_count > 0 &&
+           !(f->field_count == 1 && f->rows == 0 && strcmp(f->fields[0].name, "column0") == 0);
 }
 
 aside_status engine_load(engine *e, const char *path, engine_format format,
@@ -664,6 +685,11 @@ aside_status engine_load(engine *e, const char *path, engine_format format,
     run_bounds bounds = {.limit_bytes = limit_bytes};
     if (st == ASIDE_OK)
         st = run(conn, sql.data, QUERY_OURS, &h, &bounds, out, err);
+    if (st == ASIDE_OK && (format == ENGINE_CSV || format == ENGINE_CSV_GZIP) &&
+        !has_header(*out)) {
+        frame_release(*out);
+        st = error_set(err, ASIDE_ERR_BAD_VALUE, "no columns to parse from the file");
+    }
     buf_free(&sql);
     hints_free(&h);
     duckdb_disconnect(&conn);
@@ -672,10 +698,30 @@ aside_status engine_load(engine *e, const char *path, engine_format format,
 
 /* ---- users' queries --------------------------------------------------------------------- */
 
-/* Make each table the query names that is a cache key a view of aside_frame(key), so a name
- * like "sales.parquet" means the cached frame, not DuckDB's reading of a file by that name.
- * The views are temporary: they go with the connection. A name that is no key of the cache
- * (a CTE's, a typo) gets no view; if the query then fails, the scope says why. */
+/* Make the table name a view of aside_frame(name) on this connection, so "sales.parquet" means
+ * the cached frame, not DuckDB's reading of a file by that name. Views are temporary: they go
+ * with the connection. False when name is no key, or the view cannot be made (it exists, or
+ * its frame cannot be had: the scope then says why). */
+static bool create_frame_view(duckdb_connection conn, const char *name)
+{
+    if (aside_key_check(name, strlen(name), NULL) != ASIDE_OK)
+        return false;
+    buf view = {0};
+    buf_puts(&view, "CREATE TEMP VIEW ");
+    quote(&view, name, '"');
+    buf_puts(&view, " AS SELECT * FROM ");
+    engine_frame_sql(&view, name);
+    duckdb_result res;
+    memset(&res, 0, sizeof res);
+    bool ok = !view.failed && duckdb_query(conn, view.data, &res) == DuckDBSuccess;
+    duckdb_destroy_result(&res);
+    buf_free(&view);
+    return ok;
+}
+
+/* Views for the tables the query names, as far as DuckDB's parser lists them (it gives up on
+ * some queries, such as joins with USING: missing_table catches those). A name that is no cache
+ * key (a CTE's) gets no view. */
 static void create_frame_views(duckdb_connection conn, const char *sql)
 {
     duckdb_value names = duckdb_get_table_names(conn, sql, false);
@@ -683,23 +729,55 @@ static void create_frame_views(duckdb_connection conn, const char *sql)
     for (idx_t i = 0; i < count; i++) {
         duckdb_value item = duckdb_get_list_child(names, i);
         char *name = item ? duckdb_get_varchar(item) : NULL;
-        if (name && aside_key_check(name, strlen(name), NULL) == ASIDE_OK) {
-            buf view = {0};
-            buf_puts(&view, "CREATE TEMP VIEW ");
-            quote(&view, name, '"');
-            buf_puts(&view, " AS SELECT * FROM ");
-            engine_frame_sql(&view, name);
-            duckdb_result res;
-            if (!view.failed) {
-                duckdb_query(conn, view.data, &res);
-                duckdb_destroy_result(&res);
-            }
-            buf_free(&view);
-        }
+        if (name)
+            create_frame_view(conn, name);
         duckdb_free(name);
         duckdb_destroy_value(&item);
     }
     duckdb_destroy_value(&names);
+}
+
+/* The table a failed query could not find, from DuckDB's message: a name it took for a file
+ * ('Cannot access file "x"') or did not know ('Table with name x does not exist'). */
+static bool missing_table(const char *message, char *name, size_t size)
+{
+    static const struct {
+        const char *before, *after;
+    } forms[] = {{"Cannot access file \"", "\""}, {"Table with name ", " does not exist"}};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        const char *start = strstr(message, forms[i].before);
+        if (!start)
+            continue;
+        start += strlen(forms[i].before);
+        const char *end = strstr(start, forms[i].after);
+        if (!end || (size_t)(end - start) >= size || end == start)
+            continue;
+        memcpy(name, start, (size_t)(end - start));
+        name[end - start] = '\0';
+        return true;
+    }
+    return false;
+}
+
+enum { MAX_TABLES_FOUND_LATE = 32 }; /* retries for tables the parser did not list */
+
+/* Hints that give a query's columns named like the local frame's time-zoned timestamps their
+ * unit and zone back (DuckDB's TIMESTAMP WITH TIME ZONE is microseconds in UTC). */
+static bool hints_from_frame(const frame *f, hints *h)
+{
+    for (size_t i = 0; f && i < f->field_count; i++) {
+        const frame_field *fd = &f->fields[i];
+        if (fd->type != FRAME_TIMESTAMP || !fd->timezone)
+            continue;
+        column_hint hint = {.timestamp = true, .unit = fd->unit, .name = strdup(fd->name),
+                            .timezone = strdup(fd->timezone)};
+        if (!hint.name || !hint.timezone || !add_hint(h, &hint)) {
+            free(hint.name);
+            free(hint.timezone);
+            return false;
+        }
+    }
+    return true;
 }
 
 static aside_status run_scoped(duckdb_database db, engine_scope *scope, const char *sql,
@@ -709,15 +787,30 @@ static aside_status run_scoped(duckdb_database db, engine_scope *scope, const ch
     run_bounds bounds = {.limit_bytes = q->result_limit_bytes,
                          .deadline_ms = q->timeout_ms ? clock_mono_ns() / 1000000 + q->timeout_ms
                                                       : 0};
+    hints h = {.index.step = 1};
     duckdb_connection conn;
-    if (duckdb_connect(db, &conn) == DuckDBError)
+    if (!hints_from_frame(scope->local, &h)) {
+        hints_free(&h);
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    if (duckdb_connect(db, &conn) == DuckDBError) {
+        hints_free(&h);
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
+    }
     engine_scope_enter(scope);
     if (q->resolve)
         create_frame_views(conn, sql);
-    aside_status st = run(conn, sql, kind, NULL, &bounds, out, err);
+    aside_status st = run(conn, sql, kind, &h, &bounds, out, err);
+    char name[ASIDE_KEY_MAX_BYTES + 1];
+    for (int i = 0; i < MAX_TABLES_FOUND_LATE && st == ASIDE_ERR_INVALID && q->resolve &&
+                    scope->failure.status == ASIDE_OK && err &&
+                    missing_table(err->message, name, sizeof name) &&
+                    create_frame_view(conn, name);
+         i++)
+        st = run(conn, sql, kind, &h, &bounds, out, err);
     engine_scope_enter(NULL);
     duckdb_disconnect(&conn);
+    hints_free(&h);
     if (st != ASIDE_OK && scope->failure.status != ASIDE_OK)
         st = error_copy(err, &scope->failure); /* a frame the query named could not be had */
     return st;

@@ -386,12 +386,20 @@ static aside_status resolve(void *ctx, const char *key, frame **out, aside_error
 {
     api_call *c = ctx;
     aside_read_options options = c->options;
-    options.type = "frame";
+    /* a table is a frame; a JSON document only when it was read as one (type=frame) */
+    options.type = aside_value_type_for_key(key) == ASIDE_TYPE_JSON ? NULL : "frame";
     options.memory_only = false;
     aside_value *v = NULL;
     aside_status st = aside_read(c->api->cache, key, &options, &v, NULL, err);
     if (st != ASIDE_OK)
         return st;
+    if (!value_frame(v)) {
+        st = error_set(err, ASIDE_ERR_INVALID, "%s is %s, not a frame; read it as one with "
+                       "type=frame", key, aside_value_type_name(aside_value_type_of(v)));
+        snprintf(err->code, sizeof err->code, "not_a_frame");
+        aside_value_release(v);
+        return st;
+    }
     *out = frame_retain(value_frame(v));
     aside_value_release(v);
     return ASIDE_OK;

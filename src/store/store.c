@@ -148,11 +148,13 @@ static bool meta_parse(const char *text, store_meta *m)
     char type[16];
     int etag_at = -1;
     int n = sscanf(text, META_MAGIC "\nsize %" SCNu64 "\nxxh3 %" SCNx64 "\ntype %15s\n"
-                   "sor_mtime_ns %" SCNd64 "\nfetched_ms %" SCNd64 "\netag %n",
+                   "sor_mtime_ns %" SCNd64 "\nfetched_ms %" SCNd64 "\netag%n",
                    &m->size, &m->xxh3, type, &m->sor_mtime_ns, &m->fetched_ms, &etag_at);
-    if (n != 5 || etag_at < 0)
+    /* "etag" and one space, then the tag up to the newline: it may be empty, so the space is
+     * matched here, not by sscanf (whose space would swallow the newline too) */
+    if (n != 5 || etag_at < 0 || text[etag_at] != ' ')
         return false;
-    const char *etag = text + etag_at;
+    const char *etag = text + etag_at + 1;
     const char *end = strchr(etag, '\n');
     if (!end || end[1] != '\0' || (size_t)(end - etag) >= sizeof m->etag)
         return false;

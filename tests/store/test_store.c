@@ -151,8 +151,42 @@ static void test_file_replaced_behind_the_cache_is_detected(void)
     fixture_done(&f);
 }
 
+/* A system of record that knows no version tags: it copies DOC and says nothing else. */
+static aside_status fetch_without_etag(void *ctx, const char *key, int fd,
+                                       aside_object_info *info, aside_error *err)
+{
+    (void)ctx, (void)key, (void)err;
+    memset(info, 0, sizeof *info);
+    info->size = strlen(DOC);
+    return write(fd, DOC, strlen(DOC)) == (ssize_t)strlen(DOC) ? ASIDE_OK : ASIDE_ERR_IO;
+}
+
+static void test_a_value_without_a_version_tag_survives_a_restart(void)
+{
+    fixture f;
+    fixture_init(&f);
+    aside_sor_callbacks sor = {NULL, fetch_without_etag};
+    aside_config cfg;
+    aside_config_init(&cfg);
+    cfg.data_dir = f.cache;
+    cfg.sor = &sor;
+    for (int run = 0; run < 2; run++) {
+        aside_cache *c = NULL;
+        CHECK(aside_cache_open(&cfg, &c, NULL) == ASIDE_OK);
+        if (!c)
+            break;
+        bool right = false;
+        CHECK(read_doc(c, "tagless.json", &right) ==
+              (run == 0 ? ASIDE_SOURCE_SOR : ASIDE_SOURCE_DISK));
+        CHECK(right);
+        aside_cache_close(c);
+    }
+    fixture_done(&f);
+}
+
 int main(void)
 {
+    RUN(test_a_value_without_a_version_tag_survives_a_restart);
     RUN(test_values_survive_a_restart_and_come_from_disk);
     RUN(test_corrupted_file_is_never_served_and_is_fetched_again);
     RUN(test_truncated_file_is_removed_at_start);
