@@ -85,12 +85,14 @@ typedef struct column_stats {
     char  *cell[MAX_STATS];   /* other columns: JSON literals, NULL for none */
 } column_stats;
 
-/* Run sql over the frame; the one-row result. */
-static aside_status query_row(engine *e, frame *f, const char *sql, frame **out,
-                              aside_error *err)
+/* Run sql over the frame (and free sql); the one-row result. */
+static aside_status query_row(engine *e, frame *f, buf *sql, frame **out, aside_error *err)
 {
     engine_query q = {0}; /* the frame is local: nothing to resolve, one row, no limit */
-    return engine_sql_local(e, &q, LOCAL_NAME, f, sql, out, err);
+    aside_status st = sql->failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
+                                  : engine_sql_local(e, &q, LOCAL_NAME, f, sql->data, out, err);
+    buf_free(sql);
+    return st;
 }
 
 static double cell_double(const frame *r, size_t column)
@@ -134,12 +136,10 @@ static aside_status numeric_stats(engine *e, frame *f, const frame_field *field,
                    "max(x)::DOUBLE");
     from_frame(&sql, field, "c::DOUBLE");
     frame *r = NULL;
-    aside_status st = sql.failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
-                                 : query_row(e, f, sql.data, &r, err);
+    aside_status st = query_row(e, f, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 8; i++)
         s->number[i] = cell_double(r, i);
     frame_release(r);
-    buf_free(&sql);
     return st;
 }
 
@@ -191,8 +191,7 @@ static aside_status datetime_stats(engine *e, frame *f, const frame_field *field
                    "quantile_cont(x::DOUBLE, 0.75), max(x)");
     from_frame(&sql, field, "epoch_ns(c)");
     frame *r = NULL;
-    aside_status st = sql.failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
-                                 : query_row(e, f, sql.data, &r, err);
+    aside_status st = query_row(e, f, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 7; i++) {
         bool exact = i == 2 || i == 6;
         s->cell[i] = i == 0 ? json_number(cell_double(r, i))
@@ -202,7 +201,6 @@ static aside_status datetime_stats(engine *e, frame *f, const frame_field *field
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     frame_release(r);
-    buf_free(&sql);
     return st;
 }
 
@@ -231,8 +229,7 @@ static aside_status top_value(engine *e, frame *f, const frame_field *field, col
     engine_frame_sql(&sql, LOCAL_NAME);
     buf_puts(&sql, ") WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, first LIMIT 1");
     frame *r = NULL;
-    aside_status st = sql.failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
-                                 : query_row(e, f, sql.data, &r, err);
+    aside_status st = query_row(e, f, &sql, &r, err);
     if (st == ASIDE_OK && r->rows == 1) {
         const frame_batch *b = &r->batches[0];
         const int32_t *off = frame_offsets(b, 0);
@@ -246,7 +243,6 @@ static aside_status top_value(engine *e, frame *f, const frame_field *field, col
     if (st == ASIDE_OK && (!s->cell[2] || !s->cell[3]))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     frame_release(r);
-    buf_free(&sql);
     return st;
 }
 
@@ -261,14 +257,12 @@ static aside_status object_stats(engine *e, frame *f, const frame_field *field,
     buf_puts(&sql, ")::DOUBLE FROM ");
     engine_frame_sql(&sql, LOCAL_NAME);
     frame *r = NULL;
-    aside_status st = sql.failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
-                                 : query_row(e, f, sql.data, &r, err);
+    aside_status st = query_row(e, f, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 2; i++) {
         if (!(s->cell[i] = json_number(cell_double(r, i))))
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     frame_release(r);
-    buf_free(&sql);
     return st == ASIDE_OK ? top_value(e, f, field, s, err) : st;
 }
 

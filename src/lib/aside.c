@@ -247,24 +247,31 @@ static aside_status decode_frame(aside_cache *c, const char *key, const char *pa
     return *out ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
+/* Check the checksum of key's file (open as fd) unless *verified says it was; sets it. */
+static aside_status verify_once(int fd, const char *key, const store_meta *meta, bool *verified,
+                                aside_error *err)
+{
+    uint64_t sum = 0;
+    aside_status st = *verified ? ASIDE_OK : checksum_file(fd, meta->size, &sum, err);
+    if (st == ASIDE_OK && !*verified && sum != meta->xxh3)
+        st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
+    *verified = st == ASIDE_OK;
+    return st;
+}
+
 /* load_file for a frame: check the file's checksum once, then decode it. */
 static aside_status load_frame_file(aside_cache *c, const char *key, int fd,
                                     const store_meta *meta, bool *verified, aside_value **out,
                                     aside_error *err)
 {
-    uint64_t sum = 0;
     char path[PATH_MAX];
     aside_status st = store_value_path(c->store, key, path, err);
-    if (st == ASIDE_OK && !*verified) {
-        st = checksum_file(fd, meta->size, &sum, err);
-        if (st == ASIDE_OK && sum != meta->xxh3)
-            st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
-    }
+    if (st == ASIDE_OK)
+        st = verify_once(fd, key, meta, verified, err);
     if (st != ASIDE_OK) {
         close(fd);
         return st;
     }
-    *verified = true;
     return decode_frame(c, key, path, fd, meta->size, out, err);
 }
 
@@ -305,15 +312,9 @@ static aside_status load_file(aside_cache *c, const char *key, const store_meta 
         *verified = true;
         *out = value_from_memory(meta->type, data, meta->size);
     } else {
-        if (!*verified) {
-            st = checksum_file(fd, meta->size, &sum, err);
-            if (st == ASIDE_OK && sum != meta->xxh3)
-                st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s: checksum mismatch", key);
-            if (st != ASIDE_OK) {
-                close(fd);
-                return st;
-            }
-            *verified = true;
+        if ((st = verify_once(fd, key, meta, verified, err)) != ASIDE_OK) {
+            close(fd);
+            return st;
         }
         *out = value_from_file(meta->type, fd, meta->size);
     }

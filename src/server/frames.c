@@ -200,54 +200,36 @@ static bool frame_of(api_call *c, aside_value **v, frame **f)
 
 /* ---- functions -------------------------------------------------------------------------- */
 
-static void fn_info(api_call *c)
+/* Answer what put writes about the call's frame, in the envelope. */
+static void answer_about(api_call *c, void (*put)(const frame *f, buf *b))
 {
     aside_value *v;
     frame *f;
     if (!frame_of(c, &v, &f))
         return;
     buf *b = api_envelope_begin(c);
-    frame_pandas_info(f, b);
+    put(f, b);
     api_envelope_end(c);
     aside_value_release(v);
 }
 
-static void fn_shape(api_call *c)
+static void put_shape(const frame *f, buf *b)
 {
-    aside_value *v;
-    frame *f;
-    if (!frame_of(c, &v, &f))
-        return;
-    buf *b = api_envelope_begin(c);
     buf_printf(b, "[%" PRId64 ", %zu]", f->rows, f->field_count);
-    api_envelope_end(c);
-    aside_value_release(v);
 }
 
-static void fn_columns(api_call *c)
+static void put_columns(const frame *f, buf *b)
 {
-    aside_value *v;
-    frame *f;
-    if (!frame_of(c, &v, &f))
-        return;
-    buf *b = api_envelope_begin(c);
     buf_putc(b, '[');
     for (size_t i = 0; i < f->field_count; i++) {
         buf_puts(b, i ? ", " : "");
         buf_put_json_string(b, f->fields[i].name, strlen(f->fields[i].name));
     }
     buf_putc(b, ']');
-    api_envelope_end(c);
-    aside_value_release(v);
 }
 
-static void fn_dtypes(api_call *c)
+static void put_dtypes(const frame *f, buf *b)
 {
-    aside_value *v;
-    frame *f;
-    if (!frame_of(c, &v, &f))
-        return;
-    buf *b = api_envelope_begin(c);
     buf_putc(b, '{');
     for (size_t i = 0; i < f->field_count; i++) {
         char dtype[96];
@@ -258,9 +240,12 @@ static void fn_dtypes(api_call *c)
         buf_put_json_string(b, dtype, strlen(dtype));
     }
     buf_putc(b, '}');
-    api_envelope_end(c);
-    aside_value_release(v);
 }
+
+static void fn_info(api_call *c) { answer_about(c, frame_pandas_info); }
+static void fn_shape(api_call *c) { answer_about(c, put_shape); }
+static void fn_columns(api_call *c) { answer_about(c, put_columns); }
+static void fn_dtypes(api_call *c) { answer_about(c, put_dtypes); }
 
 /* An integer parameter; false when answered with an error. */
 static bool int_param(api_call *c, const char *name, int64_t fallback, int64_t *out)

@@ -406,56 +406,56 @@ static ssize_t flush_segments(conn *c)
     return sent;
 }
 
+/* True when the whole response left. */
+static bool response_sent(const conn *c)
+{
+    if (c->out_segments.count)
+        return c->out_sent == c->out.len && c->segment_at == c->out_segments.count;
+    uint64_t value_len = c->out_value ? aside_value_size(c->out_value) : 0;
+    return c->out_sent == c->out.len && c->value_sent == value_len;
+}
+
+enum { FLUSH_CLOSED = -2 }; /* flush_value closed the connection */
+
+/* Send out, then the value: writev from memory, sendfile from its file. The result of the
+ * write, or FLUSH_CLOSED. */
+static ssize_t flush_value(conn *c)
+{
+    uint64_t value_len = c->out_value ? aside_value_size(c->out_value) : 0;
+    const char *data = c->out_value ? aside_value_data(c->out_value) : NULL;
+    ssize_t n;
+    if (c->out_sent < c->out.len || !c->out_value || data) {
+        struct iovec iov[2] = {
+            {c->out.data + c->out_sent, c->out.len - c->out_sent},
+            {(char *)data + c->value_sent, data ? value_len - c->value_sent : 0},
+        };
+        n = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
+        if (n > 0) {
+            size_t head = c->out.len - c->out_sent;
+            size_t from_head = (size_t)n < head ? (size_t)n : head;
+            c->out_sent += from_head;
+            c->value_sent += (uint64_t)n - from_head;
+        }
+        return n;
+    }
+    off_t off = (off_t)c->value_sent;
+    n = sendfile(c->fd, aside_value_fd(c->out_value), &off, value_len - c->value_sent);
+    if (n > 0)
+        c->value_sent += (uint64_t)n;
+    if (n == 0) { /* the file shrank under us: the response cannot be completed */
+        conn_close(c);
+        return FLUSH_CLOSED;
+    }
+    return n;
+}
+
 /* Write as much as the socket takes. Returns false if the connection was closed. */
 static bool conn_flush(conn *c)
 {
-    for (;;) {
-        if (c->out_segments.count) {
-            if (c->out_sent == c->out.len && c->segment_at == c->out_segments.count)
-                break;
-            ssize_t n = flush_segments(c);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && errno == EAGAIN) {
-                if (!c->writing)
-                    conn_watch(c, EPOLLOUT);
-                c->writing = true;
-                c->deadline_ms = now_ms() + c->w->server->cfg.request_timeout_ms;
-                return true;
-            }
-            if (n < 0) {
-                conn_close(c);
-                return false;
-            }
-            continue;
-        }
-        uint64_t value_len = c->out_value ? aside_value_size(c->out_value) : 0;
-        if (c->out_sent == c->out.len && c->value_sent == value_len)
-            break;
-        ssize_t n;
-        const char *data = c->out_value ? aside_value_data(c->out_value) : NULL;
-        if (c->out_sent < c->out.len || !c->out_value || data) {
-            struct iovec iov[2] = {
-                {c->out.data + c->out_sent, c->out.len - c->out_sent},
-                {(char *)data + c->value_sent, data ? value_len - c->value_sent : 0},
-            };
-            n = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
-            if (n > 0) {
-                size_t head = c->out.len - c->out_sent;
-                size_t from_head = (size_t)n < head ? (size_t)n : head;
-                c->out_sent += from_head;
-                c->value_sent += (uint64_t)n - from_head;
-            }
-        } else {
-            off_t off = (off_t)c->value_sent;
-            n = sendfile(c->fd, aside_value_fd(c->out_value), &off, value_len - c->value_sent);
-            if (n > 0)
-                c->value_sent += (uint64_t)n;
-            if (n == 0) { /* the file shrank under us: the response cannot be completed */
-                conn_close(c);
-                return false;
-            }
-        }
+    while (!response_sent(c)) {
+        ssize_t n = c->out_segments.count ? flush_segments(c) : flush_value(c);
+        if (n == FLUSH_CLOSED)
+            return false;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
