@@ -1199,7 +1199,10 @@ static aside_status write_frame_file(aside_cache *c, const char *key, frame *f, 
         return st;
     close(tmp->fd); /* DuckDB wrote a new file at the path */
     tmp->fd = open(tmp->path, O_RDWR | O_CLOEXEC);
-    return tmp->fd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen %s", tmp->path) : ASIDE_OK;
+    if (tmp->fd < 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot reopen %s", tmp->path);
+    fchmod(tmp->fd, S_IRUSR | S_IWUSR); /* private, like every file of the disk tier */
+    return ASIDE_OK;
 }
 
 static aside_status store_frame_file(aside_cache *c, const char *key, frame *f, store_tmp *tmp,

@@ -122,3 +122,31 @@ def test_an_arrow_read_is_the_frame_pyarrow_wrote(server):
     got = pa.ipc.open_stream(r.content).read_pandas()
     pd.testing.assert_frame_equal(got, pd.read_parquet(server.sor / "p.parquet"))
     assert disk_values(server) == ["p.parquet"]
+
+
+def test_queries_racing_evictions_answer_right_and_leak_nothing(make_server):
+    """Frames are evicted while queries scan them: a scan keeps its frame alive to the end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = {f"r{i}.parquet": frame(10 + i) for i in range(3)}
+    probe = make_server()
+    put_sor(probe, "r0.parquet", parquet_bytes(frames["r0.parquet"]))
+    info(probe, "r0.parquet")
+    one = telemetry(probe)["memory"]["used_bytes"]
+    probe.stop()
+    server = make_server(env={"ASIDE_MEMORY_LIMIT": str(one * 3 // 2)})
+    for key, df in frames.items():
+        put_sor(server, key, parquet_bytes(df))
+    want = {key: int(df["x"].sum()) for key, df in frames.items()}
+
+    def ask(i: int) -> tuple[str, int]:
+        key = f"r{i % 3}.parquet"
+        r = server.get(function="sql", query=f'SELECT sum(x) AS s FROM "{key}"')
+        assert r.status_code == 200, r.text
+        return key, r.json()["return"]["value"][0]["s"]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(ask, range(60)))
+    assert all(s == want[key] for key, s in answers)
+    assert telemetry(server)["evictions"]["memory"] >= 1
+    assert telemetry(server)["memory"]["used_bytes"] <= one * 3 // 2
