@@ -1,7 +1,7 @@
 # The two commands a new machine needs:
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain and sanitized), run every test suite
-.PHONY: deps build build-asan run test bench bench-s3 clean
+.PHONY: deps build build-asan run test bench bench-s3 bench-frames clean
 
 deps:
 	scripts/install-deps.sh
@@ -25,6 +25,9 @@ bench: build
 
 bench-s3: build
 	.venv/bin/python bench/s3_cold_load.py
+
+bench-frames: build
+	.venv/bin/python bench/frames_vs_pandas.py
 
 clean:
 	rm -rf build build-asan

@@ -33,14 +33,11 @@ failure and Ctrl-C; its files live in a temporary directory that is removed at t
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import http.client
 import json
 import os
 import re
-import shlex
-import signal
 import socket
 import statistics
 import subprocess
@@ -50,7 +47,13 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aside_process import (AsideProcess, BenchError, core_count, env_line,  # noqa: E402
+                           failure, install_signal_handlers, loopback_env, machine, positive_int,
+                           print_log_tail, print_problems, server_binary, server_version,
+                           stop_process, utc_now)
+
+PROG = "s3_cold_load"
 VENV_BIN = os.path.dirname(sys.executable)
 TARGET = 1.0
 BUCKET = "aside-bench"
@@ -60,17 +63,13 @@ REGION = "us-east-1"
 ANY_KEY_ID = "AKIAASIDEBENCHKEY001"
 ANY_SECRET = "aside-bench-secret"
 CHUNK = 8 << 20                 # generating, hashing and reading in chunks of this size
-START_TIMEOUT = 30.0            # seconds for moto or aside to start listening
+START_TIMEOUT = 30.0            # seconds for moto to start listening
 STOP_TIMEOUT = 10.0             # seconds for a process to exit on SIGTERM before SIGKILL
 IDLE_TIMEOUT = 120.0            # seconds an HTTP read to aside may see no byte at all
 MIN_RATE = 1e6                  # bytes/s: below this, a load is a failure (bounds every wait)
 
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 10**3, "m": 1 << 20, "mib": 1 << 20,
          "mb": 10**6, "g": 1 << 30, "gib": 1 << 30, "gb": 10**9}
-
-
-class BenchError(Exception):
-    pass
 
 
 def parse_size(text: str) -> int:
@@ -88,16 +87,6 @@ def human(n: int) -> str:
         if n >= size and n % size == 0:
             return f"{n // size}{unit}"
     return f"{n}B"
-
-
-def positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return n
 
 
 def free_port() -> int:
@@ -121,19 +110,6 @@ def max_seconds(size: int) -> float:
 
 # -- processes we start ------------------------------------------------------------------------
 
-def stop(proc: subprocess.Popen | None, name: str) -> None:
-    """SIGTERM, up to STOP_TIMEOUT seconds to exit, then SIGKILL. Only our own children."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        print(f"s3_cold_load: {name} did not stop on SIGTERM; killing it", file=sys.stderr)
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
-
-
 def wait_listening(port: int, proc: subprocess.Popen, name: str) -> bool:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -147,15 +123,6 @@ def wait_listening(port: int, proc: subprocess.Popen, name: str) -> bool:
     raise BenchError(f"{name} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
 
 
-def clean_env() -> dict[str, str]:
-    """This environment without AWS settings or proxies (everything here is on loopback)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k.lower() not in ("http_proxy", "https_proxy",
-                                                             "all_proxy", "no_proxy")}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
 class Moto:
     """moto_server on 127.0.0.1, in a subprocess; its spilled object files go under tmp."""
 
@@ -163,7 +130,7 @@ class Moto:
         self.proc: subprocess.Popen | None = None
         spool = os.path.join(tmp, "moto")
         os.makedirs(spool, exist_ok=True)
-        env = clean_env()
+        env = loopback_env(("AWS_",))        # everything here is on loopback
         env["TMPDIR"] = spool
         exe = os.path.join(VENV_BIN, "moto_server")
         if not os.access(exe, os.X_OK):
@@ -177,17 +144,17 @@ class Moto:
                 self.port = port
                 self.endpoint = f"http://127.0.0.1:{port}"
                 return
-            stop(self.proc, "moto_server")
+            stop_process(self.proc, "moto_server", PROG, STOP_TIMEOUT)
         raise BenchError("moto_server did not start (no free port after 5 attempts?)")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        stop(self.proc, "moto_server")
+        stop_process(self.proc, "moto_server", PROG, STOP_TIMEOUT)
 
 
-class Aside:
+class Aside(AsideProcess):
     """aside-server on 127.0.0.1 with S3 (the moto server) as its system of record."""
 
     def __init__(self, exe: str, tmp: str, endpoint: str, env_extra: dict[str, str]) -> None:
@@ -195,13 +162,7 @@ class Aside:
         sor_dir = os.path.join(tmp, "aside-sor")
         os.makedirs(self.cache_dir)
         os.makedirs(sor_dir)
-        self.log_path = os.path.join(tmp, "aside.log")
-        env = clean_env()
-        env.update({
-            "LOCAL_DATA_DIR": self.cache_dir,
-            "REMOTE_STORAGE": sor_dir,
-            "ASIDE_BIND": "127.0.0.1",
-            "ASIDE_PORT": "0",
+        s3_env = {
             "AWS_BUCKET_NAME": BUCKET,
             "AWS_DATA_DIR": PREFIX,
             "AWS_REGION": REGION,
@@ -212,46 +173,10 @@ class Aside:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_SHARED_CREDENTIALS_FILE": os.path.join(tmp, "no-such-credentials"),
             "AWS_CONFIG_FILE": os.path.join(tmp, "no-such-config"),
-        })
-        env.update(env_extra)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([exe], env=env, cwd=tmp, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log)
-        self.port = 0
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", self.log())
-            if m:
-                self.port = int(m.group(1))
-                break
-            if self.proc.poll() is not None:
-                raise BenchError(f"aside exited during start-up (status {self.proc.returncode})")
-            time.sleep(0.05)
-        if not self.port:
-            raise BenchError("aside did not print 'listening on http://127.0.0.1:PORT/' "
-                             f"within {START_TIMEOUT:.0f} s")
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def problems(self) -> list[str]:
-        """Log lines above the info level (warnings, errors)."""
-        out = []
-        for line in self.log().splitlines():
-            m = re.match(r"aside: (\w+): ", line)
-            if (m and m.group(1) != "info") or (not m and line.strip()):
-                out.append(line)
-        return out
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        stop(self.proc, "aside")
+        }
+        super().__init__(exe, tmp, self.cache_dir, sor_dir, os.path.join(tmp, "aside.log"),
+                         loopback_env(("AWS_",)), {**s3_env, **env_extra}, PROG, STOP_TIMEOUT)
+        self.start()
 
     def _url(self, **params: str) -> str:
         return "/cache/api/v1.0/?" + urllib.parse.urlencode(params)
@@ -439,12 +364,7 @@ def main() -> int:
     args = ap.parse_args()
     size, n_runs = args.size, args.runs
 
-    exe = os.environ.get("ASIDE_SERVER", "build/aside-server")
-    exe_path = exe if os.path.isabs(exe) else os.path.join(REPO, exe)
-    if not os.access(exe_path, os.X_OK):
-        print(f"s3_cold_load: error: server binary '{exe}' not found or not executable "
-              "(build it first: ninja -C build, or set ASIDE_SERVER)", file=sys.stderr)
-        return 1
+    exe, exe_path = server_binary(PROG)
     try:
         import boto3
         import botocore
@@ -452,10 +372,10 @@ def main() -> int:
         import s3transfer
         from boto3.s3.transfer import TransferConfig
     except ImportError as e:
-        print(f"s3_cold_load: error: {e} (pip install boto3 'moto[server]')", file=sys.stderr)
+        print(f"{PROG}: error: {e} (pip install boto3 'moto[server]')", file=sys.stderr)
         return 1
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = core_count()
     threads = os.environ.get("ASIDE_THREADS", str(cores))
     part = os.environ.get("ASIDE_S3_PART_SIZE", "8MiB")
     concurrency = os.environ.get("ASIDE_S3_CONCURRENCY", "8")
@@ -467,41 +387,18 @@ def main() -> int:
 
     # Ctrl-C also reaches moto and aside (same process group), so what fails right after it is
     # reported as the interruption. Other signals unwind through the finally blocks below too.
-    interrupted = []
-
-    def on_interrupt(signum, _frame):
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    def on_signal(signum, _frame):
-        interrupted.append(signum)
-        print(f"\ns3_cold_load: stopping on signal {signum}", file=sys.stderr)
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGINT, on_interrupt)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupted = install_signal_handlers(PROG)
     os.environ.pop("AWS_PROFILE", None)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
     tc = TransferConfig()
-    env_shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in
-                         [("ASIDE_SERVER", exe)] + sorted(aside_env.items()))
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
-            cpu = m.group(1).strip() if m else ""
-    except OSError:
-        pass
-    version = subprocess.run([exe_path, "--version"], capture_output=True, text=True,
-                             timeout=10).stdout.strip() or "aside-server"
+    version = server_version(exe_path)
     info = {
-        "reproduce": f"{env_shown} .venv/bin/python bench/s3_cold_load.py "
+        "reproduce": f"{env_line(exe, aside_env)} .venv/bin/python bench/s3_cold_load.py "
                      f"--size {human(size)} --runs {n_runs}",
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "machine": f"{cores} cores{', ' + cpu if cpu else ''}, {os.uname().sysname} "
-                   f"{os.uname().release}",
+        "date": utc_now(),
+        "machine": machine(cores),
         "aside": f"{version}, {threads} threads, memory limit {memory}",
         "aside S3": f"HEAD, then ranged GETs of {part}, {concurrency} in flight "
                     f"(ASIDE_S3_PART_SIZE, ASIDE_S3_CONCURRENCY)",
@@ -595,30 +492,20 @@ def main() -> int:
         if not aside.alive():
             raise BenchError("aside exited during the measurements")
         report(runs, size, info)
-        problems = aside.problems()
-        if problems:
-            print()
-            print(f"  aside's log has {len(problems)} line(s) above info; the last ones:")
-            for line in problems[-10:]:
-                print(f"    {line}")
+        print_problems(aside.problems())
         ok = True
     except KeyboardInterrupt:
-        print("\ns3_cold_load: interrupted", file=sys.stderr)
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # boto3 or HTTP failures too: report them, stop everything, exit 1
-        if interrupted:
-            print("\ns3_cold_load: interrupted", file=sys.stderr)
-            return 128 + interrupted[0]
-        what = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
-        print(f"\ns3_cold_load: error: {what}", file=sys.stderr)
+        code = failure(PROG, e, interrupted)
+        if code is not None:
+            return code
     finally:
         if aside is not None:
             aside.stop()
             if not ok and not interrupted:
-                tail = aside.log().splitlines()[-20:]
-                if tail:
-                    print("--- aside log (last lines)", file=sys.stderr)
-                    print("\n".join(tail), file=sys.stderr)
+                print_log_tail(aside.log())
         if moto_srv is not None:
             moto_srv.stop()
         import shutil

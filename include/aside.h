@@ -88,6 +88,13 @@ aside_value     *aside_value_retain(aside_value *value);
 /* Drop a reference; the last one frees the value. NULL is ignored. */
 void             aside_value_release(aside_value *value);
 
+/* For a frame value: pandas' df.info() as JSON (what the server's info function answers) and
+ * as the text pandas prints; each of json and text may be NULL, else the caller frees it with
+ * free(). rows and columns (may be NULL) receive the shape. ASIDE_ERR_INVALID for a value
+ * that is no frame. */
+aside_status aside_frame_info(const aside_value *value, char **json, char **text,
+                              uint64_t *rows, uint64_t *columns, aside_error *err);
+
 /* The value type a key gets by its name: ".json" is JSON; ".parquet", ".csv", ".csv.gz",
  * ".jsonl", ".ndjson", ".arrow", ".feather" and ".ipc" are frames; everything else bytes. */
 aside_value_type aside_value_type_for_key(const char *key);
@@ -161,6 +168,9 @@ typedef struct aside_config {
     uint64_t memory_limit_bytes;    /* bytes of values in memory; 0: 25% of RAM (or cgroup limit) */
     uint64_t disk_limit_bytes;      /* bytes of the disk tier; 0: 80% of free space at open */
     const char *policy;             /* eviction policy: "s3fifo" (default) or "lru" */
+    /* where frames are published for processes on the host (ASIDE_SHM_DIR): NULL or "": a
+     * private folder under /dev/shm (mode 0700) for this process; "off": never */
+    const char *shm_dir;
 } aside_config;
 
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
@@ -229,6 +239,12 @@ aside_status aside_list(aside_cache *cache, const aside_read_options *options,
                         const char *prefix, aside_object_entry **out, size_t *count,
                         aside_error *err);
 
+/* Keep data as key's value in the cache (memory and disk tier) without touching the system of
+ * record: validated by type first (options->type or the key's), like aside_write. Until it is
+ * evicted or deleted the cache answers it; a later update asks the system of record. */
+aside_status aside_put(aside_cache *cache, const char *key, const aside_read_options *options,
+                       const void *data, size_t size, aside_error *err);
+
 /* Remove key from memory and the disk tier (never from the system of record).
  * ASIDE_ERR_NOT_FOUND if the cache does not hold it. */
 aside_status aside_delete(aside_cache *cache, const char *key, aside_error *err);
@@ -242,6 +258,9 @@ typedef struct aside_stats {
     uint64_t misses;      /* reads that had to go to the system of record */
     uint64_t evictions_memory, evictions_disk;
     uint64_t sor_fetches; /* fetches from the system of record (reads and updates) */
+    uint64_t shm_publications; /* frames published in shared memory */
+    uint64_t shm_maps;         /* requests answered with a publication */
+    uint64_t shm_bytes;        /* bytes of the publications (part of memory_used_bytes) */
     double   uptime_seconds;
 } aside_stats;
 

@@ -203,6 +203,8 @@ void frame_pandas_dtype(const frame_field *field, char *out, size_t size);
 /* df.info() as JSON into b: class, index, per column position/name/non-null count/dtype,
  * dtype counts, memory usage in bytes and as pandas prints it, and pandas' text. */
 void frame_pandas_info(const frame *f, buf *b);
+/* The text pandas' df.info() prints, alone. */
+void frame_pandas_info_text(const frame *f, buf *b);
 
 /* ---- encoders (encode.c) ---------------------------------------------------------------- */
 

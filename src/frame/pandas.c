@@ -287,6 +287,17 @@ static void info_text(const frame *f, const dtype_count *counts, size_t kinds, b
     buf_printf(b, "\nmemory usage: %s\n", size);
 }
 
+void frame_pandas_info_text(const frame *f, buf *b)
+{
+    dtype_count *counts = calloc(f->field_count ? f->field_count : 1, sizeof *counts);
+    if (!counts) {
+        b->failed = true;
+        return;
+    }
+    info_text(f, counts, count_dtypes(f, counts), b);
+    free(counts);
+}
+
 void frame_pandas_info(const frame *f, buf *b)
 {
     dtype_count *counts = calloc(f->field_count ? f->field_count : 1, sizeof *counts);

@@ -37,6 +37,7 @@
 #include "value/value.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define DEFAULT_SHM_ROOT "/dev/shm"
 
 enum {
     DEFAULT_MEMORY_PERCENT = 25,
@@ -55,6 +56,9 @@ typedef struct entry {
     bool        verified; /* the file's checksum was checked since the cache opened */
     bool        revalidating; /* a background revalidation runs */
     int64_t     validated_ms; /* unix ms of the fetch, or of the last "not modified" */
+    uint64_t    generation;   /* which content this is: a new one for each install */
+    char       *shm_path;     /* the frame published in shared memory, or NULL */
+    uint64_t    shm_bytes;
     uint64_t    hits;
     int64_t     last_access_ms;
 } entry;
@@ -74,6 +78,10 @@ struct aside_cache {
     int64_t         opened_mono_ns;
     unsigned        background; /* background revalidations running; close waits for them */
     pthread_cond_t  background_done;
+    uint64_t        generations; /* the last generation given to an entry */
+    char           *shm_dir;     /* where frames are published, or NULL: not at all */
+    bool            shm_dir_ours; /* created at open: removed at close */
+    uint64_t        shm_bytes;    /* of all publications, counted in the memory budget */
 };
 
 /* ---- status names and config -------------------------------------------------------------- */
@@ -123,8 +131,21 @@ static entry *entry_create(aside_cache *c, const char *key)
     return e;
 }
 
+/* Unlink e's publication: readers that mapped it keep their mapping, new ones cannot open it. */
+static void entry_unpublish(aside_cache *c, entry *e)
+{
+    if (!e->shm_path)
+        return;
+    unlink(e->shm_path);
+    free(e->shm_path);
+    e->shm_path = NULL;
+    c->shm_bytes -= e->shm_bytes;
+    e->shm_bytes = 0;
+}
+
 static void entry_drop_memory(aside_cache *c, entry *e, bool in_policy)
 {
+    entry_unpublish(c, e);
     if (!e->value)
         return;
     if (in_policy)
@@ -148,7 +169,7 @@ static void entry_destroy(aside_cache *c, entry *e, bool in_disk_policy, bool re
 
 static void evict_memory_for(aside_cache *c, uint64_t bytes)
 {
-    while (policy_bytes(c->mem_policy) + bytes > c->mem_limit) {
+    while (policy_bytes(c->mem_policy) + c->shm_bytes + bytes > c->mem_limit) {
         policy_node *n = policy_victim(c->mem_policy);
         if (!n)
             return;
@@ -419,6 +440,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
     }
     e->meta = *meta;
     e->verified = true;
+    e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
     policy_insert(c->disk_policy, &e->disk_node);
@@ -905,7 +927,7 @@ static aside_status write_through(aside_cache *c, sor *to, const char *key,
         st = rd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen a temporary file")
                     : decode_frame(c, key, tmp.path, rd, size, &v, err);
     }
-    if (st == ASIDE_OK)
+    if (st == ASIDE_OK && to) /* put: no system of record */
         st = sor_put(to, key, tmp.fd, size, info, err);
     if (st == ASIDE_OK) {
         store_meta meta;
@@ -995,7 +1017,8 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     pthread_mutex_lock(&c->lock);
     *out = c->counters;
     out->keys = table_count(c->index);
-    out->memory_used_bytes = policy_bytes(c->mem_policy);
+    out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes;
+    out->shm_bytes = c->shm_bytes;
     out->memory_limit_bytes = c->mem_limit;
     out->disk_used_bytes = policy_bytes(c->disk_policy);
     out->disk_limit_bytes = c->disk_limit;
@@ -1078,9 +1101,30 @@ static void index_stored(void *ctx, const char *key, const store_meta *meta)
     if (!e)
         return;
     e->meta = *meta;
+    e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
     policy_insert(c->disk_policy, &e->disk_node);
+}
+
+/* The folder frames are published in: cfg's (created if missing), else a private one under
+ * /dev/shm for this process; "off": none. */
+static aside_status open_shm_dir(aside_cache *c, const char *dir, aside_error *err)
+{
+    char path[PATH_MAX];
+    if (dir && strcmp(dir, "off") == 0)
+        return ASIDE_OK;
+    if (dir && *dir)
+        snprintf(path, sizeof path, "%s", dir);
+    else
+        snprintf(path, sizeof path, "%s/aside-%ld", DEFAULT_SHM_ROOT, (long)getpid());
+    if (mkdir(path, S_IRWXU) == 0)
+        c->shm_dir_ours = true;
+    else if (errno != EEXIST)
+        return error_set(err, ASIDE_ERR_IO, "cannot create the shared-memory folder %s: %s",
+                         path, strerror(errno));
+    c->shm_dir = strdup(path);
+    return c->shm_dir ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
 static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_error *err)
@@ -1107,6 +1151,8 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
                          "lru)", cfg->policy);
     if (!c->index || !c->flights)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    if ((st = open_shm_dir(c, cfg->shm_dir, err)) != ASIDE_OK)
+        return st;
     engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT};
     st = engine_open(&ec, &c->engine, err);
     c->decode = (value_context){c->engine, c->mem_limit};
@@ -1150,6 +1196,7 @@ void aside_cache_close(aside_cache *c)
         while (n) {
             entry *e = container_of(n, entry, node);
             n = table_next(c->index, &cursor, n);
+            entry_unpublish(c, e);
             aside_value_release(e->value);
             free(e->key);
             free(e);
@@ -1163,6 +1210,9 @@ void aside_cache_close(aside_cache *c)
     sor_destroy(c->s3);
     engine_close(c->engine);
     store_close(c->store);
+    if (c->shm_dir && c->shm_dir_ours)
+        rmdir(c->shm_dir);
+    free(c->shm_dir);
     pthread_cond_destroy(&c->background_done);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -1253,4 +1303,195 @@ aside_status aside_store_frame(aside_cache *c, const char *key, frame *f, aside_
     flight_release(c->flights, fl, value_release_any);
     aside_value_release(v);
     return st;
+}
+
+/* ---- values kept in the cache only (put) -------------------------------------------------- */
+
+aside_status aside_put(aside_cache *c, const char *key, const aside_read_options *options,
+                       const void *data, size_t size, aside_error *err)
+{
+    aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
+    aside_value_type type = ASIDE_TYPE_BYTES;
+    if (st == ASIDE_OK)
+        st = requested_type(c, key, options, &type, err);
+    if (st != ASIDE_OK)
+        return st;
+    flight *f = lead(c, key);
+    if (!f)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    aside_object_info info = {0};
+    aside_value *v = NULL;
+    st = write_through(c, NULL, key, type, data, size, &info, &v, err);
+    flight_complete(c->flights, f, st, v, ASIDE_SOURCE_MEMORY, err);
+    flight_release(c->flights, f, value_release_any);
+    aside_value_release(v);
+    return st;
+}
+
+/* ---- shared-memory publications ----------------------------------------------------------- */
+
+/* The file name of key's publication: a hash of the key (names have a length limit keys do
+ * not), its last component for the reader's eye, and the generation. */
+static void publication_path(const aside_cache *c, const char *key, uint64_t generation,
+                             char *path, size_t size)
+{
+    const char *base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    snprintf(path, size, "%s/%016llx-%.80s.%llu.arrow", c->shm_dir,
+             (unsigned long long)XXH3_64bits(key, strlen(key)), base,
+             (unsigned long long)generation);
+}
+
+/* Write f as an Arrow IPC file at path, atomically (a temporary name, then rename). */
+static aside_status publish_file(const aside_cache *c, frame *f, const char *path,
+                                 uint64_t *bytes, aside_error *err)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.publishing.XXXXXX", c->shm_dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot create a file in %s: %s", c->shm_dir,
+                         strerror(errno));
+    arrow_encoding enc;
+    aside_status st = arrow_encode(f, ARROW_FILE, true, &enc, err);
+    if (st == ASIDE_OK) {
+        st = write_encoding(fd, &enc, err);
+        *bytes = enc.total_bytes;
+        arrow_encoding_free(&enc);
+    }
+    close(fd);
+    if (st == ASIDE_OK && rename(tmp, path) != 0)
+        st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path, strerror(errno));
+    if (st != ASIDE_OK)
+        unlink(tmp);
+    return st;
+}
+
+static void publication_of(const entry *e, aside_publication *out)
+{
+    snprintf(out->path, sizeof out->path, "%s", e->shm_path);
+    out->generation = e->generation;
+    out->bytes = e->shm_bytes;
+}
+
+/* Make path (bytes long) v's publication, if v is still key's value and the budget has room. */
+static aside_status adopt_publication(aside_cache *c, const char *key, aside_value *v,
+                                      const char *path, uint64_t bytes, aside_publication *out,
+                                      aside_error *err)
+{
+    entry *e = entry_find(c, key);
+    if (e && e->value == v && e->shm_path) { /* another request published it meanwhile */
+        unlink(path);
+        publication_of(e, out);
+        return ASIDE_OK;
+    }
+    if (e && e->value == v)
+        evict_memory_for(c, bytes);
+    e = entry_find(c, key);
+    if (!e || e->value != v) {
+        unlink(path);
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "%s changed or left memory while it was "
+                         "published; no room for both in the memory budget", key);
+    }
+    if (!(e->shm_path = strdup(path))) {
+        unlink(path);
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    e->shm_bytes = bytes;
+    c->shm_bytes += bytes;
+    c->counters.shm_publications++;
+    publication_of(e, out);
+    return ASIDE_OK;
+}
+
+aside_status aside_publish(aside_cache *c, const char *key, const aside_read_options *options,
+                           aside_publication *out, aside_value **held, aside_error *err)
+{
+    if (!c->shm_dir)
+        return error_set(err, ASIDE_ERR_CONFLICT, "shared memory is off");
+    aside_read_options o = options ? *options : (aside_read_options){0};
+    if (!o.type && aside_value_type_for_key(key) != ASIDE_TYPE_JSON)
+        o.type = "frame";
+    aside_value *v = NULL;
+    aside_status st = aside_read(c, key, &o, &v, NULL, err);
+    if (st != ASIDE_OK)
+        return st;
+    if (!value_frame(v)) {
+        aside_value_release(v);
+        st = error_set(err, ASIDE_ERR_INVALID, "%s is not a frame; only frames are published",
+                       key);
+        snprintf(err->code, sizeof err->code, "not_a_frame");
+        return st;
+    }
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    bool published = e && e->value == v && e->shm_path;
+    uint64_t generation = e ? e->generation : 0;
+    if (published)
+        publication_of(e, out);
+    pthread_mutex_unlock(&c->lock);
+    if (!published) {
+        char path[PATH_MAX];
+        uint64_t bytes = 0;
+        publication_path(c, key, generation, path, sizeof path);
+        st = publish_file(c, value_frame(v), path, &bytes, err);
+        pthread_mutex_lock(&c->lock);
+        if (st == ASIDE_OK)
+            st = adopt_publication(c, key, v, path, bytes, out, err);
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (st == ASIDE_OK) {
+        pthread_mutex_lock(&c->lock);
+        c->counters.shm_maps++;
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (st == ASIDE_OK && held)
+        *held = v;
+    else
+        aside_value_release(v);
+    return st;
+}
+
+/* ---- frames for embedders ----------------------------------------------------------------- */
+
+static char *take_text(buf *b, bool *failed)
+{
+    char *out = b->failed ? NULL : buf_take(b);
+    buf_free(b);
+    *failed = *failed || !out;
+    return out;
+}
+
+aside_status aside_frame_info(const aside_value *v, char **json, char **text, uint64_t *rows,
+                              uint64_t *columns, aside_error *err)
+{
+    const frame *f = v ? value_frame(v) : NULL;
+    if (!f)
+        return error_set(err, ASIDE_ERR_INVALID, "the value is not a frame");
+    bool failed = false;
+    if (json) {
+        buf b = {0};
+        frame_pandas_info(f, &b);
+        *json = take_text(&b, &failed);
+    }
+    if (text) {
+        buf b = {0};
+        frame_pandas_info_text(f, &b);
+        *text = take_text(&b, &failed);
+    }
+    if (rows)
+        *rows = (uint64_t)f->rows;
+    if (columns)
+        *columns = f->field_count;
+    if (!failed)
+        return ASIDE_OK;
+    if (json) {
+        free(*json);
+        *json = NULL;
+    }
+    if (text) {
+        free(*text);
+        *text = NULL;
+    }
+    return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }

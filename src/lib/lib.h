@@ -18,4 +18,20 @@ engine  *aside_cache_engine(aside_cache *cache);
  * key held. */
 aside_status aside_store_frame(aside_cache *cache, const char *key, frame *f, aside_error *err);
 
+/* A frame published in shared memory: an Arrow IPC file any process on the host may map. */
+typedef struct aside_publication {
+    char     path[4096];
+    uint64_t generation; /* the content's: a new value of the key is a new generation */
+    uint64_t bytes;
+} aside_publication;
+
+/* Publish key's frame (loading it if need be) as an immutable Arrow IPC file in the cache's
+ * shared-memory folder, or find the publication of its current content. The file counts in
+ * the memory budget; it is unlinked when the frame leaves memory, is replaced or deleted
+ * (readers that mapped it keep their mapping). *held (may be NULL) receives the frame's value.
+ * ASIDE_ERR_CONFLICT when shared memory is off; ASIDE_ERR_INVALID for a key that is no frame. */
+aside_status aside_publish(aside_cache *cache, const char *key,
+                           const aside_read_options *options, aside_publication *out,
+                           aside_value **held, aside_error *err);
+
 #endif

@@ -453,6 +453,30 @@ static void fn_write(call *c)
     api_envelope_end(c);
 }
 
+static void fn_put(call *c)
+{
+    if (!api_need_path(c))
+        return;
+    aside_error err;
+    if (aside_put(c->api->cache, c->path, &c->options, c->req->body, c->req->body_len, &err) !=
+        ASIDE_OK) {
+        api_status_error(c, &err);
+        return;
+    }
+    aside_entry_info e;
+    bool known = aside_entry(c->api->cache, c->path, &e, NULL) == ASIDE_OK;
+    buf *b = api_envelope_begin(c);
+    buf_puts(b, "{\"result\": \"success\", \"bytes\": ");
+    buf_put_u64(b, c->req->body_len);
+    buf_puts(b, ", \"type\": ");
+    const char *type = aside_value_type_name(known ? e.type : ASIDE_TYPE_BYTES);
+    buf_put_json_string(b, type, strlen(type));
+    buf_putc(b, '}');
+    api_envelope_end(c);
+    if (known)
+        free(e.key);
+}
+
 static void put_time(buf *b, int64_t unix_ms)
 {
     time_t sec = (time_t)(unix_ms / 1000);
@@ -523,13 +547,15 @@ static void put_stats(buf *b, const aside_stats *s)
                   "\"memory\": {\"used_bytes\": %llu, \"limit_bytes\": %llu}, "
                   "\"disk\": {\"used_bytes\": %llu, \"limit_bytes\": %llu}, "
                   "\"hits\": %llu, \"misses\": %llu, "
-                  "\"evictions\": {\"memory\": %llu, \"disk\": %llu}, \"sor_fetches\": %llu",
+                  "\"evictions\": {\"memory\": %llu, \"disk\": %llu}, \"sor_fetches\": %llu, "
+                  "\"shm\": {\"publications\": %llu, \"maps\": %llu, \"bytes\": %llu}",
                s->uptime_seconds, (unsigned long long)s->keys,
                (unsigned long long)s->memory_used_bytes, (unsigned long long)s->memory_limit_bytes,
                (unsigned long long)s->disk_used_bytes, (unsigned long long)s->disk_limit_bytes,
                (unsigned long long)s->hits, (unsigned long long)s->misses,
                (unsigned long long)s->evictions_memory, (unsigned long long)s->evictions_disk,
-               (unsigned long long)s->sor_fetches);
+               (unsigned long long)s->sor_fetches, (unsigned long long)s->shm_publications,
+               (unsigned long long)s->shm_maps, (unsigned long long)s->shm_bytes);
 }
 
 static void fn_head(call *c)
@@ -628,6 +654,7 @@ static const api_function functions[] = {
     {"cache_delete", fn_delete, RUNS_ANYWHERE}, {"head", fn_head, RUNS_ANYWHERE},
     {"cache_head", fn_head, RUNS_ANYWHERE},   {"stats_cache", fn_stats_cache, RUNS_ANYWHERE},
     {"list", fn_list, MAY_BLOCK},             {"write", fn_write, MAY_BLOCK},
+    {"put", fn_put, MAY_BLOCK},
 };
 
 static const api_function *find_function(const char *name)
@@ -748,7 +775,7 @@ static bool prepare(call *c)
         return false;
     }
     const char *function = api_param(c, "function", NULL);
-    c->raw_body = function && strcmp(function, "write") == 0;
+    c->raw_body = function && (strcmp(function, "write") == 0 || strcmp(function, "put") == 0);
     if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !c->raw_body &&
         !parse_body(c, why, sizeof why)) {
         api_error(c, 400, "bad_request", why);

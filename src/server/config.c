@@ -73,6 +73,9 @@ static const option_row options[] = {
     {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL, AT(api.stale_if_error),
      0, 0, 0, "update answers the cached copy when the system of record fails; per request: "
      "stale_if_error="},
+    {"shm-dir", "ASIDE_SHM_DIR", NULL, NULL, OPT_TEXT, AT(cache.shm_dir), 0, 0, 0,
+     "folder where frames are published for processes on this host (function=map); default a "
+     "private folder under /dev/shm; off: never"},
     {"result-limit", "ASIDE_RESULT_LIMIT", NULL, "256MiB", OPT_BYTES,
      AT(api.result_limit_bytes), 0, 0, 0,
      "largest frame result answered as JSON or CSV (head, select, sql); larger ones get 413 "

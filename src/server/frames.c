@@ -242,6 +242,22 @@ static void put_dtypes(const frame *f, buf *b)
     buf_putc(b, '}');
 }
 
+/* [{"name", "dtype"}] of f's columns. */
+static void put_dtypes_list(const frame *f, buf *b)
+{
+    buf_putc(b, '[');
+    for (size_t i = 0; i < f->field_count; i++) {
+        char dtype[96];
+        frame_pandas_dtype(&f->fields[i], dtype, sizeof dtype);
+        buf_puts(b, i ? ", {\"name\": " : "{\"name\": ");
+        buf_put_json_string(b, f->fields[i].name, strlen(f->fields[i].name));
+        buf_puts(b, ", \"dtype\": ");
+        buf_put_json_string(b, dtype, strlen(dtype));
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ']');
+}
+
 static void fn_info(api_call *c) { answer_about(c, frame_pandas_info); }
 static void fn_shape(api_call *c) { answer_about(c, put_shape); }
 static void fn_columns(api_call *c) { answer_about(c, put_columns); }
@@ -454,6 +470,31 @@ static void fn_sql(api_call *c)
     frame_release(result);
 }
 
+/* map: the frame published in shared memory, for a process on this host to map. */
+static void fn_map(api_call *c)
+{
+    if (!api_need_path(c))
+        return;
+    aside_publication pub;
+    aside_value *v = NULL;
+    aside_error err;
+    if (aside_publish(c->api->cache, c->path, &c->options, &pub, &v, &err) != ASIDE_OK) {
+        api_status_error(c, &err);
+        return;
+    }
+    const frame *f = value_frame(v);
+    buf *b = api_envelope_begin(c);
+    buf_puts(b, "{\"result\": \"success\", \"path\": ");
+    buf_put_json_string(b, pub.path, strlen(pub.path));
+    buf_printf(b, ", \"format\": \"arrow-file\", \"generation\": %llu, \"bytes\": %llu, "
+                  "\"rows\": %" PRId64 ", \"columns\": ",
+               (unsigned long long)pub.generation, (unsigned long long)pub.bytes, f->rows);
+    put_dtypes_list(f, b);
+    buf_putc(b, '}');
+    api_envelope_end(c);
+    aside_value_release(v);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 typedef struct frame_function {
@@ -468,12 +509,12 @@ static const frame_function functions[] = {
     {"head", fn_head, false},         {"tail", fn_tail, false},
     {"shape", fn_shape, false},       {"columns", fn_columns, false},
     {"dtypes", fn_dtypes, false},     {"select", fn_select, true},
-    {"sql", fn_sql, true},
+    {"sql", fn_sql, true},            {"map", fn_map, true},
 };
 
 const char *const frames_function_names[] = {"info", "cache_item_stats", "stats_cache_item",
                                              "describe", "tail", "shape", "columns", "dtypes",
-                                             "select", "sql", NULL};
+                                             "select", "sql", "map", NULL};
 
 api_run frames_function(const char *name, bool *may_block, bool *tries_memory)
 {
