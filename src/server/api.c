@@ -751,6 +751,36 @@ static bool is_frame_call(call *c, const char *name)
     return e.type == ASIDE_TYPE_FRAME;
 }
 
+/* True if a and b are equal, in a time that does not depend on where they differ. */
+static bool same_secret(const char *a, size_t a_len, const char *b)
+{
+    size_t b_len = strlen(b);
+    unsigned char diff = (unsigned char)(a_len != b_len);
+    for (size_t i = 0; i < a_len; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (b_len ? b_len : 1)]);
+    return diff == 0;
+}
+
+/* With a token configured, the request must bring it as a bearer token; false when a 401 was
+ * answered. */
+static bool authorized(call *c)
+{
+    const char *token = c->api->defaults.token;
+    if (!token || !*token)
+        return true;
+    size_t len = 0;
+    const char *auth = http_request_header(c->req, "Authorization", &len);
+    static const char scheme[] = "Bearer ";
+    size_t n = sizeof scheme - 1;
+    if (auth && len > n && strncasecmp(auth, scheme, n) == 0 &&
+        same_secret(auth + n, len - n, token))
+        return true;
+    api_error(c, 401, "unauthorized", auth ? "the bearer token is not the server's"
+                                           : "this server asks for \"Authorization: Bearer <token>\"");
+    buf_puts(&c->res->headers, "WWW-Authenticate: Bearer realm=\"aside\"\r\n");
+    return false;
+}
+
 /* Route, collect parameters and check the path; false when an error was answered. */
 static bool prepare(call *c)
 {
@@ -764,6 +794,8 @@ static bool prepare(call *c)
         api_error(c, 404, "not_found", why);
         return false;
     }
+    if (!authorized(c))
+        return false;
     if (req->method == HTTP_METHOD_OTHER) {
         snprintf(why, sizeof why, "method %s is not allowed", req->method_name);
         api_error(c, 405, "method_not_allowed", why);

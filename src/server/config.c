@@ -73,6 +73,9 @@ static const option_row options[] = {
     {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL, AT(api.stale_if_error),
      0, 0, 0, "update answers the cached copy when the system of record fails; per request: "
      "stale_if_error="},
+    {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
+     "a secret every request must present as \"Authorization: Bearer <token>\" (else 401); "
+     "default: none asked"},
     {"shm-dir", "ASIDE_SHM_DIR", NULL, NULL, OPT_TEXT, AT(cache.shm_dir), 0, 0, 0,
      "folder where frames are published for processes on this host (function=map); default a "
      "private folder under /dev/shm; off: never"},

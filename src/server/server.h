@@ -111,6 +111,8 @@ typedef struct api_defaults {
     bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
     uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
+    const char *token;           /* when set, every request must carry "Authorization: Bearer
+                                    <token>" (else 401) */
 } api_defaults;
 
 typedef struct server_config {
