@@ -13,6 +13,7 @@
  * categories, int16 below 32767, else int32). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include "frame.h"
@@ -67,8 +68,13 @@ static void frame_free(frame *f)
 {
     for (size_t i = 0; i < f->field_count; i++)
         frame_field_clear(&f->fields[i]);
-    for (size_t i = 0; i < f->batch_count; i++)
+    for (size_t i = 0; i < f->batch_count; i++) {
+        if (f->mapping) /* the body is part of the mapping */
+            f->batches[i].body = NULL;
         batch_clear(&f->batches[i]);
+    }
+    if (f->mapping)
+        munmap(f->mapping, f->mapping_bytes);
     free(f->fields);
     free(f->batches);
     for (int64_t i = 0; f->index.labels && i < f->rows; i++)
@@ -869,6 +875,69 @@ frame *frame_builder_finish(frame_builder *b, aside_error *err)
     }
     frame_builder_destroy(b);
     return f;
+}
+
+/* ---- views of a mapped file ------------------------------------------------------------ */
+
+static bool copy_fields(frame *dst, const frame *src)
+{
+    dst->fields = calloc(src->field_count ? src->field_count : 1, sizeof *dst->fields);
+    if (!dst->fields)
+        return false;
+    for (size_t i = 0; i < src->field_count; i++) {
+        if (!frame_field_copy(&dst->fields[i], &src->fields[i]))
+            return false;
+        dst->field_count = i + 1;
+    }
+    return true;
+}
+
+static bool view_batches(frame *dst, const frame *src, const uint64_t *body_offsets)
+{
+    dst->batches = calloc(src->batch_count ? src->batch_count : 1, sizeof *dst->batches);
+    if (!dst->batches)
+        return false;
+    for (size_t i = 0; i < src->batch_count; i++) {
+        const frame_batch *b = &src->batches[i];
+        frame_batch *v = &dst->batches[i];
+        v->columns = malloc((src->field_count ? src->field_count : 1) * sizeof *v->columns);
+        if (!v->columns)
+            return false;
+        memcpy(v->columns, b->columns, src->field_count * sizeof *v->columns);
+        v->rows = b->rows;
+        v->body_bytes = b->body_bytes;
+        v->body = (uint8_t *)dst->mapping + body_offsets[i];
+        dst->batch_count = i + 1;
+    }
+    return true;
+}
+
+frame *frame_view_mapping(const frame *f, void *mapping, size_t mapping_bytes,
+                          const uint64_t *body_offsets)
+{
+    frame *v = calloc(1, sizeof *v);
+    if (!v) {
+        munmap(mapping, mapping_bytes);
+        return NULL;
+    }
+    atomic_init(&v->refs, 1);
+    v->mapping = mapping;
+    v->mapping_bytes = mapping_bytes;
+    v->rows = f->rows;
+    v->index = f->index;
+    v->index.name = NULL;
+    v->index.labels = NULL; /* views are of loaded frames, whose index is a range */
+    bool ok = (!f->index.name || (v->index.name = strdup(f->index.name))) &&
+              (!f->pandas_metadata || (v->pandas_metadata = strdup(f->pandas_metadata))) &&
+              copy_fields(v, f) && view_batches(v, f, body_offsets);
+    if (!ok) {
+        frame_free(v);
+        return NULL;
+    }
+    v->memory_bytes = frame_bytes(v);
+    for (size_t i = 0; i < v->batch_count; i++) /* the bodies are the mapping's: not ours */
+        v->memory_bytes -= v->batches[i].body_bytes;
+    return v;
 }
 
 /* ---- slicing rows ----------------------------------------------------------------------- */

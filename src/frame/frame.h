@@ -101,6 +101,9 @@ typedef struct frame {
     frame_index  index;
     char        *pandas_metadata; /* the file's "pandas" schema metadata (JSON) or NULL */
     uint64_t     memory_bytes;    /* every byte the frame holds: bodies, dictionaries, metadata */
+    void        *mapping;         /* when set, the batch bodies live in this read-only mapping of
+                                     a file (not counted in memory_bytes): unmapped at the end */
+    size_t       mapping_bytes;
 } frame;
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -190,6 +193,13 @@ void         frame_dictionary_free(frame_batch *dictionary);
 /* A fresh copy of field (names, timezone, dictionary copied); false when out of memory. */
 bool         frame_field_copy(frame_field *dst, const frame_field *src);
 void         frame_field_clear(frame_field *field);
+
+/* A frame like f whose batch bodies are the bytes at body_offsets[i] of mapping (mapping_bytes
+ * long, read-only, taken over: unmapped when the frame goes), such as an Arrow IPC file of f:
+ * one copy of the data in memory, shared with the processes that map the same file. Fields and
+ * dictionaries are copied. NULL when out of memory (the mapping is then unmapped). */
+frame *frame_view_mapping(const frame *f, void *mapping, size_t mapping_bytes,
+                          const uint64_t *body_offsets);
 
 /* A frame of rows [first, first + count) of f (count clipped to the end), sharing nothing. */
 frame *frame_slice_rows(const frame *f, int64_t first, int64_t count, aside_error *err);

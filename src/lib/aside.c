@@ -1342,10 +1342,45 @@ static void publication_path(const aside_cache *c, const char *key, uint64_t gen
              (unsigned long long)generation);
 }
 
-/* Write f as an Arrow IPC file at path, atomically (a temporary name, then rename). */
-static aside_status publish_file(const aside_cache *c, frame *f, const char *path,
-                                 uint64_t *bytes, aside_error *err)
+/* Where each batch body of f sits in its encoding (the segments point at the bodies). */
+static uint64_t *body_offsets(const frame *f, const arrow_encoding *enc)
 {
+    uint64_t *offsets = calloc(f->batch_count ? f->batch_count : 1, sizeof *offsets);
+    uint64_t at = 0;
+    size_t next = 0;
+    for (size_t i = 0; offsets && i < enc->count; i++) {
+        if (next < f->batch_count && enc->segments[i].data == f->batches[next].body)
+            offsets[next++] = at;
+        at += enc->segments[i].length;
+    }
+    if (offsets && next != f->batch_count) { /* an encoding that does not hold the bodies */
+        free(offsets);
+        offsets = NULL;
+    }
+    return offsets;
+}
+
+/* A frame like f reading its bodies from the published file at path (see frame_view_mapping):
+ * after publishing, the cache keeps this one copy. NULL when it cannot be had (then the
+ * cache keeps f: two copies, both counted). */
+static frame *view_publication(frame *f, const char *path, uint64_t bytes,
+                               const uint64_t *offsets)
+{
+    int fd = offsets ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return NULL;
+    void *map = bytes ? mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    return map == MAP_FAILED ? NULL : frame_view_mapping(f, map, bytes, offsets);
+}
+
+/* Write f as an Arrow IPC file at path, atomically (a temporary name, then rename); *view
+ * receives a frame reading its bodies from that file, or NULL. */
+static aside_status publish_file(const aside_cache *c, frame *f, const char *path,
+                                 uint64_t *bytes, frame **view, aside_error *err)
+{
+    uint64_t *offsets = NULL;
+    *view = NULL;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.publishing.XXXXXX", c->shm_dir);
     int fd = mkstemp(tmp);
@@ -1357,6 +1392,7 @@ static aside_status publish_file(const aside_cache *c, frame *f, const char *pat
     if (st == ASIDE_OK) {
         st = write_encoding(fd, &enc, err);
         *bytes = enc.total_bytes;
+        offsets = body_offsets(f, &enc);
         arrow_encoding_free(&enc);
     }
     close(fd);
@@ -1364,7 +1400,26 @@ static aside_status publish_file(const aside_cache *c, frame *f, const char *pat
         st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path, strerror(errno));
     if (st != ASIDE_OK)
         unlink(tmp);
+    else
+        *view = view_publication(f, path, *bytes, offsets);
+    free(offsets);
     return st;
+}
+
+/* Make the entry's value read the published file instead of its own copy (under the lock). */
+static void keep_one_copy(aside_cache *c, entry *e, frame *view)
+{
+    aside_value *old = e->value;
+    int fd = dup(aside_value_fd(old));
+    aside_value *fresh = fd >= 0 ? value_from_frame(frame_retain(view), fd,
+                                                    aside_value_size(old)) : NULL;
+    if (!fresh)
+        return; /* keep both copies: they are counted */
+    policy_remove(c->mem_policy, &e->mem_node);
+    e->value = fresh;
+    e->mem_node.bytes = value_memory_bytes(fresh);
+    policy_insert(c->mem_policy, &e->mem_node);
+    aside_value_release(old); /* freed when the last reader of the old copy lets go */
 }
 
 static void publication_of(const entry *e, aside_publication *out)
@@ -1374,10 +1429,11 @@ static void publication_of(const entry *e, aside_publication *out)
     out->bytes = e->shm_bytes;
 }
 
-/* Make path (bytes long) v's publication, if v is still key's value and the budget has room. */
+/* Make path (bytes long) v's publication, if v is still key's value and the budget has room;
+ * with a view of it, the entry keeps that one copy. */
 static aside_status adopt_publication(aside_cache *c, const char *key, aside_value *v,
-                                      const char *path, uint64_t bytes, aside_publication *out,
-                                      aside_error *err)
+                                      const char *path, uint64_t bytes, frame *view,
+                                      aside_publication *out, aside_error *err)
 {
     entry *e = entry_find(c, key);
     if (e && e->value == v && e->shm_path) { /* another request published it meanwhile */
@@ -1385,8 +1441,10 @@ static aside_status adopt_publication(aside_cache *c, const char *key, aside_val
         publication_of(e, out);
         return ASIDE_OK;
     }
-    if (e && e->value == v)
-        evict_memory_for(c, bytes);
+    if (e && e->value == v) { /* room for the file, less the copy it replaces */
+        uint64_t freed = view ? value_memory_bytes(v) - view->memory_bytes : 0;
+        evict_memory_for(c, bytes > freed ? bytes - freed : 0);
+    }
     e = entry_find(c, key);
     if (!e || e->value != v) {
         unlink(path);
@@ -1400,6 +1458,8 @@ static aside_status adopt_publication(aside_cache *c, const char *key, aside_val
     e->shm_bytes = bytes;
     c->shm_bytes += bytes;
     c->counters.shm_publications++;
+    if (view)
+        keep_one_copy(c, e, view);
     publication_of(e, out);
     return ASIDE_OK;
 }
@@ -1433,12 +1493,14 @@ aside_status aside_publish(aside_cache *c, const char *key, const aside_read_opt
     if (!published) {
         char path[PATH_MAX];
         uint64_t bytes = 0;
+        frame *view = NULL;
         publication_path(c, key, generation, path, sizeof path);
-        st = publish_file(c, value_frame(v), path, &bytes, err);
+        st = publish_file(c, value_frame(v), path, &bytes, &view, err);
         pthread_mutex_lock(&c->lock);
         if (st == ASIDE_OK)
-            st = adopt_publication(c, key, v, path, bytes, out, err);
+            st = adopt_publication(c, key, v, path, bytes, view, out, err);
         pthread_mutex_unlock(&c->lock);
+        frame_release(view);
     }
     if (st == ASIDE_OK) {
         pthread_mutex_lock(&c->lock);
