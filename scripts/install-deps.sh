@@ -108,3 +108,18 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want_sum" ]
         -c "$PYTHON_CONSTRAINTS"
     echo "$want_sum" > "$stamp"
 fi
+
+# The Python client (clients/python), into .venv without its dependencies (the pins above hold
+# them) and without build isolation, so that it builds with the pinned setuptools and needs no
+# download. Reinstalled when one of its files changes; the build leaves nothing in the tree.
+client_stamp=".venv/.client.sha256"
+client_files=(clients/python/pyproject.toml clients/python/README.md clients/python/aside/*.py
+              clients/python/aside/py.typed)
+client_sum=$(sha256sum "${client_files[@]}" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$client_stamp" 2>/dev/null)" != "$client_sum" ]; then
+    echo "install-deps: installing the Python client"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+        ./clients/python
+    rm -rf clients/python/build clients/python/aside.egg-info
+    echo "$client_sum" > "$client_stamp"
+fi

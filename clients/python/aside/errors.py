@@ -1,0 +1,164 @@
+"""errors -- the exceptions of the aside client.
+
+The server answers every failure with an HTTP status and a body
+``{"error": {"code": "...", "message": "..."}}``. The client turns that answer into one
+exception class per status, so callers can catch what they care about (``except
+aside.NotFound``) and still read the server's own words: every exception carries ``code``
+(the server's machine-readable code, such as ``not_found`` or ``bad_query``), ``message``
+(its human-readable text) and ``status`` (the HTTP status, or ``None`` when no answer came).
+``str(exc)`` is ``"<status> <code>: <message>"``.
+
+The classes form a small tree rooted at ``AsideError``: 5xx answers share ``ServerError``,
+and failures to reach the server at all are ``ConnectionFailed``. A status without a class
+of its own becomes the nearest parent (``AsideError`` for 4xx, ``ServerError`` for 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, Optional, Type
+
+__all__ = [
+    "AsideError",
+    "BadRequest",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "Conflict",
+    "TooLarge",
+    "InvalidValue",
+    "ServerError",
+    "BadGateway",
+    "Unavailable",
+    "Timeout",
+    "ConnectionFailed",
+    "ShmUnavailable",
+    "error_from_response",
+]
+
+
+class AsideError(Exception):
+    """Base class of every error raised by the client.
+
+    Attributes:
+        code: the server's error code (``"not_found"``, ``"bad_query"``, ...), or a code chosen
+            by the client when the server did not give one.
+        message: the server's message.
+        status: the HTTP status of the answer, or ``None`` when there was no answer.
+    """
+
+    def __init__(self, code: str, message: str, status: Optional[int] = None) -> None:
+        super().__init__(code, message, status)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        prefix = f"{self.status} " if self.status is not None else ""
+        return f"{prefix}{self.code}: {self.message}"
+
+
+class BadRequest(AsideError):
+    """400: a bad parameter, path or query."""
+
+
+class Unauthorized(AsideError):
+    """401: the request needs credentials."""
+
+
+class Forbidden(AsideError):
+    """403: access refused (for instance the system of record denied it)."""
+
+
+class NotFound(AsideError):
+    """404: unknown key, function or route."""
+
+
+class Conflict(AsideError):
+    """409: a key clashing with a folder."""
+
+
+class TooLarge(AsideError):
+    """413: a body, value or result over a limit."""
+
+
+class InvalidValue(AsideError):
+    """422: the value is not valid for its type (for instance invalid JSON for a .json key)."""
+
+
+class ServerError(AsideError):
+    """5xx: the server or the system of record behind it failed."""
+
+
+class BadGateway(ServerError):
+    """502: the system of record failed."""
+
+
+class Unavailable(ServerError):
+    """503: the server cannot serve now."""
+
+
+class Timeout(ServerError):
+    """504: the system of record, or a query, took too long."""
+
+
+class ConnectionFailed(AsideError):
+    """No answer: the server could not be reached, or the client's timeout expired.
+
+    ``code`` is ``"connection_failed"`` and ``status`` is ``None``.
+    """
+
+
+class ShmUnavailable(AsideError):
+    """``transport="shm"`` was asked for but the shared-memory file could not be used.
+
+    ``code`` is ``"shm_unavailable"`` and ``status`` is ``None``; the cause (an ``OSError``
+    or a pyarrow error) is chained as ``__cause__``.
+    """
+
+
+_BY_STATUS: Dict[int, Type[AsideError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    422: InvalidValue,
+    502: BadGateway,
+    503: Unavailable,
+    504: Timeout,
+}
+
+
+def error_class(status: int) -> Type[AsideError]:
+    """The exception class for an HTTP status."""
+    cls = _BY_STATUS.get(status)
+    if cls is not None:
+        return cls
+    return ServerError if status >= 500 else AsideError
+
+
+def error_from_response(status: int, body: bytes, reason: str = "") -> AsideError:
+    """Build the exception for an error answer.
+
+    The body is expected to be ``{"error": {"code", "message"}}``; any other body (a proxy's
+    page, for instance) gives the code ``"http_<status>"`` and the body's first 500 characters,
+    or the reason phrase, as the message.
+    """
+    code: Optional[str] = None
+    message: Optional[str] = None
+    try:
+        doc = json.loads(body)
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict):
+            code = err.get("code") if isinstance(err.get("code"), str) else None
+            message = err.get("message") if isinstance(err.get("message"), str) else None
+    except ValueError:
+        pass
+    if code is None:
+        code = f"http_{status}"
+    if message is None:
+        text = body[:500].decode("utf-8", "replace").strip()
+        message = text or reason or f"HTTP {status}"
+    return error_class(status)(code, message, status)
