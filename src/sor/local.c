@@ -24,8 +24,9 @@
 #include "util/util.h"
 
 typedef struct sor_local {
-    sor  base;
-    char root[PATH_MAX]; /* real path, no trailing slash */
+    sor    base;
+    char   root[PATH_MAX]; /* real path, no trailing slash */
+    mode_t file_mode;      /* of files a write creates: 0666 less the process's umask */
 } sor_local;
 
 enum { COPY_CHUNK_BYTES = 1 << 20 };
@@ -249,7 +250,12 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
         st = copy_file(in, out, &copied, err);
     if (st == ASIDE_OK && copied != size)
         st = error_set(err, ASIDE_ERR_IO, "short copy writing %s", key);
-    struct stat sb;
+    struct stat sb, old;
+    /* the mode a new file would have here, or the one of the file it replaces (mkostemp made
+     * the temporary file private) */
+    if (st == ASIDE_OK && fchmod(out, stat(path, &old) == 0 ? old.st_mode & 07777
+                                                             : s->file_mode) != 0)
+        st = error_set(err, ASIDE_ERR_SOR, "cannot write %s: %s", key, strerror(errno));
     if (st == ASIDE_OK && (fsync(out) != 0 || fstat(out, &sb) != 0 || rename(tmp, path) != 0))
         st = error_set(err, errno == EISDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
                        "cannot write %s: %s", key, strerror(errno));
@@ -285,6 +291,9 @@ sor *sor_local_create(const char *root, aside_error *err)
         free(s);
         return NULL;
     }
+    mode_t mask = umask(0); /* read it: at open, before any thread makes files */
+    umask(mask);
+    s->file_mode = 0666 & ~mask;
     s->base.ops = &local_ops;
     return &s->base;
 }

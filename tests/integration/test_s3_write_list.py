@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -162,6 +163,18 @@ def test_write_with_storage_sd_writes_the_file_into_remote_storage(make_server):
     # the default storage without a bucket is sd too
     written(write(server, "plain.json", b'{"sd": 1}'), 9)
     assert (server.sor / "plain.json").read_bytes() == b'{"sd": 1}'
+
+
+def test_a_written_file_has_the_mode_a_new_file_gets_or_the_mode_it_replaces(make_server):
+    server = make_server(env={"AWS_EC2_METADATA_DISABLED": "true"})
+    mask = os.umask(0)
+    os.umask(mask)
+    written(write(server, "new.bin", b"new", storage="sd"), 3)
+    assert stat.S_IMODE((server.sor / "new.bin").stat().st_mode) == 0o666 & ~mask
+    put_sor(server, "kept.bin", b"old")
+    (server.sor / "kept.bin").chmod(0o640)
+    written(write(server, "kept.bin", b"newer", storage="sd"), 5)
+    assert stat.S_IMODE((server.sor / "kept.bin").stat().st_mode) == 0o640
 
 
 def test_write_with_storage_sd_and_invalid_json_leaves_remote_storage_alone(make_server):
