@@ -1337,8 +1337,11 @@ static void publication_path(const aside_cache *c, const char *key, uint64_t gen
 {
     const char *base = strrchr(key, '/');
     base = base ? base + 1 : key;
-    snprintf(path, size, "%s/%016llx-%.80s.%llu.arrow", c->shm_dir,
-             (unsigned long long)XXH3_64bits(key, strlen(key)), base,
+    char owner[32] = ""; /* a folder shared by several servers: their names must not meet */
+    if (!c->shm_dir_ours)
+        snprintf(owner, sizeof owner, "%ld.", (long)getpid());
+    snprintf(path, size, "%s/%016llx-%.80s.%s%llu.arrow", c->shm_dir,
+             (unsigned long long)XXH3_64bits(key, strlen(key)), base, owner,
              (unsigned long long)generation);
 }
 
@@ -1395,6 +1398,9 @@ static aside_status publish_file(const aside_cache *c, frame *f, const char *pat
         offsets = body_offsets(f, &enc);
         arrow_encoding_free(&enc);
     }
+    /* private in our own folder; in a configured one, readable by the folder's group */
+    if (st == ASIDE_OK && fchmod(fd, c->shm_dir_ours ? S_IRUSR : S_IRUSR | S_IRGRP) != 0)
+        st = error_set(err, ASIDE_ERR_IO, "cannot set the mode of %s: %s", tmp, strerror(errno));
     close(fd);
     if (st == ASIDE_OK && rename(tmp, path) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path, strerror(errno));

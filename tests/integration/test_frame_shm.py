@@ -155,3 +155,18 @@ def test_put_of_a_bad_value_is_refused_and_keeps_nothing(server):
     r = server.call("POST", params={"function": "put", "path": "t.parquet"}, data=b"PAR1 nope")
     assert_error(r, 422)
     assert_nothing_cached(server)
+
+
+def test_a_configured_folder_is_shared_and_kept(make_server, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    server = make_server(env={"ASIDE_SHM_DIR": str(shared)})
+    put_sor(server, "a.parquet", parquet_bytes(frame(11)))
+    v = map_value(server, "a.parquet")
+    assert os.path.dirname(v["path"]) == str(shared)
+    # immutable, and readable by the folder's group
+    assert stat.S_IMODE(os.stat(v["path"]).st_mode) == 0o440
+    assert f".{server.proc.pid}." in os.path.basename(v["path"])
+    pd.testing.assert_frame_equal(mapped(v["path"]), pd.read_parquet(server.sor / "a.parquet"))
+    server.stop()
+    assert shared.is_dir() and list(shared.iterdir()) == []
