@@ -274,6 +274,7 @@ typedef struct aside_entry_info {
     bool             in_memory; /* else only on disk */
     uint64_t         hits;
     int64_t          last_access_ms; /* unix time in milliseconds */
+    uint64_t         generation; /* changes whenever the key gets a new content */
 } aside_entry_info;
 
 /* A snapshot of every key, sorted by key. The caller frees it with aside_entries_free(). */

@@ -43,6 +43,7 @@ enum {
     DEFAULT_MEMORY_PERCENT = 25,
     DEFAULT_DISK_PERCENT = 80,
     ENGINE_MEMORY_PERCENT = 25, /* DuckDB's working memory, of the cache's memory budget */
+    GENERATION_SHIFT = 16,      /* room for 65536 new contents a millisecond between runs */
     VERIFY_CHUNK_BYTES = 1 << 20
 };
 
@@ -1034,6 +1035,7 @@ static void entry_info(const entry *e, aside_entry_info *info, char *key)
     info->in_memory = e->value != NULL;
     info->hits = e->hits;
     info->last_access_ms = e->last_access_ms;
+    info->generation = e->generation;
 }
 
 static int by_key(const void *a, const void *b)
@@ -1170,6 +1172,8 @@ aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->background_done, NULL);
     c->opened_mono_ns = clock_mono_ns();
+    /* generations never repeat across runs: they start from the opening time */
+    c->generations = (uint64_t)clock_unix_ms() << GENERATION_SHIFT;
     aside_status st = open_parts(c, cfg, err);
     if (st == ASIDE_OK)
         st = store_scan(c->store, index_stored, c, err);

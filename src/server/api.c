@@ -534,9 +534,10 @@ static void put_entry(buf *b, const aside_entry_info *e)
     buf_puts(b, "{\"path\": ");
     buf_put_json_string(b, e->key, strlen(e->key));
     buf_printf(b, ", \"type\": \"%s\", \"bytes\": %llu, \"tier\": \"%s\", \"hits\": %llu, "
-                  "\"last_access\": ",
+                  "\"generation\": %llu, \"last_access\": ",
                aside_value_type_name(e->type), (unsigned long long)e->bytes,
-               e->in_memory ? "memory" : "disk", (unsigned long long)e->hits);
+               e->in_memory ? "memory" : "disk", (unsigned long long)e->hits,
+               (unsigned long long)e->generation);
     put_time(b, e->last_access_ms);
     buf_putc(b, '}');
 }
