@@ -1,7 +1,7 @@
 # The two commands a new machine needs:
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain and sanitized), run every test suite
-.PHONY: deps build build-asan run test bench bench-s3 bench-frames clean
+.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality clean
 
 deps:
 	scripts/install-deps.sh
@@ -15,7 +15,7 @@ build-asan: deps
 	ninja -C build-asan
 
 run: build
-	./build/aside-server
+	ASIDE_PYTHON=$${ASIDE_PYTHON:-$(CURDIR)/.venv/bin/python} ./build/aside-server
 
 test: build build-asan
 	scripts/test.sh
@@ -28,6 +28,9 @@ bench-s3: build
 
 bench-frames: build
 	.venv/bin/python bench/frames_vs_pandas.py
+
+bench-locality: build
+	.venv/bin/python bench/locality.py
 
 clean:
 	rm -rf build build-asan

@@ -577,9 +577,16 @@ static void fn_head(call *c)
     }
     aside_stats stats;
     aside_stats_get(c->api->cache, &stats);
+    function_pool_stats fs;
+    function_pool_get_stats(c->api->functions, &fs);
     buf *b = api_envelope_begin(c);
     buf_putc(b, '{');
     put_stats(b, &stats);
+    buf_printf(b, ", \"functions\": {\"workers\": %llu, \"started\": %llu, \"calls\": %llu, "
+                  "\"timeouts\": %llu, \"crashes\": %llu}",
+               (unsigned long long)fs.workers, (unsigned long long)fs.started,
+               (unsigned long long)fs.requests, (unsigned long long)fs.timeouts,
+               (unsigned long long)fs.crashes);
     buf_puts(b, ", \"entries\": [");
     for (size_t i = 0; i < count; i++) {
         if (i)
@@ -860,8 +867,10 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
             res->defer = true;
         else if (frame_run)
             frame_run(c);
-        else if (!f)
+        else if (!f && !functions_dispatch(c, name))
             answer_unknown_function(c, name);
+        else if (!f)
+            ; /* a user's function: answered or deferred */
         else if (f->blocking == MAY_BLOCK && !req->may_block)
             res->defer = true;
         else
@@ -877,11 +886,26 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
 api *api_create(aside_cache *cache, const api_defaults *defaults)
 {
     api *a = calloc(1, sizeof *a);
-    if (a) {
-        a->cache = cache;
-        a->defaults = *defaults;
+    if (!a)
+        return NULL;
+    a->cache = cache;
+    a->defaults = *defaults;
+    a->defaults.functions.token = defaults->token;
+    if (!(a->functions = function_pool_create(&a->defaults.functions))) {
+        free(a);
+        return NULL;
     }
     return a;
 }
 
-void api_destroy(api *a) { free(a); }
+void api_set_url(api *a, const char *url) { function_pool_set_url(a->functions, url); }
+
+void api_destroy(api *a)
+{
+    if (!a)
+        return;
+    function_pool_destroy(a->functions);
+    free(a);
+}
+
+bool api_is_builtin(const char *name) { return find_function(name) != NULL; }

@@ -73,6 +73,22 @@ static const option_row options[] = {
     {"stale-if-error", "ASIDE_STALE_IF_ERROR", NULL, "false", OPT_BOOL, AT(api.stale_if_error),
      0, 0, 0, "update answers the cached copy when the system of record fails; per request: "
      "stale_if_error="},
+    {"local-function-dir", "LOCAL_FUNCTION_DIR", NULL, "./functions", OPT_TEXT,
+     AT(api.functions.dir), 0, 0, 0, "folder of users' functions: NAME.py files with "
+     "def main(cache, **kwargs)"},
+    {"aws-function-dir", "AWS_FUNCTION_DIR", NULL, "functions", OPT_TEXT,
+     AT(api.functions.remote_dir), 0, 0, 0,
+     "folder of the system of record where function_register finds NAME.py"},
+    {"python", "ASIDE_PYTHON", NULL, "python3", OPT_TEXT, AT(api.functions.python), 0, 0, 0,
+     "the Python that runs function workers (it needs the aside package)"},
+    {"function-workers", "ASIDE_FUNCTION_WORKERS", NULL, NULL, OPT_UINT, AT(api.functions.workers),
+     1, MAX_COUNT, 1, "worker processes for users' functions (default: number of cores)"},
+    {"function-timeout", "ASIDE_FUNCTION_TIMEOUT", NULL, "60", OPT_UINT,
+     AT(api.functions.max_timeout_ms), 1, MAX_SECONDS, MS,
+     "seconds a function may run (timeout= may ask for less); past it, its worker is stopped"},
+    {"function-memory", "ASIDE_FUNCTION_MEMORY", NULL, "4GiB", OPT_BYTES,
+     AT(api.functions.memory_limit_bytes), 0, 0, 0,
+     "address space of each function worker (RLIMIT_AS; 0: none)"},
     {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
      "a secret every request must present as \"Authorization: Bearer <token>\" (else 401); "
      "default: none asked"},
@@ -274,6 +290,7 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
     aside_config_init(&cfg->cache);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->http.threads = cores > 0 ? (int)cores : 1;
+    cfg->api.functions.workers = cores > 0 ? (unsigned)cores : 1;
     const char *texts[OPTION_COUNT];
     aside_status st = collect(texts, argc, argv, cfg, err);
     /* data_dir first: the disk limit's percentage refers to its file system */

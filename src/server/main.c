@@ -53,6 +53,11 @@ static int serve(server_config *cfg)
         aside_cache_close(cache);
         return 1;
     }
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d/cache/api/v1.0/",
+             strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
+             http_server_port(server));
+    api_set_url(a, url);
     aside_stats stats;
     aside_stats_get(cache, &stats);
     const aside_s3_config *s3 = &cfg->cache.s3;

@@ -103,6 +103,47 @@ int          http_server_port(const http_server *s);
 /* Stop accepting, close every connection, join the threads and free the server. */
 void         http_server_stop(http_server *s);
 
+/* ---- functions (functions.c) -------------------------------------------------------------- */
+
+/* Users' Python functions run by a pool of worker processes (see functions.c). */
+typedef struct function_pool_config {
+    const char *python;             /* the interpreter that runs `-m aside.worker` */
+    const char *dir;                /* LOCAL_FUNCTION_DIR: NAME.py files */
+    const char *remote_dir;         /* AWS_FUNCTION_DIR: where function_register looks */
+    const char *token;              /* passed on, for the workers' calls back to the API */
+    unsigned    workers;            /* at most this many processes */
+    unsigned    max_timeout_ms;     /* a call's limit (timeout= may ask for less) */
+    uint64_t    memory_limit_bytes; /* RLIMIT_AS of each worker; 0: none */
+} function_pool_config;
+
+typedef struct function_pool_stats {
+    uint64_t workers;  /* running now */
+    uint64_t started;  /* ever, replacements included */
+    uint64_t requests, timeouts, crashes;
+} function_pool_stats;
+
+typedef struct function_pool function_pool;
+
+/* A reply: its JSON header (owned) and raw payload (owned, payload_bytes long). */
+typedef struct function_reply {
+    struct json_t *header;
+    void          *payload;
+    size_t         payload_bytes;
+} function_reply;
+
+function_pool *function_pool_create(const function_pool_config *cfg);
+void           function_pool_destroy(function_pool *p);
+/* Where workers reach the API (known once the server listens). */
+void           function_pool_set_url(function_pool *p, const char *url);
+void           function_pool_get_stats(function_pool *p, function_pool_stats *out);
+/* Send request (an object; its "id" is set here) to an idle worker and read its reply, within
+ * timeout_ms (0: the maximum). ASIDE_ERR_TIMEOUT when the worker had to be stopped (or none was
+ * free in time), ASIDE_ERR_INTERNAL when it died (err names how). */
+aside_status   function_pool_request(function_pool *p, struct json_t *request,
+                                     unsigned timeout_ms, function_reply *out,
+                                     aside_error *err);
+void           function_reply_clear(function_reply *r);
+
 /* ---- config ------------------------------------------------------------------------------- */
 
 /* Defaults of per-request parameters. */
@@ -113,6 +154,7 @@ typedef struct api_defaults {
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
     const char *token;           /* when set, every request must carry "Authorization: Bearer
                                     <token>" (else 401) */
+    function_pool_config functions;
 } api_defaults;
 
 typedef struct server_config {
@@ -142,8 +184,9 @@ void api_handle(void *ctx, const http_request *req, http_response *res);
 enum { API_MAX_PARAMS = 64 };
 
 struct api {
-    aside_cache *cache;
-    api_defaults defaults;
+    aside_cache   *cache;
+    api_defaults   defaults;
+    function_pool *functions;
 };
 
 typedef struct api_param {
@@ -183,6 +226,14 @@ bool        api_need_path(api_call *c);
 /* True when the Accept header names needle. */
 bool        api_accepts(const api_call *c, const char *needle);
 
+/* The API's side of users' functions (functions.c): calls and function_create, _register,
+ * _delete, functions. True when name was one (and c is answered or deferred). */
+bool    functions_dispatch(api_call *c, const char *name);
+/* Where workers reach this server's API. */
+void    api_set_url(api *a, const char *url);
+/* True if name is one of the cache's own functions (read, write, head, ...). */
+bool    api_is_builtin(const char *name);
+
 /* The frame functions (frames.c). A run function answers c. */
 typedef void (*api_run)(api_call *c);
 /* The frame function called name, or NULL; *may_block says it must run on the blocking pool. */
@@ -191,5 +242,8 @@ api_run frames_function(const char *name, bool *may_block, bool *tries_memory);
 extern const char *const frames_function_names[];
 /* Answer a read of a frame value with return=data (format arrow, parquet, csv or json). */
 void    frames_answer_read(api_call *c, aside_value *v, const char *format);
+/* Answer a frame computed for c, as the frame functions answer theirs. */
+struct frame;
+void    frames_answer(api_call *c, struct frame *f);
 
 #endif

@@ -11,6 +11,7 @@ import pathlib
 import re
 import signal
 import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -33,8 +34,10 @@ class Server:
         self.root = root
         self.sor = root / "sor"
         self.cache = root / "cache"
+        self.functions = root / "functions"
         self.sor.mkdir(parents=True, exist_ok=True)
         self.cache.mkdir(parents=True, exist_ok=True)
+        self.functions.mkdir(parents=True, exist_ok=True)
         self.args = list(args or [])
         self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
@@ -47,7 +50,11 @@ class Server:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ASIDE_", "LOCAL_DATA_DIR", "REMOTE_STORAGE", "AWS_"))}
         env.update({"LOCAL_DATA_DIR": str(self.cache), "REMOTE_STORAGE": str(self.sor),
-                    "ASIDE_PORT": "0", "ASIDE_THREADS": "2"})
+                    "ASIDE_PORT": "0", "ASIDE_THREADS": "2",
+                    # users' functions: run by this Python (it has the aside package), from a
+                    # folder of the test's own
+                    "ASIDE_PYTHON": sys.executable,
+                    "LOCAL_FUNCTION_DIR": str(self.functions)})
         env.update(self.env)
         self.log = open(self.log_path, "ab")
         self.log_offset = self.log_path.stat().st_size
