@@ -204,9 +204,11 @@ bool convert_vector(duckdb_vector v, duckdb_logical_type type, const frame_field
     frame_field natural;
     duckdb_type id = duckdb_get_type_id(type);
     /* The slice's layout is the DuckDB type's; the builder converts to the field's. */
+    bool integer = (id >= DUCKDB_TYPE_TINYINT && id <= DUCKDB_TYPE_UBIGINT);
     out->slice_type = id == DUCKDB_TYPE_ENUM ? field->index_type
                       : id == DUCKDB_TYPE_VARCHAR ? FRAME_UTF8
-                      : id == DUCKDB_TYPE_BLOB ? FRAME_BINARY : field->type;
+                      : id == DUCKDB_TYPE_BLOB ? FRAME_BINARY
+                      : integer ? integer_type(id) : field->type;
     out->slice_unit = field->unit;
     switch (id) {
     case DUCKDB_TYPE_BOOLEAN:

@@ -143,6 +143,7 @@ typedef struct column_hint {
     frame_unit unit;
     char      *timezone;
     char      *pandas_dtype;
+    bool       as_float; /* an integer column pandas holds as float64 (it has nulls) */
 } column_hint;
 
 typedef struct hints {
@@ -167,6 +168,8 @@ static void hints_free(hints *h)
 
 static bool apply_hint(frame_field *f, const column_hint *hint)
 {
+    if (hint->as_float && f->type >= FRAME_INT8 && f->type <= FRAME_UINT64)
+        f->type = FRAME_FLOAT64;
     if (hint->category && (f->type == FRAME_UTF8 || f->type == FRAME_CATEGORY)) {
         frame_dictionary_free(f->dictionary);
         f->dictionary = NULL;
@@ -761,12 +764,22 @@ static bool missing_table(const char *message, char *name, size_t size)
 
 enum { MAX_TABLES_FOUND_LATE = 32 }; /* retries for tables the parser did not list */
 
-/* Hints that give a query's columns named like the local frame's time-zoned timestamps their
- * unit and zone back (DuckDB's TIMESTAMP WITH TIME ZONE is microseconds in UTC). */
+/* Hints that give a query's columns named like the local frame's what pandas would keep: the
+ * unit and zone of time-zoned timestamps (DuckDB's are microseconds in UTC), float64 for
+ * integer columns with nulls (whether or not the selected rows have one). */
 static bool hints_from_frame(const frame *f, hints *h)
 {
     for (size_t i = 0; f && i < f->field_count; i++) {
         const frame_field *fd = &f->fields[i];
+        if (fd->type >= FRAME_INT8 && fd->type <= FRAME_UINT64 && fd->null_count > 0 &&
+            !fd->pandas_dtype) {
+            column_hint hint = {.as_float = true, .name = strdup(fd->name)};
+            if (!hint.name || !add_hint(h, &hint)) {
+                free(hint.name);
+                return false;
+            }
+            continue;
+        }
         if (fd->type != FRAME_TIMESTAMP || !fd->timezone)
             continue;
         column_hint hint = {.timestamp = true, .unit = fd->unit, .name = strdup(fd->name),

@@ -11,6 +11,7 @@
  * finish the categories are sorted, as pandas sorts the categories it infers, and each batch is
  * laid out again with the final codes, narrowed to the width pandas uses (int8 below 127
  * categories, int16 below 32767, else int32). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -595,11 +596,45 @@ static bool append_timestamps(column_builder *c, const frame_field *f, const fra
     return true;
 }
 
+static bool is_integer(frame_type t) { return t >= FRAME_INT8 && t <= FRAME_UINT64; }
+
 static bool slice_fits_field(const frame_field *f, const column_builder *c, const frame_slice *s)
 {
     if (f->type == FRAME_CATEGORY)
         return c->categories ? s->slice_type == FRAME_UTF8 : s->slice_type == f->index_type;
+    if (f->type == FRAME_FLOAT64 && is_integer(s->slice_type))
+        return true; /* an integer column pandas holds as float64 (it has nulls) */
     return s->slice_type == f->type;
+}
+
+static double integer_at(const frame_slice *s, int64_t row)
+{
+    const void *v = s->values;
+    switch (s->slice_type) {
+    case FRAME_INT8: return ((const int8_t *)v)[row];
+    case FRAME_INT16: return ((const int16_t *)v)[row];
+    case FRAME_INT32: return ((const int32_t *)v)[row];
+    case FRAME_INT64: return (double)((const int64_t *)v)[row];
+    case FRAME_UINT8: return ((const uint8_t *)v)[row];
+    case FRAME_UINT16: return ((const uint16_t *)v)[row];
+    case FRAME_UINT32: return ((const uint32_t *)v)[row];
+    default: return (double)((const uint64_t *)v)[row];
+    }
+}
+
+/* Integers into a float64 column: NaN where null, as pandas has them. */
+static bool append_as_floats(column_builder *c, const frame_slice *s, int64_t first,
+                             int64_t count)
+{
+    if (!buf_reserve(&c->values, (size_t)count * sizeof(double)))
+        return false;
+    double *out = (double *)(c->values.data + c->values.len);
+    for (int64_t i = 0; i < count; i++) {
+        int64_t row = s->offset + first + i;
+        out[i] = s->validity && !frame_bit(s->validity, row) ? NAN : integer_at(s, row);
+    }
+    c->values.len += (size_t)count * sizeof(double);
+    return true;
 }
 
 static aside_status append_values(frame_builder *b, size_t column, const frame_slice *s,
@@ -616,6 +651,8 @@ static aside_status append_values(frame_builder *b, size_t column, const frame_s
         ok = bits_append(&c->values, b->rows_in_batch, s->values, s->offset + first, count);
     else if (f->type == FRAME_TIMESTAMP && s->slice_unit != f->unit)
         ok = append_timestamps(c, f, s, first, count);
+    else if (f->type == FRAME_FLOAT64 && is_integer(s->slice_type))
+        ok = append_as_floats(c, s, first, count);
     else {
         size_t width = frame_field_width(f);
         ok = put(&c->values, (const char *)s->values + (s->offset + first) * width,
@@ -961,6 +998,25 @@ static void batch_slices(const frame *f, const frame_batch *batch, int64_t first
     }
 }
 
+/* A builder for rows of f whose integer columns with nulls are float64, as pandas holds them:
+ * a slice keeps its dtype whether or not its own rows have a null. */
+static frame_builder *builder_as_pandas_has_it(const frame *f, aside_error *err)
+{
+    frame_field *fields = calloc(f->field_count ? f->field_count : 1, sizeof *fields);
+    if (!fields) {
+        error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(fields, f->fields, f->field_count * sizeof *fields);
+    for (size_t i = 0; i < f->field_count; i++) {
+        if (is_integer(fields[i].type) && fields[i].null_count > 0 && !fields[i].pandas_dtype)
+            fields[i].type = FRAME_FLOAT64;
+    }
+    frame_builder *b = frame_builder_create(fields, f->field_count, 0, err);
+    free(fields);
+    return b;
+}
+
 frame *frame_slice_rows(const frame *f, int64_t first, int64_t count, aside_error *err)
 {
     if (first < 0)
@@ -969,7 +1025,7 @@ frame *frame_slice_rows(const frame *f, int64_t first, int64_t count, aside_erro
         count = 0;
     if (count > f->rows - first)
         count = f->rows - first;
-    frame_builder *b = frame_builder_create(f->fields, f->field_count, 0, err);
+    frame_builder *b = builder_as_pandas_has_it(f, err);
     frame_slice *slices = calloc(f->field_count ? f->field_count : 1, sizeof *slices);
     if (!b || !slices)
         goto fail;

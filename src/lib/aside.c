@@ -1456,10 +1456,10 @@ static aside_status adopt_publication(aside_cache *c, const char *key, aside_val
         evict_memory_for(c, bytes > freed ? bytes - freed : 0);
     }
     e = entry_find(c, key);
-    if (!e || e->value != v) {
+    if (!e || e->value != v) { /* a new content, or evicted to make room: publish again */
         unlink(path);
-        return error_set(err, ASIDE_ERR_TOO_LARGE, "%s changed or left memory while it was "
-                         "published; no room for both in the memory budget", key);
+        return error_set(err, ASIDE_ERR_CONFLICT, "%s changed or left memory while it was "
+                         "published", key);
     }
     if (!(e->shm_path = strdup(path))) {
         unlink(path);
@@ -1474,11 +1474,27 @@ static aside_status adopt_publication(aside_cache *c, const char *key, aside_val
     return ASIDE_OK;
 }
 
+enum { PUBLISH_ATTEMPTS = 3 }; /* a key rewritten while it is published is published again */
+
+static aside_status publish_once(aside_cache *c, const char *key,
+                                 const aside_read_options *options, aside_publication *out,
+                                 aside_value **held, aside_error *err);
+
 aside_status aside_publish(aside_cache *c, const char *key, const aside_read_options *options,
                            aside_publication *out, aside_value **held, aside_error *err)
 {
     if (!c->shm_dir)
         return error_set(err, ASIDE_ERR_CONFLICT, "shared memory is off");
+    aside_status st = ASIDE_ERR_CONFLICT;
+    for (int i = 0; i < PUBLISH_ATTEMPTS && st == ASIDE_ERR_CONFLICT; i++)
+        st = publish_once(c, key, options, out, held, err);
+    return st;
+}
+
+static aside_status publish_once(aside_cache *c, const char *key,
+                                 const aside_read_options *options, aside_publication *out,
+                                 aside_value **held, aside_error *err)
+{
     aside_read_options o = options ? *options : (aside_read_options){0};
     if (!o.type && aside_value_type_for_key(key) != ASIDE_TYPE_JSON)
         o.type = "frame";

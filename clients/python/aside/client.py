@@ -179,6 +179,8 @@ def _local_addresses() -> set:
     return found
 
 
+_SHM_ATTEMPTS = 5  # map, then open: a key rewritten in between is asked for again
+
 class Client:
     """A client of one aside server. See ``connect`` for the arguments.
 
@@ -352,15 +354,24 @@ class Client:
         return table
 
     def _table_shm(self, path: str, type: Optional[str], storage: Optional[str]) -> pa.Table:
-        published = self.map(path, type=type, storage=storage)
-        try:
-            file = published["path"]
-            with pa.memory_map(file, "r") as mm:
-                size = mm.size()
-                table = pa.ipc.open_file(mm).read_all()
-        except (OSError, pa.ArrowException, KeyError, TypeError) as exc:
-            raise ShmUnavailable("shm_unavailable",
-                                 f"cannot map {published.get('path')!r}: {exc}") from exc
+        # The key may get a new content between the server's answer and our open: its old
+        # file is then gone, and asking again gives the new one (a bounded number of times).
+        for attempt in range(_SHM_ATTEMPTS):
+            published = self.map(path, type=type, storage=storage)
+            try:
+                file = published["path"]
+                with pa.memory_map(file, "r") as mm:
+                    size = mm.size()
+                    table = pa.ipc.open_file(mm).read_all()
+                break
+            except FileNotFoundError as exc:
+                if attempt + 1 == _SHM_ATTEMPTS:
+                    raise ShmUnavailable("shm_unavailable",
+                                         f"{published.get('path')!r} kept being replaced: "
+                                         f"{exc}") from exc
+            except (OSError, pa.ArrowException, KeyError, TypeError) as exc:
+                raise ShmUnavailable("shm_unavailable",
+                                     f"cannot map {published.get('path')!r}: {exc}") from exc
         # A file of the same name on another machine would open too: check it is the one meant.
         rows, size_meant = published.get("rows"), published.get("bytes")
         if (rows is not None and rows != table.num_rows) or (size_meant is not None
