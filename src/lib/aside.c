@@ -209,6 +209,7 @@ static void entry_hold(aside_cache *c, entry *e, aside_value *v)
         return;
     evict_memory_for(c, bytes);
     e->value = aside_value_retain(v);
+    value_set_generation(v, e->generation);
     e->mem_node.bytes = bytes;
     policy_insert(c->mem_policy, &e->mem_node);
 }
@@ -1381,15 +1382,15 @@ static frame *view_publication(frame *f, const char *path, uint64_t bytes,
     return map == MAP_FAILED ? NULL : frame_view_mapping(f, map, bytes, offsets);
 }
 
-/* Write f as an Arrow IPC file at path, atomically (a temporary name, then rename); *view
- * receives a frame reading its bodies from that file, or NULL. */
-static aside_status publish_file(const aside_cache *c, frame *f, const char *path,
-                                 uint64_t *bytes, frame **view, aside_error *err)
+/* Write f as an Arrow IPC file under a temporary name (PATH_MAX bytes at tmp), renamed into
+ * place by adopt_publication; *view receives a frame reading its bodies from that file, or
+ * NULL. */
+static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint64_t *bytes,
+                                 frame **view, aside_error *err)
 {
     uint64_t *offsets = NULL;
     *view = NULL;
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/.publishing.XXXXXX", c->shm_dir);
+    snprintf(tmp, PATH_MAX, "%s/.publishing.XXXXXX", c->shm_dir);
     int fd = mkstemp(tmp);
     if (fd < 0)
         return error_set(err, ASIDE_ERR_IO, "cannot create a file in %s: %s", c->shm_dir,
@@ -1406,12 +1407,10 @@ static aside_status publish_file(const aside_cache *c, frame *f, const char *pat
     if (st == ASIDE_OK && fchmod(fd, c->shm_dir_ours ? S_IRUSR : S_IRUSR | S_IRGRP) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot set the mode of %s: %s", tmp, strerror(errno));
     close(fd);
-    if (st == ASIDE_OK && rename(tmp, path) != 0)
-        st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path, strerror(errno));
     if (st != ASIDE_OK)
         unlink(tmp);
     else
-        *view = view_publication(f, path, *bytes, offsets);
+        *view = view_publication(f, tmp, *bytes, offsets);
     free(offsets);
     return st;
 }
@@ -1426,6 +1425,7 @@ static void keep_one_copy(aside_cache *c, entry *e, frame *view)
     if (!fresh)
         return; /* keep both copies: they are counted */
     policy_remove(c->mem_policy, &e->mem_node);
+    value_set_generation(fresh, e->generation);
     e->value = fresh;
     e->mem_node.bytes = value_memory_bytes(fresh);
     policy_insert(c->mem_policy, &e->mem_node);
@@ -1439,36 +1439,53 @@ static void publication_of(const entry *e, aside_publication *out)
     out->bytes = e->shm_bytes;
 }
 
-/* Make path (bytes long) v's publication, if v is still key's value and the budget has room;
- * with a view of it, the entry keeps that one copy. */
+/* True if e holds, in memory, the content numbered generation. */
+static bool holds(const entry *e, uint64_t generation)
+{
+    return e && e->value && e->generation == generation;
+}
+
+/* Make the file at tmp (bytes long, holding content generation) key's publication at path, if
+ * key still has that content in memory and the budget has room; with a view of it, the entry
+ * keeps that one copy. The rename happens here, under the lock, so only the adopted file ever
+ * has the publication's name. */
 static aside_status adopt_publication(aside_cache *c, const char *key, aside_value *v,
-                                      const char *path, uint64_t bytes, frame *view,
-                                      aside_publication *out, aside_error *err)
+                                      uint64_t generation, const char *tmp, const char *path,
+                                      uint64_t bytes, frame *view, aside_publication *out,
+                                      aside_error *err)
 {
     entry *e = entry_find(c, key);
-    if (e && e->value == v && e->shm_path) { /* another request published it meanwhile */
-        unlink(path);
+    if (holds(e, generation) && e->shm_path) { /* another request published it meanwhile */
+        unlink(tmp);
         publication_of(e, out);
         return ASIDE_OK;
     }
-    if (e && e->value == v) { /* room for the file, less the copy it replaces */
-        uint64_t freed = view ? value_memory_bytes(v) - view->memory_bytes : 0;
+    if (holds(e, generation)) { /* room for the file, less the copy it replaces */
+        uint64_t freed = view && e->value == v ? value_memory_bytes(v) - view->memory_bytes : 0;
         evict_memory_for(c, bytes > freed ? bytes - freed : 0);
     }
     e = entry_find(c, key);
-    if (!e || e->value != v) { /* a new content, or evicted to make room: publish again */
-        unlink(path);
+    if (!holds(e, generation)) { /* a new content, or evicted to make room: publish again */
+        unlink(tmp);
         return error_set(err, ASIDE_ERR_CONFLICT, "%s changed or left memory while it was "
                          "published", key);
     }
     if (!(e->shm_path = strdup(path))) {
-        unlink(path);
+        unlink(tmp);
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    }
+    if (rename(tmp, path) != 0) {
+        aside_status st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path,
+                                    strerror(errno));
+        unlink(tmp);
+        free(e->shm_path);
+        e->shm_path = NULL;
+        return st;
     }
     e->shm_bytes = bytes;
     c->shm_bytes += bytes;
     c->counters.shm_publications++;
-    if (view)
+    if (view && e->value == v)
         keep_one_copy(c, e, view);
     publication_of(e, out);
     return ASIDE_OK;
@@ -1509,22 +1526,22 @@ static aside_status publish_once(aside_cache *c, const char *key,
         snprintf(err->code, sizeof err->code, "not_a_frame");
         return st;
     }
+    uint64_t generation = value_generation(v);
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
-    bool published = e && e->value == v && e->shm_path;
-    uint64_t generation = e ? e->generation : 0;
+    bool published = holds(e, generation) && e->shm_path;
     if (published)
         publication_of(e, out);
     pthread_mutex_unlock(&c->lock);
     if (!published) {
-        char path[PATH_MAX];
+        char path[PATH_MAX], tmp[PATH_MAX];
         uint64_t bytes = 0;
         frame *view = NULL;
         publication_path(c, key, generation, path, sizeof path);
-        st = publish_file(c, value_frame(v), path, &bytes, &view, err);
+        st = publish_file(c, value_frame(v), tmp, &bytes, &view, err);
         pthread_mutex_lock(&c->lock);
         if (st == ASIDE_OK)
-            st = adopt_publication(c, key, v, path, bytes, view, out, err);
+            st = adopt_publication(c, key, v, generation, tmp, path, bytes, view, out, err);
         pthread_mutex_unlock(&c->lock);
         frame_release(view);
     }

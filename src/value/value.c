@@ -18,6 +18,7 @@ struct aside_value {
     void            *data; /* NULL for a file-backed value */
     int              fd;   /* -1 for a value in memory */
     frame           *frame; /* a frame's decoded form (then fd is its file), or NULL */
+    _Atomic uint64_t generation; /* the cache entry's content it is (set when cached) */
 };
 
 static const value_kind *const kinds[] = {&value_kind_bytes, &value_kind_json,
@@ -72,6 +73,7 @@ static aside_value *value_new(aside_value_type type, void *data, int fd, uint64_
     v->data = data;
     v->fd = fd;
     v->frame = NULL;
+    atomic_init(&v->generation, 0);
     return v;
 }
 
@@ -104,6 +106,13 @@ aside_value *value_from_frame(frame *f, int fd, uint64_t size)
 }
 
 frame *value_frame(const aside_value *v) { return v->frame; }
+
+void value_set_generation(aside_value *v, uint64_t generation)
+{
+    atomic_store(&v->generation, generation);
+}
+
+uint64_t value_generation(const aside_value *v) { return atomic_load(&v->generation); }
 
 uint64_t value_memory_bytes(const aside_value *v)
 {

@@ -50,6 +50,9 @@ aside_value *value_from_file(aside_value_type type, int fd, uint64_t size);
 aside_value *value_from_frame(frame *f, int fd, uint64_t size);
 /* The value's frame, or NULL for other types. Valid while the value is held. */
 frame       *value_frame(const aside_value *value);
+/* Which content of its cache entry the value is (entries number their contents); 0: none. */
+void         value_set_generation(aside_value *value, uint64_t generation);
+uint64_t     value_generation(const aside_value *value);
 /* Bytes the value holds in memory: its data, or its frame; 0 for a file-backed value. */
 uint64_t     value_memory_bytes(const aside_value *value);
 
