@@ -255,9 +255,12 @@ class Client:
             body = bytearray(length)
             view = memoryview(body)
             got = 0
+            # urllib3's readinto reads into a temporary and copies; the http.client response
+            # under it reads straight into our buffer
+            stream = getattr(response.raw, "_fp", None) or response.raw
             try:
                 while got < length:
-                    n = response.raw.readinto(view[got:])
+                    n = stream.readinto(view[got:])
                     if not n:
                         raise ConnectionFailed("connection_failed",
                                                f"{self.url}: the body ended after {got} of "
