@@ -199,9 +199,9 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
         len = text ? strlen(text) : 0;
     } else if (json_is_null(v)) {
         return true;
-    } else {
-        snprintf(why, why_len, "parameter \"%s\" must be a string, number or boolean", name);
-        return false;
+    } else { /* an array or object: its JSON text (users' functions get the value itself) */
+        text = json_dumps(v, JSON_COMPACT);
+        len = text ? strlen(text) : 0;
     }
     char *name_copy = strdup(name);
     if (!text || !name_copy) {

@@ -584,10 +584,8 @@ static aside_status save_function(api_call *c, const char *name, const char *sou
     return ASIDE_OK;
 }
 
-static void answer_saved(api_call *c, function_reply *r)
+static void answer_saved(api_call *c, const char *name)
 {
-    (void)r;
-    const char *name = api_param(c, "function_name", NULL);
     buf *b = api_envelope_begin(c);
     buf_puts(b, "{\"result\": \"success\", \"function\": ");
     buf_put_json_string(b, name, strlen(name));
@@ -612,7 +610,7 @@ static void check_and_save(api_call *c, const char *name, const char *source, si
     else if (save_function(c, name, source, len, &err) != ASIDE_OK)
         api_status_error(c, &err);
     else
-        answer_saved(c, &r);
+        answer_saved(c, name);
     function_reply_clear(&r);
 }
 
@@ -703,7 +701,7 @@ static void fn_function_delete(api_call *c)
                   errno == ENOENT ? "no such function" : strerror(errno));
         return;
     }
-    answer_saved(c, NULL);
+    answer_saved(c, name);
 }
 
 static void answer_list(api_call *c, function_reply *r) { answer_reply_value(c, r); }
