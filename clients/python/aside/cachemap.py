@@ -23,7 +23,11 @@ import pandas as pd
 from .client import Client, Value
 from .errors import NotFound
 
-__all__ = ["CacheMap", "key_generation", "quoted_identifiers"]
+__all__ = ["CacheMap", "key_generation", "quoted_identifiers", "record_read"]
+
+RECORDERS_ATTRIBUTE = "_aside_result_recorders"
+"""Where ``aside.compute_result`` keeps, on a client, the inputs of the decorated calls under
+way (a list of ``{key: generation}``, innermost last); absent when there are none."""
 
 
 def quoted_identifiers(query: str) -> List[str]:
@@ -106,6 +110,7 @@ class CacheMap(MutableMapping):  # type: ignore[type-arg]
 
     def _record(self, key: str) -> None:
         self._reads.setdefault(key, None)
+        record_read(self.client, key)
 
     # ---- the mapping -------------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class CacheMap(MutableMapping):  # type: ignore[type-arg]
         The quoted names that are cached keys once the query ran count as read."""
         frame = self.client.sql(query)
         for name in quoted_identifiers(query):
-            if name not in self._reads and name in self:
+            if name in self._reads or name in self:
                 self._record(name)
         return frame  # type: ignore[return-value]
 
@@ -195,3 +200,18 @@ def key_generation(client: Client, key: str) -> Optional[int]:
             generation = entry.get("generation")
             return generation if isinstance(generation, int) else None
     return None
+
+
+def record_read(client: Client, key: str) -> None:
+    """Count ``key`` as read by every ``compute_result`` / ``sql_result`` call under way on
+    ``client``, with its current generation (the first generation seen for a key wins). A key
+    that is not cached is not counted. Does nothing, and sends nothing, when no such call is
+    under way."""
+    recorders = client.__dict__.get(RECORDERS_ATTRIBUTE)
+    if not recorders or all(key in recorder for recorder in recorders):
+        return
+    generation = key_generation(client, key)
+    if generation is None:
+        return
+    for recorder in recorders:
+        recorder.setdefault(key, generation)

@@ -26,14 +26,17 @@ value itself: ``.parquet`` for a DataFrame or pyarrow Table, ``.json`` for a JSO
 ``put``: they never reach the system of record, and leave the cache as any value does (the next
 call then computes again).
 
-How inputs are found: while the function runs, the requests its cache object sends are watched
-(the ``_send`` method of the ``aside.Client`` underneath is wrapped for the duration of the
-call). A successful read of a key (``read``, ``map``, ``info``, ``describe``, ``head``, ``tail``,
-``select``, ``shape``, ``columns``, ``dtypes``) makes the key an input; so does every
-double-quoted name of an ``sql`` query that is a cached key once the query ran. The generation
-is taken just after the read. Reads that fail (a key that exists nowhere) are not inputs: a
-result that depends on a key's absence is not invalidated when the key appears. Nested decorated
-functions pass their inputs to the calls around them, on a hit too.
+How inputs are found: through the cache object the function received. With an
+``aside.CacheMap`` (what users' functions get), every successful ``cache[key]``, ``get``,
+``info``, and every double-quoted name of a ``cache.sql`` query that is a cached key, is an
+input. With an ``aside.Client``, the function gets the same client in a recording form (an
+instance of a ``Client`` subclass sharing the client's state) whose ``read``, ``read_table``,
+``map``, ``info``, ``describe``, ``head``, ``tail``, ``select`` and ``sql`` count their key the
+same way. The generation is asked for just after the read (one telemetry request per input).
+Reads that fail (a key that exists nowhere) are not inputs: a result that depends on a key's
+absence is not invalidated when the key appears; nor are requests the function makes some
+other way (``cache.client.read(...)``, ``call``). Nested decorated functions pass their inputs
+to the calls around them, on a hit too.
 
 Global state: the hit and miss counts of ``compute_result`` and ``sql_result``, and the
 registry of ``lru_cache`` functions, are per process (module level), by design: they are what
@@ -50,14 +53,15 @@ import json
 import marshal
 import math
 from contextlib import contextmanager
-from typing import (Any, Callable, Dict, ItemsView, Iterator, KeysView, List, Optional, Tuple,
+from typing import (Any, Callable, Dict, ItemsView, Iterator, KeysView, Optional, Tuple,
                     TypeVar, Union, ValuesView, overload)
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .cachemap import CacheMap, key_generation, quoted_identifiers
+from .cachemap import (RECORDERS_ATTRIBUTE, CacheMap, key_generation, quoted_identifiers,
+                       record_read)
 from .client import Client, serialize
 from .errors import NotFound
 
@@ -158,77 +162,90 @@ def _canonical(args: Dict[str, Any]) -> str:
 
 # ---- watching what a computation reads ----------------------------------------------------
 
-class _Watch:
-    """Per client: the recorders of the decorated calls under way (innermost last) and the
-    wrapper installed on the client's ``_send`` while there is at least one."""
+class _RecordingClient(Client):
+    """What a decorated function gets instead of the ``aside.Client`` it was called with: the
+    same client (it shares the client's attributes, session included), whose reading methods
+    also count the key they read as an input of the calls under way."""
 
-    ATTRIBUTE = "_aside_results_watch"
+    def __init__(self, client: Client) -> None:  # pylint: disable=super-init-not-called
+        self.__dict__ = client.__dict__
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.recorders: List[Dict[str, int]] = []
-        self.suspended = 0
-        self._had_own_send = "_send" in client.__dict__
-        self._saved_send = client.__dict__.get("_send")
-        self._send_original = client._send
-        client._send = self._send  # type: ignore[method-assign]
-        setattr(client, self.ATTRIBUTE, self)
+    def read(self, path: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        value = super().read(path, *args, **kwargs)
+        record_read(self, path)
+        return value
 
-    def close(self) -> None:
-        if self._had_own_send:
-            self.client._send = self._saved_send  # type: ignore[method-assign]
-        else:
-            del self.client.__dict__["_send"]
-        delattr(self.client, self.ATTRIBUTE)
+    def read_table(self, path: str, *args: Any, **kwargs: Any) -> pa.Table:  # type: ignore[override]
+        value = super().read_table(path, *args, **kwargs)
+        record_read(self, path)
+        return value
 
-    def _send(self, function: str, params: Dict[str, Any], body: Optional[bytes] = None) -> Any:
-        response = self._send_original(function, params, body)
-        if self.suspended or not self.recorders:
-            return response
-        if function == "sql":
-            keys = quoted_identifiers(str(params.get("query") or ""))
-        elif function in _READ_FUNCTIONS:
-            key = params.get("path") or params.get("key")
-            keys = [key] if isinstance(key, str) and key else []
-        else:
-            keys = []
-        with self.suspend():
-            for key in keys:
-                if all(key in recorder for recorder in self.recorders):
-                    continue
-                generation = key_generation(self.client, key)
-                if generation is not None:
-                    self.add({key: generation})
-        return response
+    def map(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:  # type: ignore[override]
+        value = super().map(path, *args, **kwargs)
+        record_read(self, path)
+        return value
 
-    def add(self, inputs: Dict[str, int]) -> None:
-        """Count ``inputs`` as read by every call under way (the first generation seen wins)."""
-        for recorder in self.recorders:
-            for key, generation in inputs.items():
-                recorder.setdefault(key, generation)
+    def info(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:  # type: ignore[override]
+        value = super().info(path, *args, **kwargs)
+        record_read(self, path)
+        return value
 
-    @contextmanager
-    def suspend(self) -> Iterator[None]:
-        self.suspended += 1
-        try:
-            yield
-        finally:
-            self.suspended -= 1
+    def describe(self, path: str, *args: Any, **kwargs: Any) -> pd.DataFrame:  # type: ignore[override]
+        value = super().describe(path, *args, **kwargs)
+        record_read(self, path)
+        return value
+
+    def head(self, path: str, *args: Any, **kwargs: Any) -> pd.DataFrame:  # type: ignore[override]
+        value = super().head(path, *args, **kwargs)
+        record_read(self, path)
+        return value
+
+    def tail(self, path: str, *args: Any, **kwargs: Any) -> pd.DataFrame:  # type: ignore[override]
+        value = super().tail(path, *args, **kwargs)
+        record_read(self, path)
+        return value
+
+    def select(self, path: str, *args: Any, **kwargs: Any) -> pd.DataFrame:  # type: ignore[override]
+        value = super().select(path, *args, **kwargs)
+        record_read(self, path)
+        return value
+
+    def sql(self, query: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        value = super().sql(query, *args, **kwargs)
+        for name in quoted_identifiers(query):
+            record_read(self, name)
+        return value
 
 
-def _watch(client: Client) -> _Watch:
-    watch = getattr(client, _Watch.ATTRIBUTE, None)
-    return watch if isinstance(watch, _Watch) else _Watch(client)
+def _plain(client: Client) -> Client:
+    """The client without recording: requests the decorator makes for itself are no inputs."""
+    if type(client) is Client:
+        return client
+    plain = Client.__new__(Client)
+    plain.__dict__ = client.__dict__
+    return plain
 
 
 @contextmanager
-def _recording(watch: _Watch) -> Iterator[Dict[str, int]]:
+def _recording(client: Client) -> Iterator[Dict[str, int]]:
+    """Collect the inputs read on ``client`` (through a CacheMap over it or the recording
+    client) until the block ends; nested blocks also count for the blocks around them."""
     inputs: Dict[str, int] = {}
-    watch.recorders.append(inputs)
+    recorders = client.__dict__.setdefault(RECORDERS_ATTRIBUTE, [])
+    recorders.append(inputs)
     try:
         yield inputs
     finally:
-        watch.recorders.pop()
+        recorders.pop()
+        if not recorders:
+            del client.__dict__[RECORDERS_ATTRIBUTE]
+
+
+def _add_inputs(client: Client, inputs: Dict[str, int]) -> None:
+    """A hit's inputs count for the calls around it, with the generations it checked."""
+    for recorder in client.__dict__.get(RECORDERS_ATTRIBUTE) or []:
+        for key, generation in inputs.items():
+            recorder.setdefault(key, generation)
 
 
 def _client_of(cache: Any, name: str) -> Client:
@@ -236,9 +253,6 @@ def _client_of(cache: Any, name: str) -> Client:
         return cache.client
     if isinstance(cache, Client):
         return cache
-    inner = getattr(cache, "client", None)
-    if isinstance(inner, Client):
-        return inner
     raise TypeError(f"{name}: the first argument must be the cache (an aside.CacheMap or an "
                     f"aside.Client), not {type(cache).__name__}")
 
@@ -336,8 +350,7 @@ class _ResultDecorator:
         raise NotImplementedError
 
     def _key_material(self, func: Callable[..., Any], client: Client, args: Tuple[Any, ...],
-                      kwargs: Dict[str, Any], deps: Dict[str, Any],
-                      inputs: Dict[str, int]) -> bytes:
+                      kwargs: Dict[str, Any], deps: Dict[str, Any]) -> bytes:
         return b""
 
     def _wrap(self, func: F, key_prefix: str) -> F:
@@ -356,43 +369,38 @@ class _ResultDecorator:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            client = _client_of(bound.arguments[cache_name], label)
+            cache = bound.arguments[cache_name]
+            client = _client_of(cache, label)
+            if isinstance(cache, Client) and not isinstance(cache, _RecordingClient):
+                bound.arguments[cache_name] = _RecordingClient(cache)
+            plain = _plain(client)
             call_args = {k: v for k, v in bound.arguments.items() if k != cache_name}
             try:
                 canonical = _canonical(call_args)
             except TypeError as exc:
                 raise TypeError(f"{label}: the arguments must be JSON values to be part of "
                                 f"the result's key: {exc}") from exc
-            watch = _watch(client)
-            try:
-                with _recording(watch) as inputs:
-                    deps: Dict[str, Any] = {"function": label, "args": json.loads(canonical)}
-                    extra = self._key_material(func, client, bound.args, bound.kwargs, deps,
-                                               inputs)
-                    digest = hashlib.sha256(source + b"\0" + canonical.encode("utf-8")
-                                            + b"\0" + extra).hexdigest()
-                    base = f"{key_prefix}{name}-{digest}"
-                    with watch.suspend():
-                        found = _lookup(client, base + ".deps.json")
-                    if found is not None:
-                        counts.count(label, "hits")
-                        value, stored_inputs = found
-                        watch.add(stored_inputs)
-                        return value
+            with _recording(client) as inputs:
+                deps: Dict[str, Any] = {"function": label, "args": json.loads(canonical)}
+                extra = self._key_material(func, plain, bound.args, bound.kwargs, deps)
+                digest = hashlib.sha256(source + b"\0" + canonical.encode("utf-8") + b"\0"
+                                        + extra).hexdigest()
+                base = f"{key_prefix}{name}-{digest}"
+                found = _lookup(plain, base + ".deps.json")
+                if found is not None:
+                    counts.count(label, "hits")
+                    value, stored_inputs = found
+                else:
                     counts.count(label, "misses")
-                    value = self._compute(func, client, bound.args, bound.kwargs, deps)
+                    value = self._compute(func, plain, bound.args, bound.kwargs, deps)
                     key, body, kind = _encode(base, value, label)
                     deps["result"] = key
-                    deps["inputs"] = dict(inputs)
-                    with watch.suspend():
-                        client.put(key, body, type=kind)
-                        client.put(base + ".deps.json",
-                                   json.dumps(deps, ensure_ascii=False).encode("utf-8"),
-                                   type="json")
-                    return value
-            finally:
-                if not watch.recorders:
-                    watch.close()
+                    deps["inputs"] = stored_inputs = dict(inputs)
+                    plain.put(key, body, type=kind)
+                    plain.put(base + ".deps.json",
+                              json.dumps(deps, ensure_ascii=False).encode("utf-8"), type="json")
+            _add_inputs(client, stored_inputs)
+            return value
 
         return wrapper  # type: ignore[return-value]
 
@@ -429,8 +437,7 @@ class SqlResult(_ResultDecorator):
     """
 
     def _key_material(self, func: Callable[..., Any], client: Client, args: Tuple[Any, ...],
-                      kwargs: Dict[str, Any], deps: Dict[str, Any],
-                      inputs: Dict[str, int]) -> bytes:
+                      kwargs: Dict[str, Any], deps: Dict[str, Any]) -> bytes:
         query = func(*args, **kwargs)
         if not isinstance(query, str):
             raise TypeError(f"{qualified_name(func)}: an sql_result function returns an SQL "
@@ -440,7 +447,10 @@ class SqlResult(_ResultDecorator):
 
     def _compute(self, func: Callable[..., Any], client: Client, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any], deps: Dict[str, Any]) -> Any:
-        return client.sql(deps["query"])
+        frame = client.sql(deps["query"])
+        for name in quoted_identifiers(deps["query"]):
+            record_read(client, name)
+        return frame
 
 
 class LruCache:

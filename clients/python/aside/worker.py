@@ -11,8 +11,9 @@ included, is an error answer; the worker keeps serving. Only ``KeyboardInterrupt
 ends it, and a protocol violation (a message cut short, exit status 1).
 
 Framing, both ways: a 4-byte big-endian length N, then N bytes of UTF-8 JSON (the header); when
-the header has ``"payload_bytes": n`` (n > 0), exactly n raw bytes follow. Requests carry an
-integer ``"id"``, echoed in the answer, and an ``"op"``:
+the header has ``"payload_bytes": n`` (n > 0), exactly n raw bytes follow (a request's payload
+is read and ignored: no request has one yet). Requests carry an integer ``"id"``, echoed in the
+answer, and an ``"op"``:
 
 * ``{"op": "call", "id", "function": NAME, "args": {...}, "text": bool}``: run
   ``main(cache, **args)`` of ``NAME.py``. With ``text`` true (a GET), values are strings and
@@ -53,7 +54,7 @@ import struct
 import sys
 import traceback
 import types
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pandas as pd
 import pyarrow as pa
@@ -208,14 +209,18 @@ def _syntax_message(exc: BaseException) -> str:
 
 # ---- results ------------------------------------------------------------------------------
 
-def _arrow_stream(table: pa.Table) -> bytes:
+Payload = Union[bytes, memoryview, pa.Buffer]
+"""Bytes to send after a header: anything with the buffer protocol, sent without a copy."""
+
+
+def _arrow_stream(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
-def encode_result(value: Any) -> Tuple[Dict[str, Any], bytes]:
+def encode_result(value: Any) -> Tuple[Dict[str, Any], Payload]:
     """The answer's header fields (without ``id``) and payload for a function's result.
 
     DataFrame, pyarrow Table or RecordBatch -> ``frame`` (an Arrow IPC stream; a DataFrame's
@@ -226,11 +231,12 @@ def encode_result(value: Any) -> Tuple[Dict[str, Any], bytes]:
     if isinstance(value, pa.RecordBatch):
         value = pa.Table.from_batches([value])
     if isinstance(value, pa.Table):
-        payload = _arrow_stream(value)
-        return {"ok": True, "kind": "frame", "payload_bytes": len(payload)}, payload
+        stream = _arrow_stream(value)
+        return {"ok": True, "kind": "frame", "payload_bytes": stream.size}, stream
     if isinstance(value, (bytes, bytearray, memoryview)):
-        payload = bytes(value)
-        return {"ok": True, "kind": "bytes", "payload_bytes": len(payload)}, payload
+        view = memoryview(value)
+        data = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+        return {"ok": True, "kind": "bytes", "payload_bytes": data.nbytes}, data
     return {"ok": True, "kind": "json", "value": json_value(value)}, b""
 
 
@@ -274,7 +280,7 @@ class Worker:
             got += k
         return buf
 
-    def receive(self) -> Optional[Tuple[Dict[str, Any], bytes]]:
+    def receive(self) -> Optional[Tuple[Dict[str, Any], bytearray]]:
         """The next request (header, payload), or None at end of file."""
         head = self._recv_exact(_LENGTH.size, at_boundary=True)
         if head is None:
@@ -291,13 +297,13 @@ class Worker:
         n = header.get("payload_bytes", 0)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ProtocolError(f"bad payload_bytes: {n!r}")
-        payload = bytes(self._recv_exact(n) or b"") if n else b""
+        payload = (self._recv_exact(n) if n else None) or bytearray()
         return header, payload
 
-    def send(self, raw_header: bytes, payload: bytes = b"") -> None:
+    def send(self, raw_header: bytes, payload: Payload = b"") -> None:
         """One answer: length, header (already encoded), then the payload."""
         self.sock.sendall(_LENGTH.pack(len(raw_header)) + raw_header)
-        if payload:
+        if len(memoryview(payload)):
             self.sock.sendall(payload)
 
     # -- serving --------------------------------------------------------------------------
@@ -312,7 +318,7 @@ class Worker:
             del request  # the request's arguments are freed before the next one is read
             self.send(raw_header, body)
 
-    def answer(self, header: Dict[str, Any], payload: bytes) -> Tuple[bytes, bytes]:
+    def answer(self, header: Dict[str, Any], payload: bytearray) -> Tuple[bytes, Payload]:
         """The answer to one request, encoded: (header, payload). Never raises, except
         KeyboardInterrupt."""
         rid = header.get("id")
@@ -440,7 +446,7 @@ class Worker:
             sys.modules.pop(module_name, None)
             lru_cache.forget_module(module_name)
 
-    def call(self, header: Dict[str, Any]) -> Tuple[Dict[str, Any], bytes]:
+    def call(self, header: Dict[str, Any]) -> Tuple[Dict[str, Any], Payload]:
         name = header.get("function")
         args = header.get("args") or {}
         if not isinstance(args, dict):
@@ -538,6 +544,11 @@ def main() -> int:
               file=sys.stderr)
         return 2
     sys.dont_write_bytecode = True
+    # what functions print reaches the server's log line by line, not when the buffer fills
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
     client = Client(os.environ.get("ASIDE_URL"), os.environ.get("ASIDE_TOKEN") or None)
     worker = Worker(sock, function_dir, client)
     try:
