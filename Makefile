@@ -1,7 +1,7 @@
 # The two commands a new machine needs:
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain and sanitized), run every test suite
-.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality clean
+.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality bench-functions clean
 
 deps:
 	scripts/install-deps.sh
@@ -31,6 +31,9 @@ bench-frames: build
 
 bench-locality: build
 	.venv/bin/python bench/locality.py
+
+bench-functions: build
+	.venv/bin/python bench/functions.py
 
 clean:
 	rm -rf build build-asan

@@ -182,6 +182,20 @@ static bool parse_query(call *c, const char *q, size_t len, char *why, size_t wh
     return true;
 }
 
+/* True if name is a parameter of the API itself (its value must be a scalar). */
+static bool api_parameter(const char *name)
+{
+    static const char *const names[] = {
+        "function", "path", "key", "storage", "type", "return", "format", "orient", "time",
+        "max_age", "stale_if_error", "prefix", "query", "into", "columns", "where", "order_by",
+        "limit", "offset", "n", "include", "timeout", "function_name", "function_body", NULL};
+    for (size_t i = 0; names[i]; i++) {
+        if (strcmp(names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Turn one member of the body's "data" object into a parameter. */
 static bool body_param(call *c, const char *name, json_t *v, char *why, size_t why_len)
 {
@@ -199,9 +213,13 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
         len = text ? strlen(text) : 0;
     } else if (json_is_null(v)) {
         return true;
-    } else { /* an array or object: its JSON text (users' functions get the value itself) */
+    } else if (!api_parameter(name)) { /* an array or object: for a user's function, which
+                                          gets the value itself; here, its JSON text */
         text = json_dumps(v, JSON_COMPACT);
         len = text ? strlen(text) : 0;
+    } else {
+        snprintf(why, why_len, "parameter \"%s\" must be a string, number or boolean", name);
+        return false;
     }
     char *name_copy = strdup(name);
     if (!text || !name_copy) {

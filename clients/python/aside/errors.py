@@ -16,7 +16,7 @@ of its own becomes the nearest parent (``AsideError`` for 4xx, ``ServerError`` f
 from __future__ import annotations
 
 import json
-from typing import Dict, Optional, Type
+from typing import Dict, List, Optional, Type
 
 __all__ = [
     "AsideError",
@@ -45,17 +45,25 @@ class AsideError(Exception):
             by the client when the server did not give one.
         message: the server's message.
         status: the HTTP status of the answer, or ``None`` when there was no answer.
+        type: for a failed user function, the Python exception's type (``"ZeroDivisionError"``),
+            else ``None``.
+        traceback: for a failed user function, the traceback lines of its own file(s), else an
+            empty list.
     """
 
-    def __init__(self, code: str, message: str, status: Optional[int] = None) -> None:
-        super().__init__(code, message, status)
+    def __init__(self, code: str, message: str, status: Optional[int] = None,
+                 type: Optional[str] = None, traceback: Optional[List[str]] = None) -> None:
+        super().__init__(code, message, status, type, traceback)
         self.code = code
         self.message = message
         self.status = status
+        self.type = type
+        self.traceback = list(traceback or [])
 
     def __str__(self) -> str:
         prefix = f"{self.status} " if self.status is not None else ""
-        return f"{prefix}{self.code}: {self.message}"
+        kind = f" ({self.type})" if self.type else ""
+        return f"{prefix}{self.code}{kind}: {self.message}"
 
 
 class BadRequest(AsideError):
@@ -148,12 +156,18 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> AsideErro
     """
     code: Optional[str] = None
     message: Optional[str] = None
+    kind: Optional[str] = None
+    lines: List[str] = []
     try:
         doc = json.loads(body)
         err = doc.get("error") if isinstance(doc, dict) else None
         if isinstance(err, dict):
             code = err.get("code") if isinstance(err.get("code"), str) else None
             message = err.get("message") if isinstance(err.get("message"), str) else None
+            kind = err.get("type") if isinstance(err.get("type"), str) else None
+            trace = err.get("traceback")
+            if isinstance(trace, list):
+                lines = [line for line in trace if isinstance(line, str)]
     except ValueError:
         pass
     if code is None:
@@ -161,4 +175,4 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> AsideErro
     if message is None:
         text = body[:500].decode("utf-8", "replace").strip()
         message = text or reason or f"HTTP {status}"
-    return error_class(status)(code, message, status)
+    return error_class(status)(code, message, status, kind, lines)
