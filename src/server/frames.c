@@ -230,35 +230,24 @@ static void put_columns(const frame *f, buf *b)
     buf_putc(b, ']');
 }
 
-static void put_dtypes(const frame *f, buf *b)
+/* Each column's pandas dtype: {name: dtype}, or as a list [{"name", "dtype"}]. */
+static void put_column_dtypes(const frame *f, buf *b, bool as_list)
 {
-    buf_putc(b, '{');
+    buf_putc(b, as_list ? '[' : '{');
     for (size_t i = 0; i < f->field_count; i++) {
         char dtype[96];
         frame_pandas_dtype(&f->fields[i], dtype, sizeof dtype);
         buf_puts(b, i ? ", " : "");
+        buf_puts(b, as_list ? "{\"name\": " : "");
         buf_put_json_string(b, f->fields[i].name, strlen(f->fields[i].name));
-        buf_puts(b, ": ");
+        buf_puts(b, as_list ? ", \"dtype\": " : ": ");
         buf_put_json_string(b, dtype, strlen(dtype));
+        buf_puts(b, as_list ? "}" : "");
     }
-    buf_putc(b, '}');
+    buf_putc(b, as_list ? ']' : '}');
 }
 
-/* [{"name", "dtype"}] of f's columns. */
-static void put_dtypes_list(const frame *f, buf *b)
-{
-    buf_putc(b, '[');
-    for (size_t i = 0; i < f->field_count; i++) {
-        char dtype[96];
-        frame_pandas_dtype(&f->fields[i], dtype, sizeof dtype);
-        buf_puts(b, i ? ", {\"name\": " : "{\"name\": ");
-        buf_put_json_string(b, f->fields[i].name, strlen(f->fields[i].name));
-        buf_puts(b, ", \"dtype\": ");
-        buf_put_json_string(b, dtype, strlen(dtype));
-        buf_putc(b, '}');
-    }
-    buf_putc(b, ']');
-}
+static void put_dtypes(const frame *f, buf *b) { put_column_dtypes(f, b, false); }
 
 static void fn_info(api_call *c) { answer_about(c, frame_pandas_info); }
 static void fn_shape(api_call *c) { answer_about(c, put_shape); }
@@ -491,7 +480,7 @@ static void fn_map(api_call *c)
     buf_printf(b, ", \"format\": \"arrow-file\", \"generation\": %llu, \"bytes\": %llu, "
                   "\"rows\": %" PRId64 ", \"columns\": ",
                (unsigned long long)pub.generation, (unsigned long long)pub.bytes, f->rows);
-    put_dtypes_list(f, b);
+    put_column_dtypes(f, b, true);
     buf_putc(b, '}');
     api_envelope_end(c);
     aside_value_release(v);
