@@ -15,9 +15,11 @@
  * time through single flight (core/flight.c): the leader reads the disk tier or fetches from the
  * system of record while followers wait for its value. A hit costs one lock, a hash lookup and an
  * atomic increment of the value's reference count. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1110,6 +1112,37 @@ static void index_stored(void *ctx, const char *key, const store_meta *meta)
     policy_insert(c->disk_policy, &e->disk_node);
 }
 
+/* Remove the private folders of servers that died without closing (killed): their files would
+ * hold shared memory forever. A folder of a live process, or of another user, is left. */
+static void remove_dead_folders(void)
+{
+    DIR *root = opendir(DEFAULT_SHM_ROOT);
+    struct dirent *d;
+    while (root && (d = readdir(root))) {
+        char *end = NULL;
+        long pid = strncmp(d->d_name, "aside-", 6) == 0 ? strtol(d->d_name + 6, &end, 10) : 0;
+        if (pid <= 0 || *end || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", DEFAULT_SHM_ROOT, d->d_name);
+        DIR *folder = opendir(path);
+        struct dirent *f;
+        while (folder && (f = readdir(folder))) {
+            char file[PATH_MAX];
+            if (strcmp(f->d_name, ".") && strcmp(f->d_name, "..") &&
+                snprintf(file, sizeof file, "%s/%s", path, f->d_name) < (int)sizeof file)
+                unlink(file);
+        }
+        if (folder)
+            closedir(folder);
+        if (rmdir(path) == 0)
+            log_line("info", "shm: removed %s, left by a server that is gone", path);
+    }
+    if (root)
+        closedir(root);
+}
+
 /* The folder frames are published in: cfg's (created if missing), else a private one under
  * /dev/shm for this process; "off": none. */
 static aside_status open_shm_dir(aside_cache *c, const char *dir, aside_error *err)
@@ -1117,10 +1150,12 @@ static aside_status open_shm_dir(aside_cache *c, const char *dir, aside_error *e
     char path[PATH_MAX];
     if (dir && strcmp(dir, "off") == 0)
         return ASIDE_OK;
-    if (dir && *dir)
+    if (dir && *dir) {
         snprintf(path, sizeof path, "%s", dir);
-    else
+    } else {
+        remove_dead_folders();
         snprintf(path, sizeof path, "%s/aside-%ld", DEFAULT_SHM_ROOT, (long)getpid());
+    }
     if (mkdir(path, S_IRWXU) == 0)
         c->shm_dir_ours = true;
     else if (errno != EEXIST)

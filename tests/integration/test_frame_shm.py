@@ -170,3 +170,17 @@ def test_a_configured_folder_is_shared_and_kept(make_server, tmp_path):
     pd.testing.assert_frame_equal(mapped(v["path"]), pd.read_parquet(server.sor / "a.parquet"))
     server.stop()
     assert shared.is_dir() and list(shared.iterdir()) == []
+
+
+def test_a_killed_servers_folder_is_removed_by_the_next_server(make_server):
+    import subprocess
+    import sys
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = f"/dev/shm/aside-{gone.pid}"
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with open(os.path.join(folder, "left.arrow"), "wb") as f:
+        f.write(b"held shared memory")
+    server = make_server()
+    assert not os.path.exists(folder)
+    assert "left by a server that is gone" in server.log_text()
