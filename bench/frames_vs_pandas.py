@@ -57,31 +57,22 @@ from __future__ import annotations
 
 import argparse
 import gc
-import http.client
 import io
-import math
 import os
-import re
-import shutil
-import statistics
 import sys
-import tempfile
-import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aside_process import (AsideProcess, BenchError, core_count, env_line,  # noqa: E402
-                           failure, install_signal_handlers, loopback_env, machine, positive_int,
-                           print_log_tail, print_problems, server_binary, server_version, utc_now)
+from aside_process import (BenchError, BenchRun, LocalAside, core_count,  # noqa: E402
+                           install_signal_handlers, modules, positive_int, print_facts,
+                           print_problems, run_facts, server_binary, server_version)
+from bench_common import (add_size_arguments, alternate, check_means,  # noqa: E402
+                          describe_frame, frame_env, frame_file, human, info_text, med, secs,
+                          timed)
 
 PROG = "frames_vs_pandas"
-API = "/cache/api/v1.0/"
 KEY = "frames_vs_pandas.parquet"
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 INFO_TARGET = 10.0              # aside warm info at least this many times faster than pandas
 REL = 1e-9                      # relative tolerance of the group means
-GROUPS = 100                    # distinct values of g
-S_POOL = 1_000_000              # distinct values of s
 CHUNK = 8 << 20                 # the reused read buffer of the Arrow throughput runs
 STOP_TIMEOUT = 20.0             # seconds for aside to exit on SIGTERM before SIGKILL
 CALL_TIMEOUT = 120.0            # seconds a warm call may see no byte
@@ -89,183 +80,16 @@ COLD_TIMEOUT = 900.0            # seconds the cold load may take
 MEMORY_FACTOR = 6               # MemAvailable needed, in frame sizes
 
 
-def positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = 0.0
-    if not x > 0 or not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
-    return x
-
-
-def human(n: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
-
-def secs(s: float) -> str:
-    if s >= 1:
-        return f"{s:.3f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.0f} µs"
-
-
-def mem_available() -> int:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            m = re.search(r"^MemAvailable:\s+(\d+) kB", f.read(), re.M)
-        return int(m.group(1)) * 1024 if m else 0
-    except OSError:
-        return 0
-
-
-# -- the frame ---------------------------------------------------------------------------------
-
-def make_frame(rows: int, seed: int):
-    """The benchmark's frame: rows rows, the same for the same seed."""
-    import numpy as np
-    import pandas as pd
-    rng = np.random.default_rng(seed)
-    groups = np.array([f"group-{k:03d}" for k in range(GROUPS)], dtype=object)
-    pool = np.array([f"user-{k:07d}-{h:08x}" for k, h in
-                     enumerate(rng.integers(0, 1 << 32, S_POOL))], dtype=object)
-    z = rng.normal(0.0, 1.0, rows)
-    z[rng.random(rows) < 0.01] = np.nan
-    s = pool[rng.integers(0, S_POOL, rows)]
-    s[rng.random(rows) < 0.01] = None
-    return pd.DataFrame({
-        "id": np.arange(rows, dtype=np.int64),
-        "a": rng.integers(-1_000_000, 1_000_000, rows, dtype=np.int64),
-        "b": rng.integers(0, 1 << 40, rows, dtype=np.int64),
-        "x": rng.normal(100.0, 30.0, rows),     # the grouped column: means far from 0
-        "y": rng.random(rows),
-        "z": z,
-        "g": groups[rng.integers(0, GROUPS, rows)],
-        "s": s,
-    })
-
-
-def rows_for(gib: float, seed: int) -> int:
-    """Rows that make about gib GiB (deep), from a sample's bytes per row."""
-    sample = make_frame(200_000, seed)
-    per_row = sample.memory_usage(index=True, deep=True).sum() / len(sample)
-    return max(1000, int(gib * (1 << 30) / per_row))
-
-
-def info_text(df) -> str:
-    buf = io.StringIO()
-    df.info(buf=buf)
-    return buf.getvalue()
-
-
 # -- aside -------------------------------------------------------------------------------------
 
-class Aside(AsideProcess):
+class Aside(LocalAside):
     """aside-server on 127.0.0.1 with a directory as its system of record."""
 
     def __init__(self, exe: str, tmp: str, env_extra: dict[str, str]) -> None:
-        import requests
-        self.sor = os.path.join(tmp, "sor")
-        self.cache = os.path.join(tmp, "cache")
-        os.makedirs(self.sor, exist_ok=True)
-        os.makedirs(self.cache, exist_ok=True)
-        base = loopback_env(("ASIDE_", "LOCAL_DATA_DIR", "REMOTE_STORAGE", "AWS_"))
-        super().__init__(exe, tmp, self.cache, self.sor, os.path.join(tmp, "aside.log"), base,
-                         env_extra, PROG, STOP_TIMEOUT)
-        self.session = requests.Session()
-        self.session.trust_env = False          # loopback: no proxy, no netrc
-
-    def stop(self) -> int | None:
-        """Closes the HTTP session; SIGTERM, up to STOP_TIMEOUT seconds to exit, then SIGKILL.
-        Its exit status."""
-        self.session.close()
-        return super().stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{API}"
-
-    def value(self, timeout: float, **params: str):
-        """One GET on the session; the parsed {"return": {"value": ...}}."""
-        r = self.session.get(self.url, params=params, timeout=timeout)
-        if r.status_code != 200:
-            raise BenchError(f"aside: {params.get('function')} answered {r.status_code}: "
-                             f"{r.text[:500]}")
-        try:
-            return r.json()["return"]["value"]
-        except (ValueError, KeyError, TypeError):
-            raise BenchError(f"aside: {params.get('function')} answered no return.value: "
-                             f"{r.text[:500]}") from None
+        super().__init__(exe, tmp, env_extra, PROG, STOP_TIMEOUT)
 
     def arrow_target(self) -> str:
-        return API + "?" + urllib.parse.urlencode({"function": "read", "key": KEY,
-                                                   "return": "data", "format": "arrow"})
-
-    def arrow_discard(self) -> tuple[int, float, float]:
-        """The whole frame as Arrow, read into one reused buffer and dropped.
-        (bytes, seconds to the response's headers, seconds to the last byte)."""
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CALL_TIMEOUT)
-        try:
-            t0 = time.perf_counter()
-            conn.request("GET", self.arrow_target())
-            resp = conn.getresponse()
-            t_head = time.perf_counter() - t0
-            self._check_arrow(resp)
-            got = 0
-            while n := resp.readinto(view):
-                got += n
-            seconds = time.perf_counter() - t0
-        finally:
-            conn.close()
-        self._check_length(resp, got)
-        return got, t_head, seconds
-
-    def arrow_keep(self) -> tuple[bytearray, float]:
-        """The whole frame as Arrow, kept: (body, seconds)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CALL_TIMEOUT)
-        try:
-            t0 = time.perf_counter()
-            conn.request("GET", self.arrow_target())
-            resp = conn.getresponse()
-            self._check_arrow(resp)
-            length = resp.getheader("Content-Length")
-            if length is not None:
-                body = bytearray(int(length))
-                view = memoryview(body)
-                got = 0
-                while got < len(body) and (n := resp.readinto(view[got:])):
-                    got += n
-                if got != len(body):
-                    raise BenchError(f"aside: Arrow body ended after {got} of {length} bytes")
-            else:
-                body = bytearray()
-                while block := resp.read(CHUNK):
-                    body += block
-            seconds = time.perf_counter() - t0
-        finally:
-            conn.close()
-        return body, seconds
-
-    @staticmethod
-    def _check_arrow(resp) -> None:
-        if resp.status != 200:
-            raise BenchError(f"aside: read as Arrow answered {resp.status}: "
-                             f"{resp.read(500).decode('utf-8', 'replace')}")
-        ctype = resp.getheader("Content-Type", "")
-        if not ctype.startswith(ARROW_STREAM):
-            raise BenchError(f"aside: read as Arrow answered Content-Type {ctype!r}")
-
-    @staticmethod
-    def _check_length(resp, got: int) -> None:
-        length = resp.getheader("Content-Length")
-        if length is not None and int(length) != got:
-            raise BenchError(f"aside: Arrow body of {got} bytes, Content-Length {length}")
+        return self.target(function="read", key=KEY, **{"return": "data", "format": "arrow"})
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -307,131 +131,48 @@ def sql_means(records) -> dict[str, float]:
     return out
 
 
-def check_means(got: dict[str, float], want) -> None:
-    want = {str(k): float(v) for k, v in want.items()}
-    if set(got) != set(want):
-        raise BenchError(f"aside: sql groups differ from pandas': only aside "
-                         f"{sorted(set(got) - set(want))[:5]}, only pandas "
-                         f"{sorted(set(want) - set(got))[:5]}")
-    bad = [(g, got[g], w) for g, w in want.items()
-           if not (isinstance(got[g], (int, float)) and not isinstance(got[g], bool)
-                   and math.isclose(got[g], w, rel_tol=REL, abs_tol=0.0))]
-    if bad:
-        raise BenchError(f"aside: {len(bad)} group mean(s) differ from pandas' by more than "
-                         f"{REL:g} relative, e.g. (group, aside, pandas) {bad[:3]}")
-
-
-# -- timing ------------------------------------------------------------------------------------
-
-def timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def alternate(repeat: int, sides: dict[str, callable], label: str) -> dict[str, list[float]]:
-    """Each side's callable, repeat rounds; odd rounds in the given order, even ones reversed.
-    Garbage from one call is collected outside the clock."""
-    names = list(sides)
-    times = {n: [] for n in names}
-    for i in range(repeat):
-        order = names if i % 2 == 0 else names[::-1]
-        for n in order:
-            gc.collect()
-            seconds, out = timed(sides[n])
-            del out
-            times[n].append(seconds)
-        print(f"  {label} round {i + 1}/{repeat}: " +
-              ", ".join(f"{n} {secs(times[n][-1])}" for n in names), flush=True)
-    return times
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 # -- main --------------------------------------------------------------------------------------
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="aside's frames (info, sql, Arrow reads) against "
                                              "pandas on the same parquet file")
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--gib", type=positive_float, default=1.0,
-                      help="frame size in pandas memory (deep), GiB [1.0]")
-    size.add_argument("--rows", type=positive_int, help="rows of the frame (instead of --gib)")
+    add_size_arguments(ap, "rows of the frame (instead of --gib)")
     ap.add_argument("--repeat", type=positive_int, default=5,
                     help="timed rounds of every measurement; medians are reported [5]")
     ap.add_argument("--seed", type=int, default=0, help="numpy seed of the frame [0]")
     args = ap.parse_args()
 
     exe, exe_path = server_binary(PROG)
-    try:
-        import numpy as np
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.ipc
-        import requests
-    except ImportError as e:
-        print(f"{PROG}: error: {e} (pip install pandas pyarrow requests)",
-              file=sys.stderr)
-        return 1
+    np, pd, pa, _, requests = modules(PROG, ("numpy", "pandas", "pyarrow", "pyarrow.ipc",
+                                             "requests"), "pandas pyarrow requests")
 
     interrupted = install_signal_handlers(PROG)
 
     cores = core_count()
-    rows = args.rows or rows_for(args.gib, args.seed)
-    est = args.gib * (1 << 30) if not args.rows else None
-    threads = os.environ.get("ASIDE_THREADS", str(cores))
-    memory_limit = os.environ.get("ASIDE_MEMORY_LIMIT",
-                                  "8GiB" if (est or 0) < (3 << 30) else f"{int(est * 3) >> 30}GiB")
-    aside_env = {"ASIDE_THREADS": threads, "ASIDE_MEMORY_LIMIT": memory_limit}
-    version = server_version(exe_path)
-    size_arg = f"--rows {args.rows}" if args.rows else f"--gib {args.gib:g}"
-    facts = {
-        "reproduce": f"{env_line(exe, aside_env)} .venv/bin/python bench/frames_vs_pandas.py "
-                     f"{size_arg} --repeat {args.repeat} --seed {args.seed}",
-        "date": utc_now(),
-        "machine": machine(cores),
-        "aside": f"{version}, {threads} threads, memory limit {memory_limit}",
-        "pandas": f"pandas {pd.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}, "
-                  f"requests {requests.__version__}, Python {sys.version.split()[0]}",
-    }
+    rows, size_arg, aside_env = frame_env(args, cores, "8GiB", 3 << 30, 3)
+    facts = run_facts(exe, aside_env, f"bench/frames_vs_pandas.py {size_arg} --repeat "
+                      f"{args.repeat} --seed {args.seed}", cores)
+    facts["aside"] = (f"{server_version(exe_path)}, {aside_env['ASIDE_THREADS']} threads, "
+                      f"memory limit {aside_env['ASIDE_MEMORY_LIMIT']}")
+    facts["pandas"] = (f"pandas {pd.__version__}, pyarrow {pa.__version__}, numpy "
+                       f"{np.__version__}, requests {requests.__version__}, Python "
+                       f"{sys.version.split()[0]}")
 
     print(f"aside frames vs pandas, {rows:,} rows, --repeat {args.repeat}")
-    tmp = tempfile.mkdtemp(prefix="aside-frames-")
-    aside: Aside | None = None
-    ok = False
-    try:
+    with BenchRun(PROG, interrupted, "aside-frames-") as run:
+        tmp = run.tmp
         # -- the file --------------------------------------------------------------------------
-        t0 = time.perf_counter()
-        df = make_frame(rows, args.seed)
-        deep = int(df.memory_usage(index=True, deep=True).sum())
-        need = MEMORY_FACTOR * deep
-        avail = mem_available()
-        if avail and avail < need:
-            raise BenchError(f"the frame is {human(deep)} in pandas; this benchmark needs about "
-                             f"{human(need)} of free memory and MemAvailable is {human(avail)}: "
-                             "use a smaller --gib or --rows")
-        aside = Aside(exe_path, tmp, aside_env)
+        aside = run.aside = Aside(exe_path, tmp, aside_env)
         path = os.path.join(aside.sor, KEY)
-        df.to_parquet(path, compression="snappy")
-        del df
-        gc.collect()
-        file_size = os.path.getsize(path)
-        free = shutil.disk_usage(tmp).free
-        if free < 2 * file_size:
-            raise BenchError(f"not enough free disk for aside's disk tier copy ({human(free)})")
-        print(f"  frame: {rows:,} rows x 8 columns, {human(deep)} in pandas (deep), parquet "
-              f"snappy {human(file_size)} ({time.perf_counter() - t0:.1f} s to make)")
+        _, file_size = frame_file(path, rows, args.seed, MEMORY_FACTOR, 2,
+                                  "aside's disk tier copy")
 
         # The reference: what pandas reads from the file (also warms the page cache for both).
         ref = pd.read_parquet(path)
         ref_deep = int(ref.memory_usage(index=True, deep=True).sum())
         ref_text = info_text(ref)
-        facts["frame"] = (f"{rows:,} rows; int64 id, a, b; float64 x, y, z (1% NaN); object g "
-                          f"({GROUPS} values), s ({S_POOL:,} values, 1% None); {human(ref_deep)} "
-                          f"in pandas (deep), {ref_text.strip().splitlines()[-1]}; parquet "
-                          f"snappy {human(file_size)}")
+        facts["frame"] = (f"{describe_frame(rows, ref_deep)}, "
+                          f"{ref_text.strip().splitlines()[-1]}; parquet snappy {human(file_size)}")
 
         aside.start()
         print(f"  aside listening on 127.0.0.1:{aside.port} ({facts['aside']}), cache empty")
@@ -468,7 +209,8 @@ def main() -> int:
         print("2. groupby mean")
         query = f'SELECT g, avg(x) FROM "{KEY}" GROUP BY g'
         want = ref.groupby("g")["x"].mean()
-        check_means(sql_means(aside.value(CALL_TIMEOUT, function="sql", query=query)), want)
+        check_means(sql_means(aside.value(CALL_TIMEOUT, function="sql", query=query)), want,
+                    "sql groups", REL, (int, float))
         print(f"  aside sql answers {len(want)} groups, each mean within {REL:g} of pandas'")
 
         def pandas_groupby():
@@ -495,7 +237,7 @@ def main() -> int:
 
         # -- 3. arrow --------------------------------------------------------------------------
         print("3. the whole frame as an Arrow stream over HTTP")
-        body, keep_s = aside.arrow_keep()
+        body, keep_s = aside.arrow_body(aside.arrow_target(), CALL_TIMEOUT, CHUNK)
         body_bytes = len(body)
         got = pa.ipc.open_stream(body).read_pandas()
         try:
@@ -509,7 +251,7 @@ def main() -> int:
         heads, streams = [], []
         for i in range(args.repeat):
             gc.collect()
-            n, t_head, seconds = aside.arrow_discard()
+            n, t_head, seconds = aside.arrow_discard(aside.arrow_target(), CALL_TIMEOUT, CHUNK)
             if n != body_bytes:
                 raise BenchError(f"aside: Arrow body of {n} bytes, earlier {body_bytes}")
             heads.append(t_head)
@@ -572,27 +314,9 @@ def main() -> int:
         print(f"  pyarrow open_stream(body).read_pandas(): {secs(a_dec)}; pd.read_parquet: "
               f"{secs(p_read)}")
         print()
-        for k in ("reproduce", "date", "machine", "aside", "pandas", "frame"):
-            print(f"  {k + ':':<11} {facts[k]}")
+        print_facts(facts, ("reproduce", "date", "machine", "aside", "pandas", "frame"))
         print_problems(aside.problems())
-        ok = True
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # HTTP failures and pandas errors too: report, stop, exit 1
-        code = failure(PROG, e, interrupted)
-        if code is not None:
-            return code
-    finally:
-        if aside is not None:
-            status = aside.stop()
-            if status not in (None, 0):
-                print(f"{PROG}: aside exited with status {status} on SIGTERM", file=sys.stderr)
-                ok = False
-            if (not ok or status not in (None, 0)) and not interrupted:
-                print_log_tail(aside.log())
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if ok else 1
+    return run.status
 
 
 if __name__ == "__main__":

@@ -70,26 +70,23 @@ import argparse
 import concurrent.futures
 import gc
 import http.client
-import math
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aside_process import (AsideProcess, BenchError, core_count, env_line,  # noqa: E402
-                           failure, install_signal_handlers, loopback_env, machine, positive_int,
-                           print_log_tail, print_problems, server_binary, server_version, utc_now)
-from frames_vs_pandas import human, make_frame, mem_available, rows_for, secs  # noqa: E402
+from aside_process import (BenchError, BenchRun, LocalAside, core_count,  # noqa: E402
+                           install_signal_handlers, modules, positive_int, print_facts,
+                           print_problems, run_facts, server_binary, server_version)
+from bench_common import (check_means, human, make_frame, rows_for, secs,  # noqa: E402
+                          write_frame)
 from ratio import Report  # noqa: E402
 
 PROG = "functions"
-API = "/cache/api/v1.0/"
 KEY = "functions_bench.parquet"
 SMALL_KEY = "small.json"
 WARM_KEY = "warm.parquet"
@@ -129,56 +126,15 @@ def main(cache, key):
 
 # -- aside -------------------------------------------------------------------------------------
 
-class Aside(AsideProcess):
+class Aside(LocalAside):
     """aside-server on 127.0.0.1 with a directory as its system of record and a function folder."""
 
     def __init__(self, exe: str, tmp: str, env_extra: dict[str, str]) -> None:
-        import requests
-        self.sor = os.path.join(tmp, "sor")
-        self.cache = os.path.join(tmp, "cache")
         self.functions = os.path.join(tmp, "functions")
-        for d in (self.sor, self.cache, self.functions):
-            os.makedirs(d, exist_ok=True)
-        base = loopback_env(("ASIDE_", "LOCAL_DATA_DIR", "LOCAL_FUNCTION_DIR", "REMOTE_STORAGE",
-                             "AWS_"))
+        os.makedirs(self.functions, exist_ok=True)
         env = dict(env_extra)
         env.update({"LOCAL_FUNCTION_DIR": self.functions, "ASIDE_PYTHON": sys.executable})
-        super().__init__(exe, tmp, self.cache, self.sor, os.path.join(tmp, "aside.log"), base,
-                         env, PROG, STOP_TIMEOUT)
-        self.session = requests.Session()
-        self.session.trust_env = False          # loopback: no proxy, no netrc
-
-    def stop(self) -> int | None:
-        self.session.close()
-        return super().stop()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return self.base + API
-
-    def target(self, **params: str) -> str:
-        return API + "?" + urllib.parse.urlencode(params)
-
-    def get(self, timeout: float, **params: str):
-        """One GET on the session; the response, which must be 200."""
-        r = self.session.get(self.url, params=params, timeout=timeout)
-        if r.status_code != 200:
-            raise BenchError(f"aside: {params.get('function')} answered {r.status_code}: "
-                             f"{r.text[:500]}")
-        return r
-
-    def value(self, timeout: float, **params: str):
-        """One GET on the session; the parsed {"return": {"value": ...}}."""
-        r = self.get(timeout, **params)
-        try:
-            return r.json()["return"]["value"]
-        except (ValueError, KeyError, TypeError):
-            raise BenchError(f"aside: {params.get('function')} answered no return.value: "
-                             f"{r.text[:500]}") from None
+        super().__init__(exe, tmp, env, PROG, STOP_TIMEOUT, drop=("LOCAL_FUNCTION_DIR",))
 
     def entry(self, key: str) -> dict | None:
         """cache_head's entry of one key (path, type, tier, generation, ...), None if not cached."""
@@ -281,21 +237,10 @@ def records_means(records) -> dict[str, float]:
     return out
 
 
-def check_means(records, want) -> bool:
-    """The records' means against pandas' Series want (index g); raises BenchError when a group
-    is missing or a mean is off by more than REL. True when every mean is bit-identical."""
-    got = records_means(records)
-    want = {str(k): float(v) for k, v in want.items()}
-    if set(got) != set(want):
-        raise BenchError(f"aside: {FUNCTION}'s groups differ from pandas': only aside "
-                         f"{sorted(set(got) - set(want))[:5]}, only pandas "
-                         f"{sorted(set(want) - set(got))[:5]}")
-    bad = [(g, got[g], w) for g, w in want.items()
-           if not (isinstance(got[g], float) and math.isclose(got[g], w, rel_tol=REL, abs_tol=0))]
-    if bad:
-        raise BenchError(f"aside: {len(bad)} group mean(s) differ from pandas' by more than "
-                         f"{REL:g} relative, e.g. (group, aside, pandas) {bad[:3]}")
-    return all(got[g] == w for g, w in want.items())
+def records_check(records, want) -> bool:
+    """The records' means against pandas' Series want (index g), within REL (check_means). True
+    when every mean is bit-identical."""
+    return check_means(records_means(records), want, f"{FUNCTION}'s groups", REL, (float,))
 
 
 def write_parquet(df, path: str, scratch: str) -> None:
@@ -329,17 +274,9 @@ def main() -> int:
         print(f"{PROG}: error: wrk not found in PATH (Debian: apt-get install wrk)",
               file=sys.stderr)
         return 1
-    try:
-        import numpy as np
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.ipc
-        import requests
-        import aside as aside_client
-    except ImportError as e:
-        print(f"{PROG}: error: {e} (pip install pandas pyarrow requests ./clients/python)",
-              file=sys.stderr)
-        return 1
+    np, pd, pa, _, requests, aside_client = modules(
+        PROG, ("numpy", "pandas", "pyarrow", "pyarrow.ipc", "requests", "aside"),
+        "pandas pyarrow requests ./clients/python")
 
     interrupted = install_signal_handlers(PROG)
 
@@ -349,34 +286,29 @@ def main() -> int:
     load_threads = os.environ.get("ASIDE_LOAD_THREADS", "32")
     aside_env = {"ASIDE_THREADS": threads, "ASIDE_FUNCTION_WORKERS": workers,
                  "ASIDE_LOAD_THREADS": load_threads}
-    version = server_version(exe_path)
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True,
                                  timeout=10).stdout.split("\n")[0].split(" ")[1:2]
-    facts = {
-        "reproduce": f"{env_line(exe, aside_env)} .venv/bin/python bench/functions.py"
-                     f" --seconds {args.seconds} --connections "
-                     f"{args.connections} --wrk-threads {args.wrk_threads} --rounds {args.rounds} "
-                     f"--mib {args.mib} --hits {args.hits} --seed {args.seed}",
-        "date": utc_now(),
-        "machine": machine(cores),
-        "aside": f"{version}, {threads} threads, {workers} function workers, blocking pool of "
-                 f"{load_threads}",
+    facts = run_facts(exe, aside_env, f"bench/functions.py --seconds {args.seconds} "
+                      f"--connections {args.connections} --wrk-threads {args.wrk_threads} "
+                      f"--rounds {args.rounds} --mib {args.mib} --hits {args.hits} "
+                      f"--seed {args.seed}", cores)
+    facts.update({
+        "aside": f"{server_version(exe_path)}, {threads} threads, {workers} function workers, "
+                 f"blocking pool of {load_threads}",
         "python": f"Python {sys.version.split()[0]}, pandas {pd.__version__}, pyarrow "
                   f"{pa.__version__}, numpy {np.__version__}, requests {requests.__version__}",
         "wrk": f"wrk {(wrk_version or ['?'])[0]}, {args.wrk_threads} threads, "
                f"{args.connections} connections, {args.seconds} s per run, --latency",
-    }
+    })
     if int(load_threads) < args.connections:
         print(f"  note: ASIDE_LOAD_THREADS={load_threads} is below --connections "
               f"{args.connections}: calls will also wait for a pool thread")
 
     print(f"aside functions: calls through the worker pool, @compute_result on ~{args.mib} MiB")
-    tmp = tempfile.mkdtemp(prefix="aside-functions-")
-    aside: Aside | None = None
-    ok = False
-    try:
+    with BenchRun(PROG, interrupted, "aside-functions-") as run:
+        tmp = run.tmp
         # -- the files -------------------------------------------------------------------------
-        aside = Aside(exe_path, tmp, aside_env)
+        aside = run.aside = Aside(exe_path, tmp, aside_env)
         for name, source in FILES.items():
             with open(os.path.join(aside.functions, name), "w", encoding="utf-8") as f:
                 f.write(source)
@@ -386,18 +318,8 @@ def main() -> int:
 
         t0 = time.perf_counter()
         rows = rows_for(args.mib / 1024, args.seed)
-        df = make_frame(rows, args.seed)
-        deep = int(df.memory_usage(index=True, deep=True).sum())
-        avail = mem_available()
-        if avail and avail < MEMORY_FACTOR * deep:
-            raise BenchError(f"the frame is {human(deep)} in pandas; this benchmark needs about "
-                             f"{human(MEMORY_FACTOR * deep)} of free memory and MemAvailable is "
-                             f"{human(avail)}: use a smaller --mib")
         path = os.path.join(aside.sor, KEY)
-        write_parquet(df, path, tmp)
-        del df
-        gc.collect()
-        file_size = os.path.getsize(path)
+        deep, file_size = write_frame(path, rows, args.seed, MEMORY_FACTOR, "--mib")
         facts["frame"] = (f"{rows:,} rows x 8 columns (frames_vs_pandas' generator, seed "
                           f"{args.seed}), {human(deep)} in pandas (deep), parquet snappy "
                           f"{human(file_size)}")
@@ -489,7 +411,7 @@ def main() -> int:
         if gen.get("type") != "frame":
             raise BenchError(f"aside: the result {result_key} is a {gen.get('type')}, not a frame")
         gen = gen["generation"]
-        exact = check_means(miss_records, want)
+        exact = records_check(miss_records, want)
         deps = aside.value(CALL_TIMEOUT, function="read", key=deps_key, **{"return": "data"})
         if deps.get("inputs") != {KEY: frame_entry["generation"]} or deps.get("result") != \
                 result_key:
@@ -542,7 +464,7 @@ def main() -> int:
         gen2 = aside.entry(result_key)["generation"]
         if gen2 == gen:
             raise BenchError("aside: the call after the update was a hit on the old result")
-        exact2 = check_means(inval_records, want2)
+        exact2 = records_check(inval_records, want2)
         if inval_records == miss_records:
             raise BenchError("aside: the answer after the update equals the old one")
         deps2 = aside.value(CALL_TIMEOUT, function="read", key=deps_key, **{"return": "data"})
@@ -624,27 +546,9 @@ def main() -> int:
         print()
         print(f"  function workers: {tele}")
         print()
-        for k in ("reproduce", "date", "machine", "aside", "python", "wrk", "frame"):
-            print(f"  {k + ':':<11} {facts[k]}")
+        print_facts(facts, ("reproduce", "date", "machine", "aside", "python", "wrk", "frame"))
         print_problems(aside.problems())
-        ok = True
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # HTTP failures and pandas errors too: report, stop, exit 1
-        code = failure(PROG, e, interrupted)
-        if code is not None:
-            return code
-    finally:
-        if aside is not None:
-            status = aside.stop()
-            if status not in (None, 0):
-                print(f"{PROG}: aside exited with status {status} on SIGTERM", file=sys.stderr)
-                ok = False
-            if (not ok or status not in (None, 0)) and not interrupted:
-                print_log_tail(aside.log())
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if ok else 1
+    return run.status
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@
   make bench-locality
   .venv/bin/python bench/locality.py [--gib 1.0 | --rows N] [--repeat 5] [--seed 0]
 
-On 127.0.0.1 only. The frame is bench/frames_vs_pandas.py's (the same generator, imported from
-it: seeded numpy, about --gib GiB as pandas counts it, int64, float64 and two string columns),
-written by pandas as parquet (snappy) into aside's system of record. aside-server starts on an
-empty disk tier; a first `info` loads the frame into its memory (timed once, for information).
-Then, in the same run, the whole frame is taken to the program four ways:
+On 127.0.0.1 only. The frame is bench/frames_vs_pandas.py's (the same generator, from
+bench_common.py: seeded numpy, about --gib GiB as pandas counts it, int64, float64 and two string
+columns), written by pandas as parquet (snappy) into aside's system of record. aside-server
+starts on an empty disk tier; a first `info` loads the frame into its memory (timed once, for
+information). Then, in the same run, the whole frame is taken to the program four ways:
 
   1. pandas   pd.read_parquet(path) -> DataFrame, the baseline; and with dtype_backend="pyarrow".
   2. HTTP     the Python client aside, transport="http" (an Arrow IPC stream over the socket):
@@ -70,29 +70,22 @@ from __future__ import annotations
 
 import argparse
 import gc
-import http.client
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aside_process import (REPO, AsideProcess, BenchError, core_count, env_line,  # noqa: E402
-                           failure, install_signal_handlers, loopback_env, machine, positive_int,
-                           print_log_tail, print_problems, server_binary, server_version, utc_now)
-from frames_vs_pandas import (GROUPS, S_POOL, alternate, human, info_text,  # noqa: E402
-                              make_frame, mem_available, positive_float, rows_for, timed)
-from frames_vs_pandas import secs as fvp_secs  # noqa: E402
+from aside_process import (REPO, BenchError, BenchRun, LocalAside, core_count,  # noqa: E402
+                           install_signal_handlers, modules, print_facts, print_problems,
+                           run_facts, server_binary, server_version)
+from bench_common import (add_size_arguments, alternate, describe_frame,  # noqa: E402
+                          frame_env, frame_file, human, info_text, med, timed)
+from bench_common import secs as common_secs  # noqa: E402
 
 PROG = "locality"
-API = "/cache/api/v1.0/"
 KEY = "locality.parquet"
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 SHM_TABLE_TARGET = 0.010        # seconds: shared memory to a pyarrow Table
 DF_TARGET = 10.0                # shared memory to a DataFrame, times faster than read_parquet
 HTTP_TARGET = 1e9               # bytes per second over HTTP, to a Table
@@ -117,12 +110,8 @@ def repeat_count(text: str) -> int:
 
 
 def secs(s: float) -> str:
-    """frames_vs_pandas' format, with nanoseconds below a microsecond."""
-    return f"{s * 1e9:.0f} ns" if s < 1e-6 else fvp_secs(s)
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs)
+    """bench_common's format, with nanoseconds below a microsecond."""
+    return f"{s * 1e9:.0f} ns" if s < 1e-6 else common_secs(s)
 
 
 def gbps(n: int, seconds: float) -> str:
@@ -239,74 +228,28 @@ def inside(buffers, ranges: list[tuple[int, int]]) -> int:
 
 # -- aside -------------------------------------------------------------------------------------
 
-class Aside(AsideProcess):
+class Aside(LocalAside):
     """aside-server on 127.0.0.1 with a directory as its system of record."""
 
     def __init__(self, exe: str, tmp: str, env_extra: dict[str, str]) -> None:
-        self.sor = os.path.join(tmp, "sor")
-        self.cache = os.path.join(tmp, "cache")
-        os.makedirs(self.sor, exist_ok=True)
-        os.makedirs(self.cache, exist_ok=True)
-        base = loopback_env(("ASIDE_", "LOCAL_DATA_DIR", "REMOTE_STORAGE", "AWS_"))
-        super().__init__(exe, tmp, self.cache, self.sor, os.path.join(tmp, "aside.log"), base,
-                         env_extra, PROG, STOP_TIMEOUT)
+        super().__init__(exe, tmp, env_extra, PROG, STOP_TIMEOUT)
 
     def arrow_table(self):
         """The whole frame as an Arrow stream, its body read whole into a bytearray of its
         Content-Length (http.client readinto()), then pa.ipc.open_stream(body).read_all(): the
         transfer to a Table without the requests library's chunked reading."""
         import pyarrow as pa
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
-        try:
-            conn.request("GET", self._arrow_target())
-            resp = conn.getresponse()
-            self._check_arrow(resp)
-            length = resp.getheader("Content-Length")
-            if length is None:
-                raise BenchError("aside: the Arrow stream came without a Content-Length")
-            body = bytearray(int(length))
-            view = memoryview(body)
-            got = 0
-            while got < len(body) and (n := resp.readinto(view[got:])):
-                got += n
-            if got != len(body):
-                raise BenchError(f"aside: Arrow body ended after {got} of {length} bytes")
-        finally:
-            conn.close()
+        body, _ = self.arrow_body(self._arrow_target(), CLIENT_TIMEOUT, CHUNK, need_length=True)
         return pa.ipc.open_stream(body).read_all()
 
-    def arrow_discard(self) -> tuple[int, float]:
+    def arrow_transfer(self) -> tuple[int, float]:
         """The whole frame as an Arrow stream, read into one reused buffer and dropped:
         (bytes, seconds from the request to the last byte)."""
-        view = memoryview(bytearray(CHUNK))
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
-        try:
-            t0 = time.perf_counter()
-            conn.request("GET", self._arrow_target())
-            resp = conn.getresponse()
-            self._check_arrow(resp)
-            got = 0
-            while n := resp.readinto(view):
-                got += n
-            seconds = time.perf_counter() - t0
-        finally:
-            conn.close()
-        length = resp.getheader("Content-Length")
-        if length is not None and int(length) != got:
-            raise BenchError(f"aside: Arrow body of {got} bytes, Content-Length {length}")
+        got, _, seconds = self.arrow_discard(self._arrow_target(), CLIENT_TIMEOUT, CHUNK)
         return got, seconds
 
-    @staticmethod
-    def _arrow_target() -> str:
-        return API + "?" + urllib.parse.urlencode({"function": "read", "path": KEY,
-                                                   "return": "data", "format": "arrow"})
-
-    @staticmethod
-    def _check_arrow(resp) -> None:
-        ctype = resp.getheader("Content-Type", "")
-        if resp.status != 200 or not ctype.startswith(ARROW_STREAM):
-            raise BenchError(f"aside: read as Arrow answered {resp.status} {ctype!r}: "
-                             f"{resp.read(500).decode('utf-8', 'replace')}")
+    def _arrow_target(self) -> str:
+        return self.target(function="read", path=KEY, **{"return": "data", "format": "arrow"})
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -326,16 +269,23 @@ def same_table(got, want_table, want_df, what: str) -> None:
     same_frame(got.to_pandas(), want_df, f"{what}.to_pandas()")
 
 
+def same_reads(client, transport: str, want_table, want_df) -> None:
+    """The client's read_table over transport (which it must use) equals want_table, and its
+    read equals want_df (same_table, same_frame)."""
+    t = client.read_table(KEY, transport=transport)
+    if client.last_transport != transport:
+        raise BenchError(f"read_table(transport='{transport}') used {client.last_transport}")
+    same_table(t, want_table, want_df, f"read_table(transport='{transport}')")
+    del t
+    same_frame(client.read(KEY, transport=transport), want_df, f"read(transport='{transport}')")
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="a cached frame to a program: pandas' read_parquet, "
                                              "aside over HTTP, over shared memory, in process")
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--gib", type=positive_float, default=1.0,
-                      help="frame size in pandas memory (deep), GiB [1.0]")
-    size.add_argument("--rows", type=positive_int,
-                      help="rows of the frame (instead of --gib; at least 1000)")
+    add_size_arguments(ap, "rows of the frame (instead of --gib; at least 1000)")
     ap.add_argument("--repeat", type=repeat_count, default=5,
                     help=f"timed rounds of every measurement (1 to {MAX_REPEAT}); medians are "
                          "reported [5]")
@@ -345,86 +295,48 @@ def main() -> int:
         ap.error("--rows: at least 1000")
 
     exe, exe_path = server_binary(PROG)
-    try:
-        import numpy as np
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        import aside as aside_client
-    except ImportError as e:
-        print(f"{PROG}: error: {e} (pip install pandas pyarrow ./clients/python)",
-              file=sys.stderr)
-        return 1
+    np, pd, pa, pq, aside_client = modules(PROG, ("numpy", "pandas", "pyarrow", "pyarrow.parquet",
+                                                  "aside"), "pandas pyarrow ./clients/python")
     # Only loopback here: no proxy for the client's requests.
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
     interrupted = install_signal_handlers(PROG)
 
     cores = core_count()
-    rows = args.rows or rows_for(args.gib, args.seed)
-    est = args.gib * (1 << 30) if not args.rows else None
-    threads = os.environ.get("ASIDE_THREADS", str(cores))
-    memory_limit = os.environ.get("ASIDE_MEMORY_LIMIT",
-                                  "4GiB" if (est or 0) < (2 << 30) else f"{int(est * 4) >> 30}GiB")
-    aside_env = {"ASIDE_THREADS": threads, "ASIDE_MEMORY_LIMIT": memory_limit}
-    version = server_version(exe_path)
-    size_arg = f"--rows {args.rows}" if args.rows else f"--gib {args.gib:g}"
-    facts = {
-        "reproduce": f"{env_line(exe, aside_env)} .venv/bin/python bench/locality.py "
-                     f"{size_arg} --repeat {args.repeat} --seed {args.seed}",
-        "date": utc_now(),
-        "machine": machine(cores),
-        "aside": f"{version}, {threads} threads, memory limit {memory_limit} (the in-process "
-                 "cache too)",
-        "python": f"pandas {pd.__version__}, pyarrow {pa.__version__}, numpy {np.__version__}, "
-                  f"Python {sys.version.split()[0]}",
-    }
+    rows, size_arg, aside_env = frame_env(args, cores, "4GiB", 2 << 30, 4)
+    facts = run_facts(exe, aside_env, f"bench/locality.py {size_arg} --repeat {args.repeat} "
+                      f"--seed {args.seed}", cores)
+    memory_limit = aside_env["ASIDE_MEMORY_LIMIT"]
+    facts["aside"] = (f"{server_version(exe_path)}, {aside_env['ASIDE_THREADS']} threads, "
+                      f"memory limit {memory_limit} (the in-process cache too)")
+    facts["python"] = (f"pandas {pd.__version__}, pyarrow {pa.__version__}, numpy "
+                       f"{np.__version__}, Python {sys.version.split()[0]}")
 
     print(f"aside locality: a cached frame to a program, {rows:,} rows, --repeat {args.repeat}")
-    tmp = tempfile.mkdtemp(prefix="aside-locality-")
-    aside: Aside | None = None
-    client = None
-    ok = False
-    try:
+    with BenchRun(PROG, interrupted, "aside-locality-") as run:
+        tmp = run.tmp
         inproc_exe, compile_line = compile_inproc(tmp)
         facts["in process"] = compile_line
         print("  compiled bench/locality_inproc.c against build/libaside.a")
 
         # -- the file --------------------------------------------------------------------------
-        t0 = time.perf_counter()
-        df = make_frame(rows, args.seed)
-        deep = int(df.memory_usage(index=True, deep=True).sum())
-        need = MEMORY_FACTOR * deep
-        avail = mem_available()
-        if avail and avail < need:
-            raise BenchError(f"the frame is {human(deep)} in pandas; this benchmark needs about "
-                             f"{human(need)} of free memory and MemAvailable is {human(avail)}: "
-                             "use a smaller --gib or --rows")
-        aside = Aside(exe_path, tmp, aside_env)
+        aside = run.aside = Aside(exe_path, tmp, aside_env)
         path = os.path.join(aside.sor, KEY)
-        df.to_parquet(path, compression="snappy")
-        del df
-        gc.collect()
-        file_size = os.path.getsize(path)
-        free = shutil.disk_usage(tmp).free
-        if free < 3 * file_size:
-            raise BenchError(f"not enough free disk for the disk tiers' copies ({human(free)})")
-        print(f"  frame: {rows:,} rows x 8 columns, {human(deep)} in pandas (deep), parquet "
-              f"snappy {human(file_size)} ({time.perf_counter() - t0:.1f} s to make)")
+        _, file_size = frame_file(path, rows, args.seed, MEMORY_FACTOR, 3,
+                                  "the disk tiers' copies")
 
         # The references (also warm the page cache for everyone).
         ref = pd.read_parquet(path)
         ref_pa = pd.read_parquet(path, dtype_backend="pyarrow")
         ref_table = pq.read_table(path)
         ref_text = info_text(ref)
-        facts["frame"] = (f"{rows:,} rows; int64 id, a, b; float64 x, y, z (1% NaN); object g "
-                          f"({GROUPS} values), s ({S_POOL:,} values, 1% None); "
-                          f"{human(int(ref.memory_usage(index=True, deep=True).sum()))} in "
-                          f"pandas (deep); parquet snappy {human(file_size)}")
+        ref_deep = int(ref.memory_usage(index=True, deep=True).sum())
+        facts["frame"] = f"{describe_frame(rows, ref_deep)}; parquet snappy {human(file_size)}"
 
         aside.start()
         url = f"http://127.0.0.1:{aside.port}"
         client = aside_client.connect(url, timeout=CLIENT_TIMEOUT)
+        run.closers.append(client.close)
         print(f"  aside listening on 127.0.0.1:{aside.port} ({facts['aside']}), cache empty")
 
         # -- warm-up: the first info loads the frame -------------------------------------------
@@ -447,20 +359,10 @@ def main() -> int:
 
         # -- the answers, before any timing ----------------------------------------------------
         print("checks")
-        t = client.read_table(KEY, transport="http")
-        if client.last_transport != "http":
-            raise BenchError(f"read_table(transport='http') used {client.last_transport}")
-        same_table(t, ref_table, ref, "read_table(transport='http')")
-        del t
-        same_frame(client.read(KEY, transport="http"), ref, "read(transport='http')")
+        same_reads(client, "http", ref_table, ref)
         same_table(aside.arrow_table(), ref_table, ref,
                    "the Arrow stream read with http.client and open_stream")
-        t = client.read_table(KEY, transport="shm")
-        if client.last_transport != "shm":
-            raise BenchError(f"read_table(transport='shm') used {client.last_transport}")
-        same_table(t, ref_table, ref, "read_table(transport='shm')")
-        del t
-        same_frame(client.read(KEY, transport="shm"), ref, "read(transport='shm')")
+        same_reads(client, "shm", ref_table, ref)
         same_frame(client.read(KEY, transport="shm", dtype_backend="pyarrow"), ref_pa,
                    "read(transport='shm', dtype_backend='pyarrow')")
         gc.collect()
@@ -517,12 +419,12 @@ def main() -> int:
 
         # -- 2. HTTP ---------------------------------------------------------------------------
         print("2. aside over HTTP (Arrow stream)")
-        stream_bytes, _ = aside.arrow_discard()
+        stream_bytes, _ = aside.arrow_transfer()
         t_http = alternate(args.repeat, {
             "read_table": lambda: client.read_table(KEY, transport="http"),
             "read": lambda: client.read(KEY, transport="http"),
             "http.client + open_stream": aside.arrow_table,
-            "bare transfer": aside.arrow_discard,
+            "bare transfer": aside.arrow_transfer,
         }, "http")
         h_t, h_d, h_raw = (med(t_http["read_table"]), med(t_http["read"]),
                            med(t_http["bare transfer"]))
@@ -616,29 +518,10 @@ def main() -> int:
         print(f"  first info (cold load by the server): {secs(cold_s)}; first map (publish): "
               f"{secs(publish_s)}")
         print()
-        for k in ("reproduce", "date", "machine", "aside", "python", "frame", "in process"):
-            print(f"  {k + ':':<11} {facts[k]}")
+        print_facts(facts, ("reproduce", "date", "machine", "aside", "python", "frame",
+                            "in process"))
         print_problems(aside.problems())
-        ok = True
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # HTTP failures, pandas errors, compile errors: report, exit 1
-        code = failure(PROG, e, interrupted)
-        if code is not None:
-            return code
-    finally:
-        if client is not None:
-            client.close()
-        if aside is not None:
-            status = aside.stop()
-            if status not in (None, 0):
-                print(f"{PROG}: aside exited with status {status} on SIGTERM", file=sys.stderr)
-                ok = False
-            if (not ok or status not in (None, 0)) and not interrupted:
-                print_log_tail(aside.log())
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if ok else 1
+    return run.status
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aside_process import (AsideProcess, BenchError, core_count, env_line,  # noqa: E402
                            failure, install_signal_handlers, loopback_env, machine, positive_int,
-                           print_log_tail, print_problems, server_binary, server_version,
-                           stop_process, utc_now)
+                           print_facts, print_log_tail, print_problems, server_binary,
+                           server_version, stop_process, utc_now)
 
 PROG = "s3_cold_load"
 VENV_BIN = os.path.dirname(sys.executable)
@@ -348,8 +348,8 @@ def report(runs: list[Run], size: int, info: dict[str, str]) -> None:
           f"{gbps(size, w2).strip()} GB/s discarded (medians)")
     print(f"  upload (boto3 upload_file to moto, informative): {info['upload_s']}")
     print()
-    for k in ("reproduce", "date", "machine", "aside", "aside S3", "boto3", "moto", "moto part"):
-        print(f"  {k + ':':<11} {info[k]}")
+    print_facts(info, ("reproduce", "date", "machine", "aside", "aside S3", "boto3", "moto",
+                       "moto part"))
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -494,13 +494,8 @@ def main() -> int:
         report(runs, size, info)
         print_problems(aside.problems())
         ok = True
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # boto3 or HTTP failures too: report them, stop everything, exit 1
-        code = failure(PROG, e, interrupted)
-        if code is not None:
-            return code
+    except (KeyboardInterrupt, Exception) as e:  # boto3 or HTTP failures too: report, stop all
+        return failure(PROG, e, interrupted)
     finally:
         if aside is not None:
             aside.stop()
