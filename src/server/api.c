@@ -601,10 +601,16 @@ static void fn_head(call *c)
     buf_putc(b, '{');
     put_stats(b, &stats);
     buf_printf(b, ", \"functions\": {\"workers\": %llu, \"started\": %llu, \"calls\": %llu, "
-                  "\"timeouts\": %llu, \"crashes\": %llu}",
+                  "\"timeouts\": %llu, \"crashes\": %llu, \"memo\": ",
                (unsigned long long)fs.workers, (unsigned long long)fs.started,
                (unsigned long long)fs.requests, (unsigned long long)fs.timeouts,
                (unsigned long long)fs.crashes);
+    json_t *memo = function_pool_memo_stats(c->api->functions);
+    char *memo_text = memo ? json_dumps(memo, JSON_COMPACT) : NULL;
+    buf_puts(b, memo_text ? memo_text : "null");
+    buf_putc(b, '}');
+    free(memo_text);
+    json_decref(memo);
     buf_puts(b, ", \"entries\": [");
     for (size_t i = 0; i < count; i++) {
         if (i)

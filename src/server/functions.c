@@ -48,9 +48,10 @@ enum {
 };
 
 typedef struct worker {
-    pid_t pid; /* 0: the slot is empty */
-    int   fd;
-    bool  busy;
+    pid_t   pid; /* 0: the slot is empty */
+    int     fd;
+    bool    busy;
+    json_t *stats; /* its memoisation figures as of its last call, or NULL */
 } worker;
 
 struct function_pool {
@@ -90,6 +91,8 @@ void function_pool_set_url(function_pool *p, const char *url)
 
 static void worker_stop(worker *w)
 {
+    json_decref(w->stats);
+    w->stats = NULL;
     if (!w->pid)
         return;
     close(w->fd);
@@ -109,6 +112,7 @@ void function_pool_destroy(function_pool *p)
             kill(p->workers[i].pid, SIGTERM);
             waitpid(p->workers[i].pid, NULL, 0);
         }
+        json_decref(p->workers[i].stats);
     }
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->lock);
@@ -401,12 +405,53 @@ aside_status function_pool_request(function_pool *p, json_t *request, unsigned t
             close(w->fd);
             describe_death(w->pid, err);
             w->pid = 0;
+            json_decref(w->stats);
+            w->stats = NULL;
         }
         pthread_mutex_unlock(&p->lock);
         st = err ? err->status : ASIDE_ERR_INTERNAL;
     }
+    json_t *stats = st == ASIDE_OK ? json_object_get(out->header, "stats") : NULL;
+    if (json_is_object(stats)) {
+        pthread_mutex_lock(&p->lock);
+        json_decref(w->stats);
+        w->stats = json_incref(stats);
+        pthread_mutex_unlock(&p->lock);
+    }
     release(p, w);
     return st;
+}
+
+/* Add the counters of each name in from (an object of objects of numbers) into into. */
+static void add_counters(json_t *into, json_t *from)
+{
+    const char *name;
+    json_t *figures;
+    json_object_foreach(from, name, figures) {
+        json_t *sum = json_object_get(into, name);
+        if (!sum)
+            json_object_set_new(into, name, sum = json_object());
+        const char *what;
+        json_t *n;
+        json_object_foreach(figures, what, n) {
+            json_int_t before = json_integer_value(json_object_get(sum, what));
+            json_object_set_new(sum, what, json_integer(before + json_integer_value(n)));
+        }
+    }
+}
+
+json_t *function_pool_memo_stats(function_pool *p)
+{
+    json_t *lru = json_object(), *results = json_object();
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        if (!p->workers[i].stats)
+            continue;
+        add_counters(lru, json_object_get(p->workers[i].stats, "functions"));
+        add_counters(results, json_object_get(p->workers[i].stats, "results"));
+    }
+    pthread_mutex_unlock(&p->lock);
+    return json_pack("{s:o, s:o}", "lru", lru, "results", results);
 }
 
 /* ---- the API ---------------------------------------------------------------------------- */

@@ -143,6 +143,10 @@ aside_status   function_pool_request(function_pool *p, struct json_t *request,
                                      unsigned timeout_ms, function_reply *out,
                                      aside_error *err);
 void           function_reply_clear(function_reply *r);
+/* The workers' memoisation figures, summed over the running workers as of their last calls:
+ * {"lru": {"module.function": {"hits", "misses", "maxsize", "currsize"}}, "results": {...}}
+ * (maxsize and currsize summed too: per worker caches). The caller owns it. */
+struct json_t *function_pool_memo_stats(function_pool *p);
 
 /* ---- config ------------------------------------------------------------------------------- */
 

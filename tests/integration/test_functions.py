@@ -207,3 +207,22 @@ def test_the_workers_stop_with_the_server(make_server):
     pid = value(server.get(function="pid"))
     server.stop()
     assert not pathlib.Path(f"/proc/{pid}").exists()
+
+
+def test_memoisation_figures_reach_the_telemetry(make_server):
+    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
+    install(server, "memo", '''
+        import aside
+
+        @aside.lru_cache(maxsize=8)
+        def square(x):
+            return x * x
+
+        def main(cache, x):
+            return square(x)
+    ''')
+    for x in (3, 3, 3, 4):
+        value(server.get(function="memo", x=str(x)))
+    lru = functions_stats(server)["memo"]["lru"]
+    (name, figures), = [(k, v) for k, v in lru.items() if k.endswith("square")]
+    assert (figures["hits"], figures["misses"], figures["currsize"]) == (2, 2, 2)

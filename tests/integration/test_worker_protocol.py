@@ -246,8 +246,9 @@ def test_a_bytes_result_is_the_payload_as_it_is(server, worker):
     ''')
     for n in (0, 1, 2, 3):
         header, body = worker.call("raw", n=n)
+        assert set(header["stats"]) == {"functions", "results"}  # a call's figures ride along
         assert header == {"id": header["id"], "ok": True, "kind": "bytes",
-                          "payload_bytes": 256 * n}
+                          "payload_bytes": 256 * n, "stats": header["stats"]}
         assert body == bytes(range(256)) * n
 
 

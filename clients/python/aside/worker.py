@@ -27,7 +27,8 @@ answer, and an ``"op"``:
 
 Answers: ``{"id", "ok": true, "kind": "json", "value": ...}``; ``{"id", "ok": true, "kind":
 "frame", "payload_bytes": n}`` + an Arrow IPC stream; ``{"id", "ok": true, "kind": "bytes",
-"payload_bytes": n}`` + the bytes; or ``{"id", "ok": false, "error": {"status", "type",
+"payload_bytes": n}`` + the bytes (a call's success also carries ``"stats"``, as the stats op
+answers them); or ``{"id", "ok": false, "error": {"status", "type",
 "message", "traceback"}}`` with status 404 (no such function), 400 (arguments that do not fit
 ``main``, a check that fails, a malformed request), 507 (``MemoryError``), else 500. The
 traceback holds only the frames of the function folder's files, one line per item.
@@ -336,6 +337,8 @@ class Worker:
                 fields, body = {"ok": True, "kind": "json", "value": self.stats()}, b""
             else:
                 raise CallError(STATUS_BAD_REQUEST, "ProtocolError", f"unknown op {op!r}")
+            if op == "call":  # the server keeps each worker's latest, for its telemetry
+                fields["stats"] = self.stats()
             # a string that is not valid Unicode fails here, as an error of the call
             return _encode_header({"id": rid, **fields}), body
         except KeyboardInterrupt:
