@@ -46,6 +46,17 @@ static frame_type integer_type(duckdb_type id)
     }
 }
 
+/* The unit of a DuckDB timestamp type. */
+static frame_unit timestamp_unit(duckdb_type id)
+{
+    switch (id) {
+    case DUCKDB_TYPE_TIMESTAMP_S: return FRAME_SECOND;
+    case DUCKDB_TYPE_TIMESTAMP_MS: return FRAME_MILLI;
+    case DUCKDB_TYPE_TIMESTAMP_NS: return FRAME_NANO;
+    default: return FRAME_MICRO; /* TIMESTAMP and TIMESTAMP WITH TIME ZONE */
+    }
+}
+
 static frame_batch *enum_dictionary(duckdb_logical_type type)
 {
     uint32_t count = duckdb_enum_dictionary_size(type);
@@ -83,13 +94,14 @@ bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
     case DUCKDB_TYPE_VARCHAR: out->type = FRAME_UTF8; break;
     case DUCKDB_TYPE_BLOB: out->type = FRAME_BINARY; break;
     case DUCKDB_TYPE_DATE: out->type = FRAME_DATE32; break;
-    case DUCKDB_TYPE_TIMESTAMP_S: out->type = FRAME_TIMESTAMP; out->unit = FRAME_SECOND; break;
-    case DUCKDB_TYPE_TIMESTAMP_MS: out->type = FRAME_TIMESTAMP; out->unit = FRAME_MILLI; break;
-    case DUCKDB_TYPE_TIMESTAMP: out->type = FRAME_TIMESTAMP; out->unit = FRAME_MICRO; break;
-    case DUCKDB_TYPE_TIMESTAMP_NS: out->type = FRAME_TIMESTAMP; out->unit = FRAME_NANO; break;
-    case DUCKDB_TYPE_TIMESTAMP_TZ:
+    case DUCKDB_TYPE_TIMESTAMP_S: case DUCKDB_TYPE_TIMESTAMP_MS: case DUCKDB_TYPE_TIMESTAMP:
+    case DUCKDB_TYPE_TIMESTAMP_NS:
         out->type = FRAME_TIMESTAMP;
-        out->unit = FRAME_MICRO;
+        out->unit = timestamp_unit(id);
+        break;
+    case DUCKDB_TYPE_TIMESTAMP_TZ: /* microseconds, in UTC */
+        out->type = FRAME_TIMESTAMP;
+        out->unit = timestamp_unit(id);
         if (!(out->timezone = strdup("UTC")))
             return false;
         break;
@@ -201,7 +213,6 @@ bool convert_vector(duckdb_vector v, duckdb_logical_type type, const frame_field
     uint64_t *validity = duckdb_vector_get_validity(v);
     out->validity = (const uint8_t *)validity;
     void *data = duckdb_vector_get_data(v);
-    frame_field natural;
     duckdb_type id = duckdb_get_type_id(type);
     /* The slice's layout is the DuckDB type's; the builder converts to the field's. */
     bool integer = (id >= DUCKDB_TYPE_TINYINT && id <= DUCKDB_TYPE_UBIGINT);
@@ -228,10 +239,7 @@ bool convert_vector(duckdb_vector v, duckdb_logical_type type, const frame_field
                (out->values = scratch->values.data);
     case DUCKDB_TYPE_TIMESTAMP_S: case DUCKDB_TYPE_TIMESTAMP_MS: case DUCKDB_TYPE_TIMESTAMP:
     case DUCKDB_TYPE_TIMESTAMP_NS: case DUCKDB_TYPE_TIMESTAMP_TZ:
-        if (!convert_field(type, "", &natural))
-            return false;
-        out->slice_unit = natural.unit;
-        frame_field_clear(&natural);
+        out->slice_unit = timestamp_unit(id);
         out->values = data;
         return true;
     default:

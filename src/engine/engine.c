@@ -553,29 +553,31 @@ static bool hints_from_pandas(const char *text, hints *h)
     return ok;
 }
 
-/* The value of the parquet file's key-value metadata key, malloc'd and NUL-terminated in
- * *out, or NULL when absent. */
-static aside_status kv_value(duckdb_connection conn, const char *path, const char *key,
-                             char **out, size_t *len, aside_error *err)
+/* The parquet file's "pandas" and "ARROW:schema" metadata, malloc'd and NUL-terminated (NULL
+ * when absent), read in one pass over the file's footer. */
+static aside_status kv_values(duckdb_connection conn, const char *path, char **pandas,
+                              char **arrow, size_t *arrow_len, aside_error *err)
 {
     buf sql = {0};
-    buf_puts(&sql, "SELECT value FROM parquet_kv_metadata(");
+    buf_puts(&sql, "SELECT key = 'pandas', value FROM parquet_kv_metadata(");
     quote(&sql, path, '\'');
-    buf_puts(&sql, ") WHERE key = ");
-    quote(&sql, key, '\'');
-    *out = NULL;
+    buf_puts(&sql, ") WHERE key IN ('pandas', 'ARROW:schema')");
+    *pandas = *arrow = NULL;
     if (sql.failed)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     duckdb_result res;
     aside_status st = ASIDE_OK;
-    if (duckdb_query(conn, sql.data, &res) == DuckDBError) {
+    if (duckdb_query(conn, sql.data, &res) == DuckDBError)
         st = error_set(err, ASIDE_ERR_BAD_VALUE, "%s", duckdb_result_error(&res));
-    } else if (duckdb_row_count(&res) > 0) {
-        duckdb_blob blob = duckdb_value_blob(&res, 0, 0);
+    for (idx_t row = 0; st == ASIDE_OK && row < duckdb_row_count(&res); row++) {
+        char **out = duckdb_value_boolean(&res, 0, row) ? pandas : arrow;
+        duckdb_blob blob = duckdb_value_blob(&res, 1, row);
+        free(*out);
         if ((*out = malloc(blob.size + 1))) {
             memcpy(*out, blob.data, blob.size);
             (*out)[blob.size] = '\0';
-            *len = blob.size;
+            if (out == arrow)
+                *arrow_len = blob.size;
         } else {
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
         }
@@ -623,20 +625,16 @@ static bool hints_from_arrow(const char *base64, size_t len, hints *h)
 static aside_status parquet_hints(duckdb_connection conn, const char *path, hints *h,
                                   aside_error *err)
 {
-    char *text = NULL;
-    size_t len = 0;
+    char *pandas = NULL, *arrow = NULL;
+    size_t arrow_len = 0;
     h->index.step = 1;
+    aside_status st = kv_values(conn, path, &pandas, &arrow, &arrow_len, err);
     /* pandas' hints first: the Arrow schema's, applied after, are exact where both speak */
-    aside_status st = kv_value(conn, path, "pandas", &text, &len, err);
-    if (st == ASIDE_OK && text && !hints_from_pandas(text, h))
+    if (st == ASIDE_OK && ((pandas && !hints_from_pandas(pandas, h)) ||
+                           (arrow && !hints_from_arrow(arrow, arrow_len, h))))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-    free(text);
-    text = NULL;
-    if (st == ASIDE_OK)
-        st = kv_value(conn, path, "ARROW:schema", &text, &len, err);
-    if (st == ASIDE_OK && text && !hints_from_arrow(text, len, h))
-        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-    free(text);
+    free(pandas);
+    free(arrow);
     return st;
 }
 

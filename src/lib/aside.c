@@ -749,7 +749,10 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     sor *from = NULL;
     aside_value_type type = ASIDE_TYPE_BYTES;
     aside_status st = prepare(c, key, options, &from, err);
-    if (st == ASIDE_OK)
+    /* a type asked for may decode the copy again, so it is settled before the memory is
+     * looked at; otherwise a memory hit needs no type, and only a miss asks for it */
+    bool asked = options && options->type;
+    if (st == ASIDE_OK && asked)
         st = requested_type(c, key, options, &type, err);
     if (st != ASIDE_OK)
         return st;
@@ -760,6 +763,8 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     }
     if (options && options->memory_only)
         return error_set(err, ASIDE_ERR_WOULD_BLOCK, "%s is not in memory", key);
+    if (!asked && (st = requested_type(c, key, options, &type, err)) != ASIDE_OK)
+        return st;
     bool leader = false;
     flight *f = flight_join(c->flights, key, &leader);
     if (!f)

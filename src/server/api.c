@@ -401,7 +401,7 @@ static void answer_value(call *c, aside_value *v, const aside_read_info *info, b
     if (aside_value_type_of(v) == ASIDE_TYPE_FRAME &&
         (frame_format || (!format && api_accepts(c, ARROW_STREAM_MEDIA_TYPE)) ||
          (strcmp(ret, "data") == 0 && (!format || strcmp(format, "json") == 0))))
-        frames_answer_read(c, v, format);
+        frames_answer_read(c, v);
     else if (frame_format)
         api_error(c, 400, "not_a_frame", "formats arrow, parquet and csv are for frames; read "
                                          "this key with type=frame");

@@ -157,9 +157,8 @@ static void answer_frame(api_call *c, frame *f, const char *default_orient, bool
 
 void frames_answer(api_call *c, frame *f) { answer_frame(c, f, "records", false); }
 
-void frames_answer_read(api_call *c, aside_value *v, const char *format)
+void frames_answer_read(api_call *c, aside_value *v)
 {
-    (void)format;
     answer_frame(c, value_frame(v), "records", true);
 }
 

@@ -749,18 +749,16 @@ static void fn_function_delete(api_call *c)
     answer_saved(c, name);
 }
 
-static void answer_list(api_call *c, function_reply *r) { answer_reply_value(c, r); }
-
 static void fn_functions(api_call *c)
 {
     json_t *request = json_pack("{s:s}", "op", "describe");
-    run_request(c, request, 0, answer_list);
+    run_request(c, request, 0, answer_reply_value);
 }
 
 static void fn_function_stats(api_call *c)
 {
     json_t *request = json_pack("{s:s}", "op", "stats");
-    run_request(c, request, 0, answer_list);
+    run_request(c, request, 0, answer_reply_value);
 }
 
 typedef struct function_admin {

@@ -244,8 +244,9 @@ typedef void (*api_run)(api_call *c);
 api_run frames_function(const char *name, bool *may_block, bool *tries_memory);
 /* The names of the frame functions, NULL-terminated, for the unknown-function message. */
 extern const char *const frames_function_names[];
-/* Answer a read of a frame value with return=data (format arrow, parquet, csv or json). */
-void    frames_answer_read(api_call *c, aside_value *v, const char *format);
+/* Answer a read of a frame value with return=data, in the format the call asks for (arrow,
+ * parquet, csv or json). */
+void    frames_answer_read(api_call *c, aside_value *v);
 /* Answer a frame computed for c, as the frame functions answer theirs. */
 struct frame;
 void    frames_answer(api_call *c, struct frame *f);
