@@ -38,7 +38,10 @@ typedef enum aside_status {
     ASIDE_ERR_IO,        /* the local disk failed */
     ASIDE_ERR_NOMEM,     /* out of memory */
     ASIDE_ERR_INTERNAL,  /* a bug: please report it */
-    ASIDE_ERR_WOULD_BLOCK /* memory_only was asked and the value is not in memory */
+    ASIDE_ERR_WOULD_BLOCK, /* memory_only was asked and the value is not in memory */
+    ASIDE_ERR_FULL,       /* what must stay in memory (pinned keys, collections) would pass the
+                             memory budget */
+    ASIDE_ERR_WRONG_TYPE  /* an operation for another type (a list operation on a map) */
 } aside_status;
 
 #define ASIDE_ERROR_MESSAGE_MAX 512
@@ -60,8 +63,13 @@ const char *aside_status_name(aside_status status);
 typedef enum aside_value_type {
     ASIDE_TYPE_BYTES = 0, /* any file, served as it is */
     ASIDE_TYPE_JSON,      /* a JSON document, validated when loaded */
-    ASIDE_TYPE_FRAME      /* a DataFrame (parquet, CSV, JSON lines, Arrow), decoded when loaded;
+    ASIDE_TYPE_FRAME,     /* a DataFrame (parquet, CSV, JSON lines, Arrow), decoded when loaded;
                              its bytes are the file's, its memory form the decoded frame */
+    /* Collections: kept by the cache alone, changed by operations (aside_op), read as JSON. */
+    ASIDE_TYPE_LIST,      /* a JSON array: push and pop at both ends */
+    ASIDE_TYPE_SET,       /* a JSON array of distinct members */
+    ASIDE_TYPE_MAP,       /* a JSON object: fields and their values */
+    ASIDE_TYPE_COUNTER    /* a JSON integer */
 } aside_value_type;
 
 /* Where a read found its value. */
@@ -167,11 +175,25 @@ typedef struct aside_config {
     aside_s3_config s3;             /* S3; when s3.bucket is set, S3 is the default storage */
     uint64_t memory_limit_bytes;    /* bytes of values in memory; 0: 25% of RAM (or cgroup limit) */
     uint64_t disk_limit_bytes;      /* bytes of the disk tier; 0: 80% of free space at open */
-    const char *policy;             /* eviction policy: "s3fifo" (default) or "lru" */
+    const char *policy;             /* eviction policy: "s3fifo" (default), "lru" or "lfu" */
     /* where frames are published for processes on the host (ASIDE_SHM_DIR): NULL or "": a
      * private folder under /dev/shm (mode 0700) for this process; "off": never */
     const char *shm_dir;
+    /* When values kept by the cache alone (collections, edited JSON documents, small puts) reach
+     * the disk: ASIDE_FSYNC_EVERYSEC (default), ASIDE_FSYNC_ALWAYS, ASIDE_FSYNC_NEVER (see
+     * aside_fsync). */
+    int      fsync;
+    uint64_t default_ttl_ms; /* a key expires this long after it enters the cache; 0: never */
 } aside_config;
+
+/* Durability of the values the cache alone holds. Every change is written to the operating
+ * system before it is acknowledged, so a killed process loses nothing; the policy says what a
+ * crash of the machine may lose. */
+typedef enum aside_fsync {
+    ASIDE_FSYNC_EVERYSEC = 0, /* flushed to the disk once a second: at most a second lost */
+    ASIDE_FSYNC_ALWAYS,       /* flushed before each acknowledgement: nothing lost */
+    ASIDE_FSYNC_NEVER         /* left to the operating system */
+} aside_fsync;
 
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
 void aside_config_init(aside_config *cfg);
@@ -245,6 +267,33 @@ aside_status aside_list(aside_cache *cache, const aside_read_options *options,
 aside_status aside_put(aside_cache *cache, const char *key, const aside_read_options *options,
                        const void *data, size_t size, aside_error *err);
 
+/* Run an operation on key's collection or JSON document. op names it ("list_push",
+ * "set_add", "map_increment", "counter_increment", "json_set", ...; the README's API table
+ * lists them all), args_json is a JSON object of its arguments (NULL: none). On success
+ * *result_json (free it with free()) receives the answer as JSON text. A collection operation on
+ * a key that is not cached creates the collection; one for another type fails with
+ * ASIDE_ERR_WRONG_TYPE and changes nothing. Changes are atomic per key and reach the disk as the
+ * cache's fsync policy says before this returns. */
+aside_status aside_op(aside_cache *cache, const char *key, const char *op, const char *args_json,
+                      char **result_json, aside_error *err);
+
+/* Give key a time to live: it leaves the cache (memory and disk) ttl_ms from now; 0 removes the
+ * time to live. ASIDE_ERR_NOT_FOUND if the cache does not hold key. */
+aside_status aside_expire(aside_cache *cache, const char *key, uint64_t ttl_ms, aside_error *err);
+/* The time key has left in *ttl_ms, or -1 when it does not expire. */
+aside_status aside_ttl(aside_cache *cache, const char *key, int64_t *ttl_ms, aside_error *err);
+/* Pin key in memory (loading it first if need be): it is never evicted until unpinned. Pinned
+ * bytes count against the memory budget; a pin that cannot fit fails with ASIDE_ERR_FULL. */
+aside_status aside_pin(aside_cache *cache, const char *key, const aside_read_options *options,
+                       aside_error *err);
+aside_status aside_unpin(aside_cache *cache, const char *key, aside_error *err);
+/* Drop key's value from memory, keeping its file in the disk tier. ASIDE_ERR_CONFLICT for a
+ * key whose only copy is in memory and the log (a collection). */
+aside_status aside_evict(aside_cache *cache, const char *key, aside_error *err);
+/* Rewrite the log of the values the cache alone holds, keeping only what is current. It also
+ * happens by itself as the log grows. */
+aside_status aside_compact(aside_cache *cache, aside_error *err);
+
 /* Remove key from memory and the disk tier (never from the system of record).
  * ASIDE_ERR_NOT_FOUND if the cache does not hold it. */
 aside_status aside_delete(aside_cache *cache, const char *key, aside_error *err);
@@ -261,6 +310,10 @@ typedef struct aside_stats {
     uint64_t shm_publications; /* frames published in shared memory */
     uint64_t shm_maps;         /* requests answered with a publication */
     uint64_t shm_bytes;        /* bytes of the publications (part of memory_used_bytes) */
+    uint64_t pinned_bytes;     /* in memory for good: pinned keys and collections */
+    uint64_t expirations;      /* keys removed because their time to live ran out */
+    uint64_t log_bytes;        /* the log of the values the cache alone holds */
+    uint64_t log_compactions;
     double   uptime_seconds;
 } aside_stats;
 
@@ -275,6 +328,9 @@ typedef struct aside_entry_info {
     uint64_t         hits;
     int64_t          last_access_ms; /* unix time in milliseconds */
     uint64_t         generation; /* changes whenever the key gets a new content */
+    bool             pinned;
+    bool             cache_only; /* no system of record holds it: put, collections, edits */
+    int64_t          expires_ms; /* unix time in milliseconds when it expires; 0: never */
 } aside_entry_info;
 
 /* A snapshot of every key, sorted by key. The caller frees it with aside_entries_free(). */

@@ -20,6 +20,7 @@ libcurl4-openssl-dev 7.88
 libssl-dev          3.0
 liblz4-dev          1.9.4
 libzstd-dev         1.5.4
+libyaml-dev         0.2.5
 nginx-light         1.22
 wrk                 4.1.0
 curl                7.88

@@ -93,7 +93,8 @@ const char *aside_status_name(aside_status status)
 {
     static const char *const names[] = {"ok",       "invalid",  "not_found", "too_large",
                                         "bad_value", "conflict", "access_denied", "sor_error", "timeout",
-                                        "io_error", "out_of_memory", "internal", "would_block"};
+                                        "io_error", "out_of_memory", "internal", "would_block",
+                                        "full", "wrong_type"};
     if ((size_t)status < sizeof names / sizeof names[0])
         return names[status];
     return "unknown";
@@ -1639,4 +1640,50 @@ aside_status aside_frame_info(const aside_value *v, char **json, char **text, ui
         *text = NULL;
     }
     return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
+/* ---- operations, time to live, pins (being built) ----------------------------------------- */
+
+aside_status aside_op(aside_cache *c, const char *key, const char *op, const char *args_json,
+                      char **result_json, aside_error *err)
+{
+    (void)c; (void)key; (void)op; (void)args_json; (void)result_json;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_expire(aside_cache *c, const char *key, uint64_t ttl_ms, aside_error *err)
+{
+    (void)c; (void)key; (void)ttl_ms;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_ttl(aside_cache *c, const char *key, int64_t *ttl_ms, aside_error *err)
+{
+    (void)c; (void)key; (void)ttl_ms;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_pin(aside_cache *c, const char *key, const aside_read_options *options,
+                       aside_error *err)
+{
+    (void)c; (void)key; (void)options;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_unpin(aside_cache *c, const char *key, aside_error *err)
+{
+    (void)c; (void)key;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_evict(aside_cache *c, const char *key, aside_error *err)
+{
+    (void)c; (void)key;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
+}
+
+aside_status aside_compact(aside_cache *c, aside_error *err)
+{
+    (void)c;
+    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
 }

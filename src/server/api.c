@@ -47,6 +47,8 @@ static int status_for(aside_status st)
     case ASIDE_ERR_SOR: return 502;
     case ASIDE_ERR_TIMEOUT: return 504;
     case ASIDE_ERR_NOMEM: return 503;
+    case ASIDE_ERR_FULL: return 507;
+    case ASIDE_ERR_WRONG_TYPE: return 409;
     default: return 500;
     }
 }
