@@ -184,6 +184,9 @@ typedef struct aside_config {
      * aside_fsync). */
     int      fsync;
     uint64_t default_ttl_ms; /* a key expires this long after it enters the cache; 0: never */
+    /* the journal is compacted when it passes this size and twice its size after the last
+     * compaction; 0: 64 MiB */
+    uint64_t journal_compact_bytes;
 } aside_config;
 
 /* Durability of the values the cache alone holds. Every change is written to the operating

@@ -32,13 +32,13 @@
 #include "aside.h"
 #include "arrow/arrow.h"
 #include "core/core.h"
+#include "cache.h"
 #include "lib.h"
 #include "sor/sor.h"
 #include "store/store.h"
 #include "util/util.h"
 #include "value/value.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define DEFAULT_SHM_ROOT "/dev/shm"
 
 enum {
@@ -47,44 +47,6 @@ enum {
     ENGINE_MEMORY_PERCENT = 25, /* DuckDB's working memory, of the cache's memory budget */
     GENERATION_SHIFT = 16,      /* room for 65536 new contents a millisecond between runs */
     VERIFY_CHUNK_BYTES = 1 << 20
-};
-
-typedef struct entry {
-    table_node  node;
-    char       *key;
-    aside_value *value;   /* in memory, or NULL */
-    policy_node mem_node; /* in the memory policy while value != NULL */
-    policy_node disk_node; /* in the disk policy (always: memory is a subset of disk) */
-    store_meta  meta;
-    bool        verified; /* the file's checksum was checked since the cache opened */
-    bool        revalidating; /* a background revalidation runs */
-    int64_t     validated_ms; /* unix ms of the fetch, or of the last "not modified" */
-    uint64_t    generation;   /* which content this is: a new one for each install */
-    char       *shm_path;     /* the frame published in shared memory, or NULL */
-    uint64_t    shm_bytes;
-    uint64_t    hits;
-    int64_t     last_access_ms;
-} entry;
-
-struct aside_cache {
-    pthread_mutex_t lock;
-    engine         *engine; /* reads frames, runs their SQL */
-    value_context   decode; /* what decoding a frame needs */
-    table          *index;
-    policy         *mem_policy, *disk_policy;
-    uint64_t        mem_limit, disk_limit;
-    aside_stats     counters; /* hits, misses, evictions, sor_fetches */
-    store          *store;
-    sor            *sd; /* the directory, or the program's callbacks */
-    sor            *s3; /* NULL without a bucket */
-    flight_group   *flights;
-    int64_t         opened_mono_ns;
-    unsigned        background; /* background revalidations running; close waits for them */
-    pthread_cond_t  background_done;
-    uint64_t        generations; /* the last generation given to an entry */
-    char           *shm_dir;     /* where frames are published, or NULL: not at all */
-    bool            shm_dir_ours; /* created at open: removed at close */
-    uint64_t        shm_bytes;    /* of all publications, counted in the memory budget */
 };
 
 /* ---- status names and config -------------------------------------------------------------- */
@@ -110,14 +72,25 @@ void aside_config_init(aside_config *cfg)
 
 /* ---- entries (all under the lock) --------------------------------------------------------- */
 
-static entry *entry_find(aside_cache *c, const char *key)
+entry *entry_lookup(aside_cache *c, const char *key)
 {
     size_t len = strlen(key);
     table_node *n = table_find(c->index, key, len, table_hash(key, len));
     return n ? container_of(n, entry, node) : NULL;
 }
 
-static entry *entry_create(aside_cache *c, const char *key)
+entry *entry_find(aside_cache *c, const char *key)
+{
+    entry *e = entry_lookup(c, key);
+    if (e && e->meta.expires_ms && ops_expired(e, clock_unix_ms())) {
+        entry_destroy(c, e, true);
+        c->counters.expirations++;
+        return NULL;
+    }
+    return e;
+}
+
+entry *entry_create(aside_cache *c, const char *key)
 {
     entry *e = calloc(1, sizeof *e);
     if (!e)
@@ -136,7 +109,7 @@ static entry *entry_create(aside_cache *c, const char *key)
 }
 
 /* Unlink e's publication: readers that mapped it keep their mapping, new ones cannot open it. */
-static void entry_unpublish(aside_cache *c, entry *e)
+void entry_unpublish(aside_cache *c, entry *e)
 {
     if (!e->shm_path)
         return;
@@ -147,74 +120,116 @@ static void entry_unpublish(aside_cache *c, entry *e)
     e->shm_bytes = 0;
 }
 
-static void entry_drop_memory(aside_cache *c, entry *e, bool in_policy)
+void entry_set_resident(aside_cache *c, entry *e, uint64_t bytes)
+{
+    c->resident_bytes = c->resident_bytes - e->resident + bytes;
+    e->resident = bytes;
+}
+
+void entry_place_on_disk(aside_cache *c, entry *e)
+{
+    int64_t expires_ms = e->meta.expires_ms;
+    e->meta.expires_ms = 0;
+    ops_set_expiry(c, e, expires_ms);
+    if (e->meta.pinned) {
+        c->disk_pinned_bytes += e->meta.size;
+        return;
+    }
+    policy_insert(c->disk_policy, &e->disk_node);
+    e->in_disk_policy = true;
+}
+
+void entry_drop_memory(aside_cache *c, entry *e)
 {
     entry_unpublish(c, e);
     if (!e->value)
         return;
-    if (in_policy)
+    if (e->in_mem_policy)
         policy_remove(c->mem_policy, &e->mem_node);
+    e->in_mem_policy = false;
+    if (!e->live)
+        entry_set_resident(c, e, 0);
     aside_value_release(e->value);
     e->value = NULL;
 }
 
-/* Remove e from the index and free it. Its files are removed too when remove_files is set. */
-static void entry_destroy(aside_cache *c, entry *e, bool in_disk_policy, bool remove_files)
+void entry_destroy(aside_cache *c, entry *e, bool remove_files)
 {
-    entry_drop_memory(c, e, true);
-    if (in_disk_policy)
+    bool has_files = !e->live;
+    entry_drop_memory(c, e);
+    if (e->in_disk_policy)
         policy_remove(c->disk_policy, &e->disk_node);
-    if (remove_files)
+    if (e->meta.pinned && !e->live)
+        c->disk_pinned_bytes -= e->meta.size;
+    ops_entry_gone(c, e);
+    entry_set_resident(c, e, 0);
+    ops_set_expiry(c, e, 0);
+    if (remove_files && has_files)
         store_remove(c->store, e->key);
     table_remove(c->index, &e->node);
     free(e->key);
     free(e);
 }
 
-static void evict_memory_for(aside_cache *c, uint64_t bytes)
+void evict_memory_for(aside_cache *c, uint64_t bytes)
 {
-    while (policy_bytes(c->mem_policy) + c->shm_bytes + bytes > c->mem_limit) {
+    while (policy_bytes(c->mem_policy) + c->shm_bytes + c->resident_bytes + bytes >
+           c->mem_limit) {
         policy_node *n = policy_victim(c->mem_policy);
         if (!n)
             return;
-        entry_drop_memory(c, container_of(n, entry, mem_node), false);
+        entry *e = container_of(n, entry, mem_node);
+        e->in_mem_policy = false;
+        entry_drop_memory(c, e);
         c->counters.evictions_memory++;
     }
 }
 
-static void evict_disk_for(aside_cache *c, uint64_t bytes)
+void evict_disk_for(aside_cache *c, uint64_t bytes)
 {
-    while (policy_bytes(c->disk_policy) + bytes > c->disk_limit) {
+    while (policy_bytes(c->disk_policy) + c->disk_pinned_bytes + bytes > c->disk_limit) {
         policy_node *n = policy_victim(c->disk_policy);
         if (!n)
             return;
-        entry_destroy(c, container_of(n, entry, disk_node), false, true);
+        entry *e = container_of(n, entry, disk_node);
+        e->in_disk_policy = false;
+        entry_destroy(c, e, true);
         c->counters.evictions_disk++;
     }
 }
 
-static void entry_touch(aside_cache *c, entry *e)
+void entry_touch(aside_cache *c, entry *e)
 {
     e->hits++;
     e->last_access_ms = clock_unix_ms();
-    policy_touch(c->disk_policy, &e->disk_node);
-    if (e->value)
+    if (e->in_disk_policy)
+        policy_touch(c->disk_policy, &e->disk_node);
+    if (e->in_mem_policy)
         policy_touch(c->mem_policy, &e->mem_node);
 }
 
-/* Keep v in memory for e if it is memory-backed and fits the budget. */
-static void entry_hold(aside_cache *c, entry *e, aside_value *v)
+/* Keep v in memory for e if it is memory-backed and fits the budget: in the memory policy, or
+ * outside it for good when e is pinned. */
+void entry_hold(aside_cache *c, entry *e, aside_value *v)
 {
-    if (!v || e->value || (!aside_value_data(v) && !value_frame(v)))
+    if (!v || e->value || e->live || (!aside_value_data(v) && !value_frame(v)))
         return; /* already held, or a value served from its file */
     uint64_t bytes = value_memory_bytes(v);
-    if (bytes > c->mem_limit)
-        return;
-    evict_memory_for(c, bytes);
+    if (e->meta.pinned) {
+        if (c->resident_bytes + bytes > c->mem_limit)
+            return;
+        evict_memory_for(c, 0);
+        entry_set_resident(c, e, bytes);
+    } else {
+        if (bytes + c->resident_bytes > c->mem_limit)
+            return;
+        evict_memory_for(c, bytes);
+        e->mem_node.bytes = bytes;
+        policy_insert(c->mem_policy, &e->mem_node);
+        e->in_mem_policy = true;
+    }
     e->value = aside_value_retain(v);
     value_set_generation(v, e->generation);
-    e->mem_node.bytes = bytes;
-    policy_insert(c->mem_policy, &e->mem_node);
 }
 
 /* ---- loading from the disk tier ----------------------------------------------------------- */
@@ -435,7 +450,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
     if (e) /* the files were replaced by the commit: forget the old ones, keep the new */
-        entry_destroy(c, e, true, false);
+        entry_destroy(c, e, false);
     evict_disk_for(c, meta->size);
     e = entry_create(c, key);
     if (!e) {
@@ -448,7 +463,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
     e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
-    policy_insert(c->disk_policy, &e->disk_node);
+    entry_place_on_disk(c, e);
     entry_hold(c, e, v);
     pthread_mutex_unlock(&c->lock);
     return ASIDE_OK;
@@ -456,9 +471,17 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
 
 /* Commit the checked temporary file as key's value and install it (v: its memory copy, if any). */
 static aside_status commit(aside_cache *c, const char *key, store_tmp *tmp,
-                           const store_meta *meta, aside_value *v, aside_error *err)
+                           const store_meta *fetched, aside_value *v, aside_error *err)
 {
+    store_meta with_ttl = *fetched;
+    const store_meta *meta = &with_ttl;
     pthread_mutex_lock(&c->lock); /* make room before the file lands */
+    entry *old = entry_find(c, key);
+    if (old && !old->live) { /* a pin and a time to live stay with the key */
+        with_ttl.pinned = old->meta.pinned;
+        with_ttl.expires_ms = old->meta.expires_ms;
+    } else if (c->default_ttl_ms)
+        with_ttl.expires_ms = clock_unix_ms() + (int64_t)c->default_ttl_ms;
     evict_disk_for(c, meta->size);
     pthread_mutex_unlock(&c->lock);
     aside_status st = store_commit(c->store, tmp, key, meta, err);
@@ -506,7 +529,7 @@ static bool memory_hit(aside_cache *c, const char *key, aside_value **out)
 {
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
-    bool hit = e && e->value;
+    bool hit = e && (e->value || (e->live && ops_snapshot(c, e)));
     if (hit) {
         *out = aside_value_retain(e->value);
         entry_touch(c, e);
@@ -544,7 +567,7 @@ static aside_status disk_hit(aside_cache *c, const char *key, aside_value **out,
     if (st == ASIDE_OK)
         c->counters.hits++;
     if (st == ASIDE_ERR_BAD_VALUE && same)
-        entry_destroy(c, e, true, true);
+        entry_destroy(c, e, true);
     pthread_mutex_unlock(&c->lock);
     if (st == ASIDE_ERR_BAD_VALUE) {
         log_line("warn", "store: %s; removed, fetching it again", load_err.message);
@@ -720,10 +743,12 @@ static aside_status requested_type(aside_cache *c, const char *key,
                          "frame)", options->type);
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
-    if (!asked)
+    if (e && e->live) /* a live value is replaced, never decoded again */
+        *type = asked ? *type : aside_value_type_for_key(key);
+    else if (!asked)
         *type = e ? e->meta.type : aside_value_type_for_key(key);
     else if (e && e->meta.type != *type) {
-        entry_drop_memory(c, e, true);
+        entry_drop_memory(c, e);
         e->meta.type = *type;
     }
     pthread_mutex_unlock(&c->lock);
@@ -854,7 +879,7 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
         pthread_mutex_lock(&c->lock);
         entry *e = entry_find(c, key);
         if (e)
-            entry_destroy(c, e, true, true);
+            entry_destroy(c, e, true);
         pthread_mutex_unlock(&c->lock);
     }
     return st;
@@ -887,8 +912,15 @@ aside_status aside_update(aside_cache *c, const char *key, const aside_read_opti
     aside_status st = prepare_to_lead(c, key, options, &from, &f, err);
     if (st != ASIDE_OK)
         return st;
+    pthread_mutex_lock(&c->lock);
+    entry *e = entry_find(c, key);
+    if (e && e->live)
+        st = error_set(err, ASIDE_ERR_CONFLICT, "%s is a %s the cache alone holds: no system of "
+                       "record has it to update from", key, aside_value_type_name(e->meta.type));
+    pthread_mutex_unlock(&c->lock);
     aside_value *v = NULL;
-    st = revalidate(c, from, key, &v, info, err);
+    if (st == ASIDE_OK)
+        st = revalidate(c, from, key, &v, info, err);
     if (options && options->stale_if_error)
         st = stale_if_error(c, key, st, &v, info, err);
     flight_complete(c->flights, f, st, v, (int)info->source, err);
@@ -1013,7 +1045,7 @@ aside_status aside_delete(aside_cache *c, const char *key, aside_error *err)
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
     if (e)
-        entry_destroy(c, e, true, true);
+        entry_destroy(c, e, true);
     pthread_mutex_unlock(&c->lock);
     if (!e)
         return error_set(err, ASIDE_ERR_NOT_FOUND, "not in the cache: %s", key);
@@ -1029,6 +1061,9 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     out->keys = table_count(c->index);
     out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes;
     out->shm_bytes = c->shm_bytes;
+    out->pinned_bytes = c->resident_bytes;
+    if (c->journal)
+        journal_stats(c->journal, &out->log_bytes, &(uint64_t){0});
     out->memory_limit_bytes = c->mem_limit;
     out->disk_used_bytes = policy_bytes(c->disk_policy);
     out->disk_limit_bytes = c->disk_limit;
@@ -1045,6 +1080,9 @@ static void entry_info(const entry *e, aside_entry_info *info, char *key)
     info->hits = e->hits;
     info->last_access_ms = e->last_access_ms;
     info->generation = e->generation;
+    info->pinned = e->meta.pinned || e->live;
+    info->cache_only = e->live || (!e->meta.etag[0] && !e->meta.sor_mtime_ns);
+    info->expires_ms = e->meta.expires_ms;
 }
 
 static int by_key(const void *a, const void *b)
@@ -1108,6 +1146,10 @@ aside_status aside_entry(aside_cache *c, const char *key, aside_entry_info *info
 static void index_stored(void *ctx, const char *key, const store_meta *meta)
 {
     aside_cache *c = ctx;
+    if (entry_lookup(c, key)) {
+        store_remove(c->store, key); /* the journal's later state wins (see ops.c) */
+        return;
+    }
     entry *e = entry_create(c, key);
     if (!e)
         return;
@@ -1115,7 +1157,7 @@ static void index_stored(void *ctx, const char *key, const store_meta *meta)
     e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;
-    policy_insert(c->disk_policy, &e->disk_node);
+    entry_place_on_disk(c, e);
 }
 
 /* Remove the private folders of servers that died without closing (killed): their files would
@@ -1217,6 +1259,8 @@ aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_
     /* generations never repeat across runs: they start from the opening time */
     c->generations = (uint64_t)clock_unix_ms() << GENERATION_SHIFT;
     aside_status st = open_parts(c, cfg, err);
+    if (st == ASIDE_OK) /* the journal first: its state wins over a file of the same key */
+        st = ops_open(c, cfg, err);
     if (st == ASIDE_OK)
         st = store_scan(c->store, index_stored, c, err);
     if (st != ASIDE_OK) {
@@ -1236,6 +1280,7 @@ void aside_cache_close(aside_cache *c)
     while (c->background)
         pthread_cond_wait(&c->background_done, &c->lock);
     pthread_mutex_unlock(&c->lock);
+    ops_close(c);
     if (c->index) {
         size_t cursor = 0;
         table_node *n = table_next(c->index, &cursor, NULL);
@@ -1244,6 +1289,7 @@ void aside_cache_close(aside_cache *c)
             n = table_next(c->index, &cursor, n);
             entry_unpublish(c, e);
             aside_value_release(e->value);
+            collection_free(e->live);
             free(e->key);
             free(e);
         }
@@ -1362,6 +1408,8 @@ aside_status aside_put(aside_cache *c, const char *key, const aside_read_options
         st = requested_type(c, key, options, &type, err);
     if (st != ASIDE_OK)
         return st;
+    if (type >= ASIDE_TYPE_LIST)
+        return ops_put(c, key, type, data, size, err);
     flight *f = lead(c, key);
     if (!f)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
@@ -1465,11 +1513,14 @@ static void keep_one_copy(aside_cache *c, entry *e, frame *view)
                                                     aside_value_size(old)) : NULL;
     if (!fresh)
         return; /* keep both copies: they are counted */
-    policy_remove(c->mem_policy, &e->mem_node);
     value_set_generation(fresh, e->generation);
     e->value = fresh;
-    e->mem_node.bytes = value_memory_bytes(fresh);
-    policy_insert(c->mem_policy, &e->mem_node);
+    if (e->in_mem_policy) {
+        policy_remove(c->mem_policy, &e->mem_node);
+        e->mem_node.bytes = value_memory_bytes(fresh);
+        policy_insert(c->mem_policy, &e->mem_node);
+    } else
+        entry_set_resident(c, e, value_memory_bytes(fresh));
     aside_value_release(old); /* freed when the last reader of the old copy lets go */
 }
 
@@ -1640,50 +1691,4 @@ aside_status aside_frame_info(const aside_value *v, char **json, char **text, ui
         *text = NULL;
     }
     return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-}
-
-/* ---- operations, time to live, pins (being built) ----------------------------------------- */
-
-aside_status aside_op(aside_cache *c, const char *key, const char *op, const char *args_json,
-                      char **result_json, aside_error *err)
-{
-    (void)c; (void)key; (void)op; (void)args_json; (void)result_json;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_expire(aside_cache *c, const char *key, uint64_t ttl_ms, aside_error *err)
-{
-    (void)c; (void)key; (void)ttl_ms;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_ttl(aside_cache *c, const char *key, int64_t *ttl_ms, aside_error *err)
-{
-    (void)c; (void)key; (void)ttl_ms;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_pin(aside_cache *c, const char *key, const aside_read_options *options,
-                       aside_error *err)
-{
-    (void)c; (void)key; (void)options;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_unpin(aside_cache *c, const char *key, aside_error *err)
-{
-    (void)c; (void)key;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_evict(aside_cache *c, const char *key, aside_error *err)
-{
-    (void)c; (void)key;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
-}
-
-aside_status aside_compact(aside_cache *c, aside_error *err)
-{
-    (void)c;
-    return error_set(err, ASIDE_ERR_INTERNAL, "not built yet");
 }

@@ -103,14 +103,14 @@ const char *api_param(const call *c, const char *name, size_t *len)
     return NULL;
 }
 
-static bool param_add(call *c, char *name, char *value, size_t value_len)
+static bool param_add(call *c, char *name, char *value, size_t value_len, json_t *json)
 {
     if (c->param_count == API_MAX_PARAMS) {
         free(name);
         free(value);
         return false;
     }
-    c->params[c->param_count++] = (api_param_t){name, value, value_len};
+    c->params[c->param_count++] = (api_param_t){name, value, value_len, json_incref(json)};
     return true;
 }
 
@@ -174,7 +174,7 @@ static bool parse_query(call *c, const char *q, size_t len, char *why, size_t wh
                 snprintf(why, why_len, "malformed percent-encoding in the query string");
                 return false;
             }
-            if (!param_add(c, name, value, value_len)) {
+            if (!param_add(c, name, value, value_len, NULL)) {
                 snprintf(why, why_len, "more than %d parameters", API_MAX_PARAMS);
                 return false;
             }
@@ -213,8 +213,11 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
     } else if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)) {
         text = json_dumps(v, JSON_ENCODE_ANY);
         len = text ? strlen(text) : 0;
-    } else if (json_is_null(v)) {
+    } else if (json_is_null(v) && api_parameter(name)) {
         return true;
+    } else if (json_is_null(v)) { /* an argument of an operation: null is a value */
+        text = strdup("null");
+        len = 4;
     } else if (!api_parameter(name)) { /* an array or object: for a user's function, which
                                           gets the value itself; here, its JSON text */
         text = json_dumps(v, JSON_COMPACT);
@@ -230,7 +233,7 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
         snprintf(why, why_len, "out of memory");
         return false;
     }
-    if (!param_add(c, name_copy, text, len)) {
+    if (!param_add(c, name_copy, text, len, v)) {
         snprintf(why, why_len, "more than %d parameters", API_MAX_PARAMS);
         return false;
     }
@@ -368,7 +371,8 @@ static void answer_data(call *c, aside_value *v)
         data = loaded;
     }
     buf *b = api_envelope_begin(c);
-    if (aside_value_type_of(v) == ASIDE_TYPE_JSON)
+    aside_value_type type = aside_value_type_of(v);
+    if (type == ASIDE_TYPE_JSON || type >= ASIDE_TYPE_LIST) /* JSON text */
         buf_append(b, data, size);
     else {
         buf_putc(b, '"');
@@ -384,9 +388,8 @@ static void answer_raw(call *c, aside_value *v, aside_source source)
     c->res->status = 200;
     c->res->content_type = value_kind_of(aside_value_type_of(v))->content_type(c->path);
     c->res->value = aside_value_retain(v);
-    buf_puts(&c->res->headers, "X-Aside-Source: ");
-    buf_puts(&c->res->headers, source_name(source));
-    buf_puts(&c->res->headers, "\r\n");
+    buf_printf(&c->res->headers, "X-Aside-Source: %s\r\nX-Aside-Type: %s\r\n",
+               source_name(source), aside_value_type_name(aside_value_type_of(v)));
 }
 
 /* Answer a value as the read parameters ask. */
@@ -497,7 +500,7 @@ static void fn_put(call *c)
         free(e.key);
 }
 
-static void put_time(buf *b, int64_t unix_ms)
+void api_put_time(buf *b, int64_t unix_ms)
 {
     time_t sec = (time_t)(unix_ms / 1000);
     struct tm tm;
@@ -525,7 +528,7 @@ static void fn_list(call *c)
         buf_puts(b, ", \"bytes\": ");
         buf_put_u64(b, objects[i].size);
         buf_puts(b, ", \"last_modified\": ");
-        put_time(b, objects[i].mtime_ns / 1000000);
+        api_put_time(b, objects[i].mtime_ns / 1000000);
         buf_putc(b, '}');
     }
     buf_putc(b, ']');
@@ -558,7 +561,13 @@ static void put_entry(buf *b, const aside_entry_info *e)
                aside_value_type_name(e->type), (unsigned long long)e->bytes,
                e->in_memory ? "memory" : "disk", (unsigned long long)e->hits,
                (unsigned long long)e->generation);
-    put_time(b, e->last_access_ms);
+    api_put_time(b, e->last_access_ms);
+    buf_printf(b, ", \"pinned\": %s, \"cache_only\": %s, \"expires\": ",
+               e->pinned ? "true" : "false", e->cache_only ? "true" : "false");
+    if (e->expires_ms)
+        api_put_time(b, e->expires_ms);
+    else
+        buf_puts(b, "null");
     buf_putc(b, '}');
 }
 
@@ -569,14 +578,18 @@ static void put_stats(buf *b, const aside_stats *s)
                   "\"disk\": {\"used_bytes\": %llu, \"limit_bytes\": %llu}, "
                   "\"hits\": %llu, \"misses\": %llu, "
                   "\"evictions\": {\"memory\": %llu, \"disk\": %llu}, \"sor_fetches\": %llu, "
-                  "\"shm\": {\"publications\": %llu, \"maps\": %llu, \"bytes\": %llu}",
+                  "\"shm\": {\"publications\": %llu, \"maps\": %llu, \"bytes\": %llu}, "
+                  "\"pinned_bytes\": %llu, \"expirations\": %llu, "
+                  "\"log\": {\"bytes\": %llu, \"compactions\": %llu}",
                s->uptime_seconds, (unsigned long long)s->keys,
                (unsigned long long)s->memory_used_bytes, (unsigned long long)s->memory_limit_bytes,
                (unsigned long long)s->disk_used_bytes, (unsigned long long)s->disk_limit_bytes,
                (unsigned long long)s->hits, (unsigned long long)s->misses,
                (unsigned long long)s->evictions_memory, (unsigned long long)s->evictions_disk,
                (unsigned long long)s->sor_fetches, (unsigned long long)s->shm_publications,
-               (unsigned long long)s->shm_maps, (unsigned long long)s->shm_bytes);
+               (unsigned long long)s->shm_maps, (unsigned long long)s->shm_bytes,
+               (unsigned long long)s->pinned_bytes, (unsigned long long)s->expirations,
+               (unsigned long long)s->log_bytes, (unsigned long long)s->log_compactions);
 }
 
 static void fn_head(call *c)
@@ -709,6 +722,8 @@ static void answer_unknown_function(call *c, const char *name)
         buf_printf(&message, "%s %s", i ? "," : "", functions[i].name);
     for (size_t i = 0; frames_function_names[i]; i++)
         buf_printf(&message, ", %s", frames_function_names[i]);
+    for (size_t i = 0; collections_function_names[i]; i++)
+        buf_printf(&message, ", %s", collections_function_names[i]);
     api_error(c, 404, "unknown_function", message.data ? message.data : "unknown function");
     buf_free(&message);
 }
@@ -736,7 +751,8 @@ static bool is_api_route(const char *path, size_t len)
 
 static void answer_error_type(call *c)
 {
-    api_error(c, 400, "bad_request", "parameter \"type\" must be one of: bytes, json, frame");
+    api_error(c, 400, "bad_request", "parameter \"type\" must be one of: bytes, json, frame, "
+                                     "list, set, map, counter");
 }
 
 /* max_age and stale_if_error, from the request or the server's defaults. */
@@ -888,6 +904,8 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
         bool may_block = false, tries_memory = false;
         api_run frame_run = is_frame_call(c, name) ? frames_function(name, &may_block,
                                                                      &tries_memory) : NULL;
+        if (!frame_run)
+            frame_run = collections_function(name, c, &may_block);
         const api_function *f = frame_run ? NULL : find_function(name);
         if (frame_run && may_block && !req->may_block)
             res->defer = true;
@@ -906,6 +924,7 @@ void api_handle(void *ctx, const http_request *req, http_response *res)
     for (size_t i = 0; i < c->param_count; i++) {
         free(c->params[i].name);
         free(c->params[i].value);
+        json_decref(c->params[i].json);
     }
 }
 

@@ -22,7 +22,9 @@ typedef enum option_kind {
     OPT_BYTES_DISK, /* uint64_t, a size or a percentage of the disk tier's free space */
     OPT_INT,        /* int, from min to max, times scale */
     OPT_UINT,       /* unsigned, from min to max */
-    OPT_BOOL        /* bool: true, false, 1, 0 */
+    OPT_BOOL,       /* bool: true, false, 1, 0 */
+    OPT_FSYNC,      /* int, an aside_fsync: always, everysec, never */
+    OPT_SECONDS_MS  /* uint64_t milliseconds, from whole seconds from min to max */
 } option_kind;
 
 typedef struct option_row {
@@ -59,7 +61,16 @@ static const option_row options[] = {
     {"load-threads", "ASIDE_LOAD_THREADS", NULL, "16", OPT_INT, AT(http.blocking_threads), 1,
      MAX_COUNT, 1, "threads for requests that wait on the disk or the system of record"},
     {"policy", "ASIDE_POLICY", NULL, "s3fifo", OPT_POLICY, AT(cache.policy), 0, 0, 0,
-     "eviction policy: s3fifo or lru"},
+     "eviction policy of memory and disk: s3fifo, lru or lfu"},
+    {"fsync", "ASIDE_FSYNC", NULL, "everysec", OPT_FSYNC, AT(cache.fsync), 0, 0, 0,
+     "when changes to what only the cache holds (collections, edited JSON) reach the disk: "
+     "always (before each answer), everysec, never (left to the system)"},
+    {"default-ttl", "ASIDE_DEFAULT_TTL", NULL, "0", OPT_SECONDS_MS, AT(cache.default_ttl_ms), 0,
+     MAX_AGE_SECONDS * 10L, 1, "seconds a key lives after it enters the cache (0: for ever); "
+     "per key: function=expire"},
+    {"journal-compact", "ASIDE_JOURNAL_COMPACT", NULL, "64MiB", OPT_BYTES,
+     AT(cache.journal_compact_bytes), 0, 0, 0,
+     "the journal of collections is compacted past this size and twice its last compacted size"},
     {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_BYTES, AT(http.max_body_bytes), 0, 0, 0,
      "largest request body accepted"},
     {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_INT, AT(http.idle_timeout_ms), 1,
@@ -196,10 +207,24 @@ static aside_status parse_bool(const option_row *o, const char *text, bool *out,
 
 static aside_status parse_policy(const option_row *o, const char *text, aside_error *err)
 {
-    if (strcmp(text, "s3fifo") != 0 && strcmp(text, "lru") != 0)
+    if (strcmp(text, "s3fifo") != 0 && strcmp(text, "lru") != 0 && strcmp(text, "lfu") != 0)
         return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): unknown eviction policy \"%s\" "
-                         "(known: s3fifo, lru)", o->flag, o->env, text);
+                         "(known: s3fifo, lru, lfu)", o->flag, o->env, text);
     return ASIDE_OK;
+}
+
+static aside_status parse_fsync(const option_row *o, const char *text, int *out,
+                                aside_error *err)
+{
+    static const char *const names[] = {"everysec", "always", "never"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *out = i; /* the order of aside_fsync */
+            return ASIDE_OK;
+        }
+    }
+    return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not always, everysec or "
+                     "never", o->flag, o->env, text);
 }
 
 /* Parse one option's text into its field of cfg. */
@@ -233,6 +258,12 @@ static aside_status apply(server_config *cfg, const option_row *o, const char *t
         return st;
     case OPT_BOOL:
         return parse_bool(o, text, field, err);
+    case OPT_FSYNC:
+        return parse_fsync(o, text, field, err);
+    case OPT_SECONDS_MS:
+        if ((st = parse_number(o, text, &number, err)) == ASIDE_OK)
+            *(uint64_t *)field = (uint64_t)number * 1000;
+        return st;
     }
     return ASIDE_OK;
 }
@@ -300,5 +331,6 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
         if (texts[i])
             st = apply(cfg, &options[i], texts[i], err);
     }
+    cfg->api.fsync = (aside_fsync)cfg->cache.fsync;
     return st;
 }

@@ -156,6 +156,7 @@ typedef struct api_defaults {
     bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
     uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
+    aside_fsync fsync;           /* the cache's: "always" makes changes wait for the disk */
     const char *token;           /* when set, every request must carry "Authorization: Bearer
                                     <token>" (else 401) */
     function_pool_config functions;
@@ -197,6 +198,7 @@ typedef struct api_param {
     char  *name;
     char  *value; /* NUL-terminated, but may hold NULs: see value_len */
     size_t value_len;
+    struct json_t *json; /* from a JSON body: the value itself (its type kept), else NULL */
 } api_param_t;
 
 typedef struct api_call {
@@ -250,5 +252,13 @@ void    frames_answer_read(api_call *c, aside_value *v);
 /* Answer a frame computed for c, as the frame functions answer theirs. */
 struct frame;
 void    frames_answer(api_call *c, struct frame *f);
+
+/* The operations on what the cache alone holds (collections.c): collections, JSON documents,
+ * times to live, pins, eviction. The function called name, or NULL; *may_block as above. */
+api_run collections_function(const char *name, const api_call *c, bool *may_block);
+/* The names of these functions, NULL-terminated. */
+extern const char *const collections_function_names[];
+/* Write unix_ms as a JSON string in ISO 8601 (UTC, milliseconds). */
+void    api_put_time(buf *b, int64_t unix_ms);
 
 #endif

@@ -38,6 +38,8 @@ struct store {
 
 uint64_t store_checksum(const void *data, size_t size) { return XXH3_64bits(data, size); }
 
+const char *store_root(const store *s) { return s->root; }
+
 /* ---- paths and folders -------------------------------------------------------------------- */
 
 static aside_status join(char *out, const char *a, const char *b, const char *c,
@@ -140,6 +142,27 @@ static void meta_format(buf *b, const store_meta *m)
                "sor_mtime_ns %" PRId64 "\nfetched_ms %" PRId64 "\netag %s\n",
                m->size, m->xxh3, aside_value_type_name(m->type), m->sor_mtime_ns,
                m->fetched_ms, m->etag);
+    if (m->expires_ms)
+        buf_printf(b, "expires_ms %" PRId64 "\n", m->expires_ms);
+    if (m->pinned)
+        buf_puts(b, "pinned 1\n");
+}
+
+/* The optional lines after the etag: "expires_ms N", "pinned 1". */
+static bool meta_parse_optional(const char *text, store_meta *m)
+{
+    while (*text) {
+        int used = 0;
+        int pinned = 0;
+        if (sscanf(text, "expires_ms %" SCNd64 "\n%n", &m->expires_ms, &used) == 1 && used)
+            text += used;
+        else if (sscanf(text, "pinned %d\n%n", &pinned, &used) == 1 && used && pinned == 1) {
+            m->pinned = true;
+            text += used;
+        } else
+            return false;
+    }
+    return true;
 }
 
 static bool meta_parse(const char *text, store_meta *m)
@@ -156,18 +179,10 @@ static bool meta_parse(const char *text, store_meta *m)
         return false;
     const char *etag = text + etag_at + 1;
     const char *end = strchr(etag, '\n');
-    if (!end || end[1] != '\0' || (size_t)(end - etag) >= sizeof m->etag)
+    if (!end || (size_t)(end - etag) >= sizeof m->etag || !meta_parse_optional(end + 1, m))
         return false;
     memcpy(m->etag, etag, (size_t)(end - etag));
-    if (strcmp(type, "json") == 0)
-        m->type = ASIDE_TYPE_JSON;
-    else if (strcmp(type, "bytes") == 0)
-        m->type = ASIDE_TYPE_BYTES;
-    else if (strcmp(type, "frame") == 0)
-        m->type = ASIDE_TYPE_FRAME;
-    else
-        return false;
-    return true;
+    return aside_value_type_parse(type, &m->type) == ASIDE_OK;
 }
 
 enum { META_MAX_BYTES = 4096 };
@@ -286,6 +301,21 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
     sync_parent(data_path);
     sync_parent(meta_path);
     return ASIDE_OK;
+}
+
+aside_status store_rewrite_meta(store *s, const char *key, const store_meta *meta,
+                                aside_error *err)
+{
+    char meta_path[PATH_MAX];
+    aside_status st = join(meta_path, s->root, META_DIR "/", key, err);
+    if (st == ASIDE_OK && strlen(meta_path) + strlen(META_EXT) >= PATH_MAX)
+        st = error_set(err, ASIDE_ERR_INVALID, "path too long: %s", key);
+    if (st != ASIDE_OK)
+        return st;
+    strcat(meta_path, META_EXT);
+    if ((st = meta_write(s, meta_path, meta, err)) == ASIDE_OK)
+        sync_parent(meta_path);
+    return st;
 }
 
 aside_status store_value_path(const store *s, const char *key, char *path, aside_error *err)

@@ -8,12 +8,17 @@
  * sidecar that matches it; store_scan, run at start, removes everything else, and a checksum
  * that fails when a value is read makes the caller remove it and fetch it again.
  *
+ * The values the cache alone holds (collections, edited documents) are not files but records of
+ * the journal (below), under root/.aside/journal.
+ *
  * The store does no accounting and no locking: the cache decides what is kept, and never
  * writes or removes one key from two threads at once. */
 #ifndef ASIDE_STORE_H
 #define ASIDE_STORE_H
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aside.h"
@@ -26,6 +31,8 @@ typedef struct store_meta {
     aside_value_type type;
     int64_t          sor_mtime_ns;
     int64_t          fetched_ms; /* unix time */
+    int64_t          expires_ms; /* unix time the value expires; 0: never */
+    bool             pinned;     /* kept in memory for good */
     char             etag[128];
 } store_meta;
 
@@ -38,6 +45,8 @@ typedef struct store_tmp {
 /* Open (creating if needed) the disk tier at root and empty its temporary folder. */
 aside_status store_open(const char *root, store **out, aside_error *err);
 void         store_close(store *s);
+/* The tier's root folder. */
+const char  *store_root(const store *s);
 /* Free bytes of the file system holding the tier, for the default budget. */
 uint64_t     store_free_bytes(const store *s);
 
@@ -57,6 +66,9 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
                           aside_error *err);
 /* The path of key's file (PATH_MAX bytes at path), for readers that open it by name. */
 aside_status store_value_path(const store *s, const char *key, char *path, aside_error *err);
+/* Replace key's sidecar with meta (same size and checksum; a new time to live or pin). */
+aside_status store_rewrite_meta(store *s, const char *key, const store_meta *meta,
+                                aside_error *err);
 /* Open key's file for reading. */
 aside_status store_open_value(store *s, const char *key, int *fd, aside_error *err);
 /* Remove key's file and sidecar (sidecar first, so a crash leaves an orphan, never a sidecar
@@ -65,5 +77,36 @@ void         store_remove(store *s, const char *key);
 
 /* The checksum the store uses. */
 uint64_t store_checksum(const void *data, size_t size);
+
+/* ---- the journal (journal.c) --------------------------------------------------------------
+ *
+ * An append-only log of records (opaque payloads, JSON text by convention) under
+ * root/.aside/journal: the disk copy of what the cache alone holds. Records are checksummed;
+ * replay stops at the first torn or damaged one and cuts the file there. Thread-safe. */
+typedef struct journal journal;
+typedef struct journal_rewrite journal_rewrite;
+
+/* Called for each whole record in order at open; payload is NUL-terminated. */
+typedef void (*journal_visit)(void *ctx, const char *payload, size_t len);
+
+aside_status journal_open(const char *root, aside_fsync policy, journal_visit visit, void *ctx,
+                          journal **out, aside_error *err);
+void         journal_close(journal *j);
+/* Append one record with one write(2); *position (may be NULL) receives the journal's size
+ * after it, to pass to journal_wait. A failed append leaves no partial record. */
+aside_status journal_append(journal *j, const char *payload, size_t len, uint64_t *position,
+                            aside_error *err);
+/* With the "always" policy, return once the disk holds the journal up to position (syncs are
+ * shared between waiting threads); otherwise return at once. */
+aside_status journal_wait(journal *j, uint64_t position, aside_error *err);
+/* With the "everysec" policy, sync what was appended since the last sync; call it every second. */
+void         journal_tick(journal *j);
+void         journal_stats(journal *j, uint64_t *bytes, uint64_t *records);
+/* Compaction: write the live state as records of a new journal, then end with commit true to
+ * swap it in atomically (or false to drop it). No appends may run in between. */
+aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_error *err);
+aside_status journal_rewrite_add(journal_rewrite *w, const char *payload, size_t len,
+                                 aside_error *err);
+aside_status journal_rewrite_end(journal_rewrite *w, bool commit, aside_error *err);
 
 #endif

@@ -22,7 +22,9 @@ struct aside_value {
 };
 
 static const value_kind *const kinds[] = {&value_kind_bytes, &value_kind_json,
-                                          &value_kind_frame};
+                                          &value_kind_frame, &value_kind_list,
+                                          &value_kind_set, &value_kind_map,
+                                          &value_kind_counter};
 
 const value_kind *value_kind_of(aside_value_type type)
 {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "aside.h"
 #include "engine/engine.h"
 #include "frame/frame.h"
@@ -67,7 +69,97 @@ typedef struct value_context {
 aside_status value_decode_frame(const value_context *ctx, const char *key, const char *path,
                                 int fd, frame **out, aside_error *err);
 
+/* ---- collections (collection.c) ---------------------------------------------------------
+ *
+ * The mutable memory form of a list, set, map, counter or editable JSON document: what the
+ * cache's operations (aside_op) change in place. No locking, no I/O: the cache serialises the
+ * operations on one collection and journals them. */
+typedef struct collection collection;
+
+extern const value_kind value_kind_list;
+extern const value_kind value_kind_set;
+extern const value_kind value_kind_map;
+extern const value_kind value_kind_counter;
+
+/* An empty collection of type (a list, set, map, counter 0, or a null JSON document). */
+collection      *collection_create(aside_value_type type);
+/* A collection of type holding value's content (a list's array, a map's object...);
+ * ASIDE_ERR_BAD_VALUE when value has another shape. value is copied. */
+aside_status     collection_from_json(aside_value_type type, json_t *value, collection **out,
+                                      aside_error *err);
+void             collection_free(collection *c);
+aside_value_type collection_type(const collection *c);
+/* An estimate of the memory c holds. */
+uint64_t         collection_memory_bytes(const collection *c);
+/* Its content as JSON (a set as an array in the order of its members' text); new reference. */
+json_t          *collection_json(const collection *c);
+/* Its content as compact JSON text (malloc'd, *len set), NULL when out of memory. */
+char            *collection_dump(const collection *c, size_t *len);
+/* What operation op needs: the type it works on and whether it changes the collection. False
+ * for an unknown operation. */
+bool             collection_op_info(const char *op, aside_value_type *type, bool *writes);
+/* The i-th operation's name, NULL past the last. */
+const char      *collection_op_name(size_t i);
+/* Run op with args (a JSON object, borrowed; NULL: none) on c; *result receives its answer
+ * (new reference). ASIDE_ERR_WRONG_TYPE for an operation on another type, ASIDE_ERR_INVALID for
+ * bad arguments, ASIDE_ERR_NOT_FOUND (err->code "empty", "out_of_range", "no_field",
+ * "no_such_pointer") for what is not there; on any error c is unchanged. */
+aside_status     collection_apply(collection *c, const char *op, json_t *args, json_t **result,
+                                  aside_error *err);
+/* Set algebra over n sets: how is "union", "intersection" (of all) or "difference" (the first
+ * minus the others); *result is a sorted array (new reference). */
+aside_status     collection_set_algebra(const collection *const *sets, size_t n, const char *how,
+                                        json_t **result, aside_error *err);
+
 /* True if key ends with suffix, compared without regard to ASCII case. */
 bool value_key_has_suffix(const char *key, size_t len, const char *suffix);
+
+/* ---- JSON Pointer (RFC 6901) and merge patch (RFC 7386) ---- */
+/* json_pointer.c: reading and editing a parsed JSON document (a jansson tree) by pointer.
+ * Statuses: ASIDE_ERR_INVALID for a malformed pointer (its message starts "bad JSON pointer:"),
+ * ASIDE_ERR_NOT_FOUND for a pointer naming nothing in the document, ASIDE_ERR_NOMEM. A failed
+ * edit leaves the document as it was. */
+
+/* A parsed pointer: its reference tokens, unescaped ("~1" is "/", "~0" is "~"). */
+typedef struct json_pointer json_pointer;
+
+/* Parse pointer (len bytes: "" or "/"-separated tokens, UTF-8, no NUL byte). On success sets
+ * *out, which the caller releases with json_pointer_free(); else ASIDE_ERR_INVALID ("~" not
+ * followed by 0 or 1, no leading "/") or ASIDE_ERR_NOMEM, and *out is NULL. */
+aside_status json_pointer_parse(const char *pointer, size_t len, json_pointer **out,
+                                aside_error *err);
+void         json_pointer_free(json_pointer *p);
+/* The number of tokens (0 for "", the whole document). */
+size_t       json_pointer_count(const json_pointer *p);
+/* Token i (< count), unescaped and NUL-terminated; *len (if not NULL) gets its length. Valid
+ * while p lives. */
+const char  *json_pointer_token(const json_pointer *p, size_t i, size_t *len);
+
+/* The value pointer names in doc: *out is borrowed (valid while doc is unchanged). On an array
+ * a token must be an index, digits without a leading zero: another token ("01", "x") is
+ * ASIDE_ERR_INVALID; an index past the end, "-" (the element after the last), a missing member
+ * and a token applied to a scalar are ASIDE_ERR_NOT_FOUND. */
+aside_status json_pointer_get(json_t *doc, const char *pointer, json_t **out, aside_error *err);
+
+/* Set the value pointer names to value, whose reference is taken over (released on failure).
+ * "" replaces the whole document (*doc is released, and may be NULL: there is no document yet).
+ * In an object the last token's member is added or replaced; in an array an index below the
+ * size replaces that element, the size or "-" appends, a larger index is ASIDE_ERR_NOT_FOUND.
+ * A missing parent, or a parent that is a scalar, is ASIDE_ERR_NOT_FOUND. value must not hold
+ * the document. */
+aside_status json_pointer_set(json_t **doc, const char *pointer, json_t *value, aside_error *err);
+
+/* Remove the member or element pointer names (later elements move down). "" is
+ * ASIDE_ERR_INVALID: a pointer cannot delete the whole document. A missing one is
+ * ASIDE_ERR_NOT_FOUND. */
+aside_status json_pointer_delete(json_t **doc, const char *pointer, aside_error *err);
+
+/* Apply the merge patch patch (borrowed) to target (its reference taken over; NULL stands for
+ * no value), as RFC 7386 defines: an object patch sets its members recursively, a null member
+ * removing one; any other patch replaces the target. Returns the result, a new reference: the
+ * target itself, changed in place, when target and patch are objects (so target must not be
+ * shared with readers), else a copy of the patch. NULL only when out of memory (target is then
+ * released, possibly half patched). */
+json_t      *json_merge_patch(json_t *target, json_t *patch);
 
 #endif

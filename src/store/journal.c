@@ -1,0 +1,395 @@
+/* journal.c -- the append-only log of the values the cache alone holds.
+ *
+ * Collections, edited JSON documents and their times to live have no system of record: the
+ * journal is their disk copy. Each change is one record appended to root/.aside/journal:
+ *
+ *   u32 magic "ASJ1"   u32 payload length   u64 XXH3-64 of the payload   payload (JSON text)
+ *
+ * little-endian, written with one write(2) before the change is acknowledged, so a killed
+ * process loses nothing; what reaches the platter is the fsync policy's business:
+ *
+ *   always    every append waits until an fdatasync covers it. Appenders share syncs (group
+ *             commit): one thread syncs everything written so far while the others wait for it.
+ *   everysec  journal_tick, called about once a second, syncs what was written since.
+ *   never     the operating system decides.
+ *
+ * Replay reads records in order and stops at the first one that is short or fails its checksum
+ * (a write the crash cut, or damage): the file is truncated there, so a torn record is never
+ * applied and the next append starts on a record boundary.
+ *
+ * Compaction writes the current state as a fresh journal (journal.new), syncs it, renames it
+ * over the old one and syncs the folder: a crash leaves either the old journal or the new one.
+ * The caller stops appends while it runs (the cache holds its lock). */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util/util.h"
+
+#define JOURNAL_NAME ".aside/journal"
+#define JOURNAL_NEW  ".aside/journal.new"
+
+enum {
+    RECORD_MAGIC = 0x314a5341, /* "ASJ1" */
+    HEADER_BYTES = 16,
+    RECORD_MAX_BYTES = 1 << 30,
+    READ_CHUNK_BYTES = 1 << 20
+};
+
+struct journal {
+    pthread_mutex_t lock;
+    pthread_cond_t  synced_cond;
+    int             fd;
+    int             dir_fd;
+    aside_fsync     policy;
+    uint64_t        written;  /* bytes appended (the file's size) */
+    uint64_t        synced;   /* bytes known to be on the disk */
+    bool            syncing;  /* a thread runs fdatasync for the others */
+    uint64_t        records;
+    char            path[PATH_MAX], new_path[PATH_MAX];
+};
+
+/* ---- records ------------------------------------------------------------------------------ */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static void header_fill(unsigned char *h, const void *payload, size_t len)
+{
+    put_u32(h, RECORD_MAGIC);
+    put_u32(h + 4, (uint32_t)len);
+    put_u64(h + 8, XXH3_64bits(payload, len));
+}
+
+static aside_status write_record(int fd, const void *payload, size_t len, aside_error *err)
+{
+    unsigned char header[HEADER_BYTES];
+    header_fill(header, payload, len);
+    struct iovec iov[2] = {{header, sizeof header}, {(void *)payload, len}};
+    size_t want = sizeof header + len;
+    ssize_t n;
+    do
+        n = writev(fd, iov, 2);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)want)
+        return ASIDE_OK;
+    return error_set(err, ASIDE_ERR_IO, "append to the journal failed: %s",
+                     n < 0 ? strerror(errno) : "short write");
+}
+
+/* ---- open and replay ---------------------------------------------------------------------- */
+
+static aside_status read_at(int fd, void *data, size_t len, uint64_t offset, bool *short_read)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)data + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ASIDE_ERR_IO;
+        if (n == 0) {
+            *short_read = true;
+            return ASIDE_OK;
+        }
+        done += (size_t)n;
+    }
+    *short_read = false;
+    return ASIDE_OK;
+}
+
+/* Read the record at offset into *payload (grown as needed). Sets *valid false at the end of
+ * the good records: end of file, a cut record or a checksum that fails. */
+static aside_status read_record(int fd, uint64_t offset, char **payload, size_t *capacity,
+                                size_t *len, bool *valid, aside_error *err)
+{
+    unsigned char h[HEADER_BYTES];
+    bool cut = false;
+    *valid = false;
+    if (read_at(fd, h, sizeof h, offset, &cut) != ASIDE_OK)
+        return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
+    if (cut || get_u32(h) != RECORD_MAGIC || get_u32(h + 4) > RECORD_MAX_BYTES)
+        return ASIDE_OK;
+    *len = get_u32(h + 4);
+    if (*len + 1 > *capacity) {
+        char *grown = realloc(*payload, *len + 1);
+        if (!grown)
+            return error_set(err, ASIDE_ERR_NOMEM, "out of memory reading the journal");
+        *payload = grown;
+        *capacity = *len + 1;
+    }
+    if (read_at(fd, *payload, *len, offset + sizeof h, &cut) != ASIDE_OK)
+        return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
+    if (cut || XXH3_64bits(*payload, *len) != get_u64(h + 8))
+        return ASIDE_OK;
+    (*payload)[*len] = '\0';
+    *valid = true;
+    return ASIDE_OK;
+}
+
+static aside_status replay(journal *j, journal_visit visit, void *ctx, aside_error *err)
+{
+    char *payload = NULL;
+    size_t capacity = 0, len = 0;
+    uint64_t offset = 0;
+    aside_status st = ASIDE_OK;
+    for (bool valid = true; st == ASIDE_OK && valid;) {
+        st = read_record(j->fd, offset, &payload, &capacity, &len, &valid, err);
+        if (st == ASIDE_OK && valid) {
+            visit(ctx, payload, len);
+            offset += HEADER_BYTES + len;
+            j->records++;
+        }
+    }
+    free(payload);
+    if (st != ASIDE_OK)
+        return st;
+    struct stat sb;
+    if (fstat(j->fd, &sb) == 0 && (uint64_t)sb.st_size > offset) {
+        log_line("warn", "journal: dropping %llu bytes after the last whole record (a write "
+                 "cut short)", (unsigned long long)((uint64_t)sb.st_size - offset));
+        if (ftruncate(j->fd, (off_t)offset) != 0 || fdatasync(j->fd) != 0)
+            return error_set(err, ASIDE_ERR_IO, "cannot truncate the journal: %s",
+                             strerror(errno));
+    }
+    j->written = j->synced = offset;
+    return ASIDE_OK;
+}
+
+static aside_status open_files(journal *j, const char *root, aside_error *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/.aside", root);
+    snprintf(j->path, sizeof j->path, "%s/" JOURNAL_NAME, root);
+    snprintf(j->new_path, sizeof j->new_path, "%s/" JOURNAL_NEW, root);
+    unlink(j->new_path); /* a compaction that did not finish */
+    j->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (j->dir_fd < 0 || j->fd < 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot open the journal %s: %s", j->path,
+                         strerror(errno));
+    return ASIDE_OK;
+}
+
+aside_status journal_open(const char *root, aside_fsync policy, journal_visit visit, void *ctx,
+                          journal **out, aside_error *err)
+{
+    journal *j = calloc(1, sizeof *j);
+    if (!j)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    j->fd = j->dir_fd = -1;
+    j->policy = policy;
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->synced_cond, NULL);
+    aside_status st = open_files(j, root, err);
+    if (st == ASIDE_OK)
+        st = replay(j, visit, ctx, err);
+    if (st != ASIDE_OK) {
+        journal_close(j);
+        return st;
+    }
+    *out = j;
+    return ASIDE_OK;
+}
+
+void journal_close(journal *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0) {
+        if (j->policy != ASIDE_FSYNC_NEVER)
+            fdatasync(j->fd);
+        close(j->fd);
+    }
+    if (j->dir_fd >= 0)
+        close(j->dir_fd);
+    pthread_cond_destroy(&j->synced_cond);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+/* ---- appends and syncs -------------------------------------------------------------------- */
+
+aside_status journal_append(journal *j, const char *payload, size_t len, uint64_t *position,
+                            aside_error *err)
+{
+    if (len > RECORD_MAX_BYTES)
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "a journal record of %zu bytes is more than "
+                         "the limit of %d", len, RECORD_MAX_BYTES);
+    pthread_mutex_lock(&j->lock);
+    aside_status st = write_record(j->fd, payload, len, err);
+    if (st == ASIDE_OK) {
+        j->written += HEADER_BYTES + len;
+        j->records++;
+    } else if (ftruncate(j->fd, (off_t)j->written) != 0) { /* undo a partial record */
+        log_line("error", "journal: cannot undo a partial append: %s", strerror(errno));
+    }
+    if (position)
+        *position = j->written;
+    pthread_mutex_unlock(&j->lock);
+    return st;
+}
+
+/* Sync everything written so far; called with the lock held, drops it during the sync. */
+static aside_status sync_locked(journal *j, aside_error *err)
+{
+    uint64_t target = j->written;
+    j->syncing = true;
+    pthread_mutex_unlock(&j->lock);
+    int rc = fdatasync(j->fd);
+    int saved = errno;
+    pthread_mutex_lock(&j->lock);
+    j->syncing = false;
+    if (rc == 0 && target > j->synced)
+        j->synced = target;
+    pthread_cond_broadcast(&j->synced_cond);
+    if (rc != 0)
+        return error_set(err, ASIDE_ERR_IO, "fdatasync of the journal failed: %s",
+                         strerror(saved));
+    return ASIDE_OK;
+}
+
+aside_status journal_wait(journal *j, uint64_t position, aside_error *err)
+{
+    if (j->policy != ASIDE_FSYNC_ALWAYS)
+        return ASIDE_OK;
+    aside_status st = ASIDE_OK;
+    pthread_mutex_lock(&j->lock);
+    while (st == ASIDE_OK && j->synced < position) {
+        if (j->syncing)
+            pthread_cond_wait(&j->synced_cond, &j->lock);
+        else
+            st = sync_locked(j, err);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return st;
+}
+
+void journal_tick(journal *j)
+{
+    if (j->policy != ASIDE_FSYNC_EVERYSEC)
+        return;
+    pthread_mutex_lock(&j->lock);
+    if (j->synced < j->written && !j->syncing) {
+        aside_error err;
+        if (sync_locked(j, &err) != ASIDE_OK)
+            log_line("error", "journal: %s", err.message);
+    }
+    pthread_mutex_unlock(&j->lock);
+}
+
+void journal_stats(journal *j, uint64_t *bytes, uint64_t *records)
+{
+    pthread_mutex_lock(&j->lock);
+    *bytes = j->written;
+    *records = j->records;
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* ---- compaction --------------------------------------------------------------------------- */
+
+struct journal_rewrite {
+    journal *j;
+    int      fd;
+    uint64_t bytes, records;
+};
+
+aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_error *err)
+{
+    journal_rewrite *w = calloc(1, sizeof *w);
+    if (!w)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    w->j = j;
+    w->fd = open(j->new_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        free(w);
+        return error_set(err, ASIDE_ERR_IO, "cannot create %s: %s", j->new_path,
+                         strerror(errno));
+    }
+    *out = w;
+    return ASIDE_OK;
+}
+
+aside_status journal_rewrite_add(journal_rewrite *w, const char *payload, size_t len,
+                                 aside_error *err)
+{
+    aside_status st = write_record(w->fd, payload, len, err);
+    if (st == ASIDE_OK) {
+        w->bytes += HEADER_BYTES + len;
+        w->records++;
+    }
+    return st;
+}
+
+static void rewrite_abort(journal_rewrite *w)
+{
+    close(w->fd);
+    unlink(w->j->new_path);
+    free(w);
+}
+
+/* Swap the new journal in: sync it, rename it over the old, sync the folder. */
+static aside_status swap_in(journal_rewrite *w, aside_error *err)
+{
+    journal *j = w->j;
+    if (fdatasync(w->fd) != 0 || rename(j->new_path, j->path) != 0 || fsync(j->dir_fd) != 0)
+        return error_set(err, ASIDE_ERR_IO, "compaction of the journal failed: %s",
+                         strerror(errno));
+    pthread_mutex_lock(&j->lock);
+    close(j->fd);
+    j->fd = w->fd; /* opened with O_APPEND: appends go on where the rewrite ended */
+    j->written = j->synced = w->bytes;
+    j->records = w->records;
+    pthread_mutex_unlock(&j->lock);
+    free(w);
+    return ASIDE_OK;
+}
+
+aside_status journal_rewrite_end(journal_rewrite *w, bool commit, aside_error *err)
+{
+    if (!commit) {
+        rewrite_abort(w);
+        return ASIDE_OK;
+    }
+    int rw = open(w->j->new_path, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (rw < 0) {
+        rewrite_abort(w);
+        return error_set(err, ASIDE_ERR_IO, "cannot reopen the new journal: %s",
+                         strerror(errno));
+    }
+    close(w->fd);
+    w->fd = rw;
+    aside_status st = swap_in(w, err);
+    if (st != ASIDE_OK)
+        rewrite_abort(w);
+    return st;
+}
