@@ -2,7 +2,7 @@
  *
  *   key     validation of keys (relative paths) -- aside_key_check() in aside.h
  *   table   a hash table of intrusive nodes keyed by string
- *   policy  eviction policies behind one interface: S3-FIFO (default) and LRU
+ *   policy  eviction policies behind one interface: S3-FIFO (default), LRU and LFU
  *   flight  single flight: concurrent loads of one key run once, the others wait for it
  *
  * None of these lock: the owner (lib/aside.c) serialises access to a table and its policies,
@@ -43,29 +43,45 @@ table_node *table_next(const table *t, size_t *cursor, table_node *node);
 
 /* ---- policy ------------------------------------------------------------------------------ */
 
-/* Embed a policy_node in each cached item; one node per policy the item takes part in. */
+/* Embed a policy_node in each cached item; one node per policy the item takes part in. Every
+ * byte here is paid per cached key and per tier: the node is 40 bytes on a 64-bit machine. */
 typedef struct policy_node {
     struct policy_node *prev, *next;
-    uint64_t bytes;    /* the item's weight, set before insertion and then left alone */
+    uint64_t bytes;    /* the item's weight: set before insertion, then changed only by
+                        * policy_resize() */
     uint64_t key_hash; /* remembered by policies that track evicted keys */
     uint8_t  freq;     /* policy-private */
     uint8_t  queue;    /* policy-private */
+    uint32_t stamp;    /* policy-private (fits the padding after freq and queue) */
 } policy_node;
 
 typedef struct policy policy;
 
-/* Create the policy called name ("s3fifo", "lru"); NULL for an unknown name or no memory.
- * capacity_bytes is the budget the policy works for (S3-FIFO sizes its queues from it). */
+/* LFU halves every count when the reads since its last halving reach this many per item it
+ * holds (see policy.c). */
+enum { POLICY_LFU_AGING_READS_PER_ITEM = 16 };
+
+/* Create the policy called name ("s3fifo", "lru", "lfu"); NULL for an unknown name or no
+ * memory. A NULL name is the default, "s3fifo". capacity_bytes is the budget the policy works
+ * for (S3-FIFO sizes its queues from it). */
 policy      *policy_create(const char *name, uint64_t capacity_bytes);
 void         policy_destroy(policy *p);
+/* The names policy_create() knows, default first, ending with NULL. Static: do not free. */
+const char *const *policy_names(void);
 /* A new item enters (node->bytes and node->key_hash set). */
 void         policy_insert(policy *p, policy_node *node);
 /* The item was read. */
 void         policy_touch(policy *p, policy_node *node);
 /* The item leaves for a reason of its own (deleted, replaced). */
 void         policy_remove(policy *p, policy_node *node);
+/* The weight of an item in the policy changed in place (a collection grew or shrank) to bytes:
+ * node->bytes and every total (policy_bytes, and a policy's own per-queue totals) follow; the
+ * item keeps its place and counts as neither read nor inserted. The policy evicts nothing: an
+ * owner whose budget is now passed asks policy_victim() as after an insertion. */
+void         policy_resize(policy *p, policy_node *node, uint64_t bytes);
 /* Choose the item to evict next and remove it from the policy; NULL when empty. */
 policy_node *policy_victim(policy *p);
+/* The sum of the weights of the items in the policy. */
 uint64_t     policy_bytes(const policy *p);
 
 /* ---- flight ------------------------------------------------------------------------------ */

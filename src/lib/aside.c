@@ -1234,7 +1234,7 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
     c->flights = flight_group_create(value_retain_any);
     if (!c->mem_policy || !c->disk_policy)
         return error_set(err, ASIDE_ERR_INVALID, "unknown eviction policy \"%s\" (known: s3fifo, "
-                         "lru)", cfg->policy);
+                         "lru, lfu)", cfg->policy);
     if (!c->index || !c->flights)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if ((st = open_shm_dir(c, cfg->shm_dir, err)) != ASIDE_OK)
