@@ -20,7 +20,7 @@ information). Then, in the same run, the whole frame is taken to the program fou
               and the loopback without any copy by the client).
   3. shm      transport="shm": the server publishes the frame as an Arrow IPC file in shared
               memory (the first `map`, timed once, for information); measured is the steady state
-              where the file exists: read_table (the client's map call + pa.memory_map +
+              where the file exists: read_table (the client's mmap call + pa.memory_map +
               ipc.open_file().read_all()) -> Table; read -> DataFrame, the default (numpy)
               conversion and dtype_backend="pyarrow" (pd.ArrowDtype columns on the shared pages).
   4. libaside in process: bench/locality_inproc.c, compiled here with cc against build/libaside.a
@@ -347,7 +347,7 @@ def main() -> int:
         print(f"  first info (load from the SOR, decode): {secs(cold_s)}; aside's memory holds "
               f"{human(used) if isinstance(used, int) else '?'}")
         shm_before = dict(client.stats().get("shm", {}))
-        publish_s, published = timed(lambda: client.map(KEY))
+        publish_s, published = timed(lambda: client.mmap(KEY))
         shm_file, shm_bytes = published["path"], int(published["bytes"])
         if published.get("rows") != rows:
             raise BenchError(f"aside: map answered {published.get('rows')} rows, not {rows}")
@@ -437,7 +437,7 @@ def main() -> int:
             "read_table": lambda: client.read_table(KEY, transport="shm"),
             "read": lambda: client.read(KEY, transport="shm"),
             "read pyarrow": lambda: client.read(KEY, transport="shm", dtype_backend="pyarrow"),
-            "map call": lambda: client.map(KEY),
+            "map call": lambda: client.mmap(KEY),
         }, "shm")
         s_t, s_d, s_dp, s_map = (med(t_shm["read_table"]), med(t_shm["read"]),
                                  med(t_shm["read pyarrow"]), med(t_shm["map call"]))

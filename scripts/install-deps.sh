@@ -23,6 +23,7 @@ libzstd-dev         1.5.4
 libyaml-dev         0.2.5
 nginx-light         1.22
 wrk                 4.1.0
+redis-server        5:7.0.15
 curl                7.88
 python3-venv        3.11
 "
@@ -57,6 +58,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # nginx is only a benchmark peer: it must not keep running as a system service
     if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v nginx >/dev/null; then
         nginx -s stop 2>/dev/null || true
+    fi
+    # Redis likewise: the collections benchmark starts its own on loopback
+    if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+        service redis-server stop >/dev/null 2>&1 || true
     fi
 fi
 

@@ -68,7 +68,9 @@ void api_error(call *c, int status, const char *code, const char *message)
 
 void api_status_error(call *c, const aside_error *err)
 {
-    const char *code = err->code[0] ? err->code : aside_status_name(err->status);
+    const char *code = err->code[0]                    ? err->code
+                       : err->status == ASIDE_ERR_INVALID ? "bad_request"
+                                                          : aside_status_name(err->status);
     api_error(c, status_for(err->status), code, err->message);
 }
 

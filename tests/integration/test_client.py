@@ -133,7 +133,7 @@ def test_read_table_is_the_table_pyarrow_reads(server, client, fmt):
 
 def test_a_value_that_is_not_a_frame_is_refused_by_frame_methods(server, client):
     put_values(server)
-    for method in (client.read_table, client.map, client.info, client.head, client.tail,
+    for method in (client.read_table, client.mmap, client.info, client.head, client.tail,
                    client.select, client.describe):
         with pytest.raises(aside.BadRequest) as caught:
             method("doc.json")
@@ -217,7 +217,7 @@ def test_without_shared_memory_auto_falls_back_to_http_and_shm_is_refused(make_s
         assert caught.value.status == 409 and caught.value.code == "conflict"
         assert caught.value.message
         with pytest.raises(aside.Conflict):
-            client.map(key)
+            client.mmap(key)
         assert shm(client)["maps"] == 0
 
 
@@ -252,7 +252,7 @@ def test_a_table_read_through_shm_outlives_delete_update_and_eviction(make_serve
     probe = make_server()
     put_sor(probe, "deleted.parquet", originals["deleted.parquet"])
     with aside.connect(probe.base) as c:
-        one = c.map("deleted.parquet")["bytes"]
+        one = c.mmap("deleted.parquet")["bytes"]
     probe.stop()
     server = make_server(env={"ASIDE_MEMORY_LIMIT": str(one * 5 // 2)})
     for key, body in originals.items():
@@ -264,7 +264,7 @@ def test_a_table_read_through_shm_outlives_delete_update_and_eviction(make_serve
             assert client.last_transport == "shm"
             frame = client.read(key, transport="shm", dtype_backend="pyarrow")
             held[key] = (table, frame)
-            return client.map(key)["path"]
+            return client.mmap(key)["path"]
 
         path = hold("deleted.parquet")
         assert client.delete("deleted.parquet") == {"result": "success"}
@@ -565,21 +565,21 @@ def test_stats_count_hits_misses_and_describe_each_entry(server, client):
     assert one["entries"][0]["hits"] >= 1
 
 
-def test_list_gives_the_sor_objects_under_a_prefix(server, client):
+def test_objects_gives_the_sor_objects_under_a_prefix(server, client):
     files = {"a.json": b"{}", "data/x.parquet": typed_parquet(SMALL), "data/x.csv": b"a\n1\n",
              "data/deep/y.bin": BLOB, "database.bin": b"db", "other/z.json": b"[]"}
     for rel, body in files.items():
         put_sor(server, rel, body)
-    everything = client.list()
+    everything = client.objects()
     assert [o["path"] for o in everything] == sorted(files)
     for o in everything:
         assert o["bytes"] == len(files[o["path"]])
         assert isinstance(o["last_modified"], str) and o["last_modified"]
-    assert [o["path"] for o in client.list("data/")] == sorted(
+    assert [o["path"] for o in client.objects("data/")] == sorted(
         k for k in files if k.startswith("data/"))
-    assert [o["path"] for o in client.list("data")] == sorted(
+    assert [o["path"] for o in client.objects("data")] == sorted(
         k for k in files if k.startswith("data"))
-    assert client.list("nothing-here/") == []
+    assert client.objects("nothing-here/") == []
     assert client.keys() == []  # listing caches nothing
 
 
@@ -611,14 +611,14 @@ def test_call_reaches_any_function(server, client):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_map_publishes_the_frame_for_this_host(server, client, fmt):
     key, want = put_frame(server, fmt)
-    answer = client.map(key)
+    answer = client.mmap(key)
     assert answer["result"] == "success" and answer["format"] == "arrow-file"
     assert answer["rows"] == len(want)
     assert [c["name"] for c in answer["columns"]] == list(want.columns)
     assert answer["bytes"] == os.stat(answer["path"]).st_size
     mapped = pa.ipc.open_file(pa.memory_map(answer["path"], "r")).read_all()
     assert_same(mapped.to_pandas(), want)
-    again = client.map(key)
+    again = client.mmap(key)
     assert (again["path"], again["generation"]) == (answer["path"], answer["generation"])
     assert shm(client)["publications"] == 1 and shm(client)["maps"] == 2
 
@@ -639,7 +639,7 @@ def test_a_missing_key_is_not_found(server, client):
     with pytest.raises(aside.NotFound) as caught:
         client.read("missing.parquet")
     assert_raised(caught, aside.NotFound, 404, "not_found")
-    for method in (client.info, client.head, client.map, client.read_table, client.update,
+    for method in (client.info, client.head, client.mmap, client.read_table, client.update,
                    client.delete):
         with pytest.raises(aside.NotFound) as caught:
             method("missing.parquet")
@@ -697,7 +697,7 @@ def test_map_without_shared_memory_is_conflict(make_server):
     put_sor(server, SALES, parquet_bytes(sales_frame()))
     with aside.connect(server.base) as client:
         with pytest.raises(aside.Conflict) as caught:
-            client.map(SALES)
+            client.mmap(SALES)
         assert_raised(caught, aside.Conflict, 409, "conflict")
 
 

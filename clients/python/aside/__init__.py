@@ -4,10 +4,15 @@
     df = aside.connect().read("file1.snappy.parquet")
 
 ``connect`` opens a ``Client`` whose methods are the server's functions (read, put, write,
-update, delete, list, info, describe, head, tail, select, sql, map, ...). Frames come back as
+update, delete, objects, info, describe, head, tail, select, sql, mmap, ...). Frames come back as
 pandas DataFrames (or pyarrow Tables with ``read_table``), through shared memory when the
 server runs on the same machine, else as Arrow IPC over HTTP. Errors are the exceptions below,
 each carrying the server's ``code``, ``message`` and HTTP ``status``.
+
+Collections kept by the server, changed atomically per key, are Python objects over a key:
+``client.list(key)`` (``AsideList``), ``client.set(key)`` (``AsideSet``), ``client.map(key)``
+(``AsideMap``, a ``MutableMapping``), ``client.counter(key)`` (``AsideCounter``); a JSON
+document is edited at JSON Pointers through ``client.json(key)`` (``AsideJson``).
 
 Functions run next to the data (``NAME.py`` files with ``def main(cache, **kwargs)``, run by
 the server's workers, ``python -m aside.worker``) receive the cache as an ``aside.CacheMap``.
@@ -28,6 +33,7 @@ from .errors import (
     Conflict,
     ConnectionFailed,
     Forbidden,
+    Full,
     InvalidValue,
     NotFound,
     ServerError,
@@ -36,7 +42,9 @@ from .errors import (
     TooLarge,
     Unauthorized,
     Unavailable,
+    WrongType,
 )
+from .structures import AsideCounter, AsideJson, AsideList, AsideMap, AsideSet
 from .results import compute_result, lru_cache, sql_result
 
 __version__ = "0.1.0"
@@ -48,6 +56,11 @@ __all__ = [
     "connect",
     "serialize",
     "CacheMap",
+    "AsideList",
+    "AsideSet",
+    "AsideMap",
+    "AsideCounter",
+    "AsideJson",
     "compute_result",
     "sql_result",
     "lru_cache",
@@ -57,6 +70,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Forbidden",
+    "Full",
     "InvalidValue",
     "NotFound",
     "ServerError",
@@ -65,5 +79,6 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "WrongType",
     "__version__",
 ]

@@ -78,7 +78,7 @@ class CacheMap(MutableMapping):  # type: ignore[type-arg]
     """The aside cache as a mapping from keys to values, over ``client``.
 
     * ``cache[key]``: ``client.read(key)``: a DataFrame for a frame, the parsed document
-      for JSON, else bytes; cache-aside (a key not cached is loaded from the system of
+      for JSON, a list, set, dict or int for a collection, else bytes; cache-aside (a key not cached is loaded from the system of
       record). ``KeyError`` when the key exists nowhere.
     * ``cache.get(key, default=None)``: the same, ``default`` instead of ``KeyError``.
     * ``cache[key] = value``: ``client.put(key, value)``: cached, the system of record untouched.

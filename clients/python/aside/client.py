@@ -3,20 +3,23 @@
 A ``Client`` holds one ``requests.Session`` (so connections are kept alive between calls), the
 endpoint URL, an optional bearer token and a timeout; nothing is kept at module level, and two
 clients never share anything. Each public method is one of the server's functions, under the
-same name, and sends ``GET /cache/api/v1.0/?function=<name>&...``; a method that sends a value
-(``put``, ``write``) POSTs the raw bytes as the body with the parameters in the query string.
-Answers arrive in the envelope ``{"return": {"uri", "path", "value"}}`` and the methods return
-the ``value``; an error answer becomes an exception from ``aside.errors`` carrying the server's
-code and message.
+same name (but ``objects`` is ``list`` and ``mmap`` is ``map``: collections took those names),
+and sends ``GET /cache/api/v1.0/?function=<name>&...``; a method that sends a value (``put``,
+``write``) POSTs the raw bytes as the body with the parameters in the query string. Operations
+on collections and JSON documents (``list``, ``set``, ``map``, ``counter``, ``json``: the
+objects of ``aside.structures``) POST ``{"data": {"function", "key", ...}}`` instead, so their
+arguments keep their JSON types. Answers arrive in the envelope
+``{"return": {"uri", "path", "value"}}`` and the methods return the ``value``; an error answer
+becomes an exception from ``aside.errors`` carrying the server's code and message.
 
 DataFrames never travel as JSON. Rows computed by the server (``head``, ``tail``, ``select``,
 ``sql``) are asked for with ``format=arrow`` and arrive as an Arrow IPC stream, which pyarrow
 reads without parsing. A whole cached frame (``read``, ``read_table``) can take two roads:
 
-* ``shm``: the ``map`` function makes the server publish the frame as an Arrow IPC file in
-  shared memory and answers its path; the client memory-maps that file, so the Table's buffers
-  are the server's pages and nothing is copied or sent over the socket. pyarrow keeps the
-  mapping alive as long as any buffer of the Table is referenced.
+* ``shm``: the ``map`` function (``Client.mmap``) makes the server publish the frame as an
+  Arrow IPC file in shared memory and answers its path; the client memory-maps that file, so
+  the Table's buffers are the server's pages and nothing is copied or sent over the socket.
+  pyarrow keeps the mapping alive as long as any buffer of the Table is referenced.
 * ``http``: ``read`` with ``return=data&format=arrow``: the frame as an Arrow IPC stream in the
   response body.
 
@@ -25,7 +28,9 @@ address or one of this machine's addresses) and falls back to ``http`` when the 
 opened or the server cannot map; the road taken is kept in ``Client.last_transport``. A server
 that answers ``map`` with ``unknown_function`` is not asked again by the same client.
 
-The cost of a ``read``: one small meta request to learn the value's type, then the value.
+The cost of a ``read``: one small meta request to learn the value's type, then the value (for
+a collection, its JSON text, whose ``X-Aside-Type`` header says which collection it is at the
+moment it was read).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import ipaddress
 import json
 import os
 import socket
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -43,6 +48,8 @@ import pyarrow as pa
 import requests
 
 from .errors import AsideError, ConnectionFailed, ShmUnavailable, error_from_response
+from .structures import (COLLECTION_TYPES, AsideCounter, AsideJson, AsideList, AsideMap,
+                         AsideSet, decode)
 
 __all__ = ["Client", "connect", "DEFAULT_URL", "API_PATH"]
 
@@ -57,8 +64,10 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _TRANSPORTS = ("auto", "shm", "http")
 _DTYPE_BACKENDS = (None, "numpy", "pyarrow")
 
-Value = Union[pd.DataFrame, Dict[str, Any], List[Any], bytes, str, int, float, bool, None]
-"""What ``read`` may return: a DataFrame for a frame, the parsed document for JSON, else bytes."""
+Value = Union[pd.DataFrame, Dict[str, Any], List[Any], Set[Any], bytes, str, int, float, bool,
+              None]
+"""What ``read`` may return: a DataFrame for a frame, the parsed document for JSON, a list, set,
+dict or int for a collection, else bytes."""
 
 
 def connect(url: Optional[str] = None, token: Optional[str] = None, *,
@@ -236,6 +245,19 @@ class Client:
             raise error_from_response(response.status_code, response.content, response.reason)
         return response
 
+    def _send_json(self, data: Dict[str, Any]) -> requests.Response:
+        """One POST of ``{"data": data}`` (arguments as JSON values); errors raise as for
+        _send. NaN and infinities are refused (``ValueError``): they are not JSON."""
+        body = json.dumps({"data": data}, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        try:
+            response = self._session.post(self.url, data=body, timeout=self.timeout,
+                                           headers={"Content-Type": "application/json"})
+        except requests.RequestException as exc:
+            raise ConnectionFailed("connection_failed", f"{self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content, response.reason)
+        return response
+
     def _fetch_body(self, function: str, params: Dict[str, Any]) -> bytearray:
         """The whole body of a GET, read in one piece into one buffer (an Arrow stream is read
         without the copies a chunked read would make); errors raise as for _send."""
@@ -277,7 +299,15 @@ class Client:
 
     def _value(self, function: str, body: Optional[bytes] = None, **params: Any) -> Any:
         """The envelope's value of a JSON answer."""
-        response = self._send(function, params, body)
+        return self._unwrap(function, self._send(function, params, body))
+
+    def _op(self, function: str, key: str, **args: Any) -> Any:
+        """The envelope's value of an operation on a collection or document, its arguments
+        sent as JSON (every one given, None as null)."""
+        return self._unwrap(function, self._send_json(dict(args, function=function, key=key)))
+
+    @staticmethod
+    def _unwrap(function: str, response: requests.Response) -> Any:
         try:
             return response.json()["return"]["value"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -309,17 +339,23 @@ class Client:
 
         Returns:
             A ``pandas.DataFrame`` for a frame; the parsed document (dict, list, str, number,
-            bool or None) for JSON; ``bytes`` (the file as it is) for anything else.
+            bool or None) for JSON; for a collection a ``list``, a ``set`` (JSON arrays among
+            its members as tuples, see ``aside.structures.set_members``), a ``dict`` (map) or
+            an ``int`` (counter); ``bytes`` (the file as it is) for anything else.
         """
         _check_transport(transport)
         _check_dtype_backend(dtype_backend)
         meta = self._value("read", path=path, type=type, storage=storage, **{"return": "meta"})
         kind = meta.get("type") if isinstance(meta, dict) else None
-        if kind == "frame":
-            table = self.read_table(path, type=type, storage=storage, transport=transport)
-            return _to_pandas(table, dtype_backend)
-        raw = self._send("read", dict(path=path, type=type, storage=storage, format="raw")).content
-        return json.loads(raw) if kind == "json" else raw
+        if kind != "frame":
+            response = self._send("read", dict(path=path, type=type, storage=storage,
+                                               format="raw"))
+            # the type of what was just read: the key may have changed since the meta answer
+            kind = response.headers.get("X-Aside-Type", kind)
+            if kind != "frame":
+                return _decode_raw(kind, response.content)
+        table = self.read_table(path, type=type, storage=storage, transport=transport)
+        return _to_pandas(table, dtype_backend)
 
     def read_table(self, path: str, *, type: Optional[str] = None,
                    storage: Optional[str] = None, transport: str = "auto") -> pa.Table:
@@ -360,7 +396,7 @@ class Client:
         # The key may get a new content between the server's answer and our open: its old
         # file is then gone, and asking again gives the new one (a bounded number of times).
         for attempt in range(_SHM_ATTEMPTS):
-            published = self.map(path, type=type, storage=storage)
+            published = self.mmap(path, type=type, storage=storage)
             try:
                 file = published["path"]
                 with pa.memory_map(file, "r") as mm:
@@ -397,8 +433,8 @@ class Client:
             ) or bool(addresses & _local_addresses())
         return self._server_is_local
 
-    def map(self, path: str, *, type: Optional[str] = None,
-            storage: Optional[str] = None) -> Dict[str, Any]:
+    def mmap(self, path: str, *, type: Optional[str] = None,
+             storage: Optional[str] = None) -> Dict[str, Any]:
         """Ask the server to publish a frame in shared memory (``function=map``).
 
         Returns the server's answer: ``{"result": "success", "path": <Arrow IPC file under
@@ -525,11 +561,39 @@ class Client:
         """
         return self._value("cache_head", path=path)
 
-    def list(self, prefix: Optional[str] = None,
-             storage: Optional[str] = None) -> List[Dict[str, Any]]:
+    def objects(self, prefix: Optional[str] = None,
+                storage: Optional[str] = None) -> List[Dict[str, Any]]:
         """The system of record's objects whose key starts with ``prefix``, sorted
         (``function=list``): ``[{"path", "bytes", "last_modified"}]``."""
         return self._value("list", prefix=prefix, storage=storage)
+
+    # ---- collections and JSON documents ------------------------------------------------
+
+    def list(self, key: str) -> AsideList:
+        """The list kept by the server under ``key``: ``append``, ``pop``, ``lst[i]``,
+        ``lst[a:b]``, ``len``, ... (see ``aside.AsideList``). Nothing is sent until it is
+        used; the first change creates the list."""
+        return AsideList(self, key)
+
+    def set(self, key: str) -> AsideSet:
+        """The set kept by the server under ``key``: ``add``, ``remove``, ``in``, ``len``,
+        ``union``, ... (see ``aside.AsideSet``)."""
+        return AsideSet(self, key)
+
+    def map(self, key: str) -> AsideMap:
+        """The map kept by the server under ``key``, a ``MutableMapping`` of fields to JSON
+        values, with ``increment`` (see ``aside.AsideMap``)."""
+        return AsideMap(self, key)
+
+    def counter(self, key: str) -> AsideCounter:
+        """The counter kept by the server under ``key``: ``increment``, ``decrement``,
+        ``value`` (see ``aside.AsideCounter``)."""
+        return AsideCounter(self, key)
+
+    def json(self, key: str) -> AsideJson:
+        """The JSON document under ``key``, read and edited at JSON Pointers: ``get``, ``set``,
+        ``delete``, ``merge`` (see ``aside.AsideJson``)."""
+        return AsideJson(self, key)
 
     def call(self, function: str, *, body: Optional[bytes] = None, **params: Any) -> Any:
         """Call any server function: the escape hatch for what has no method.
@@ -551,6 +615,15 @@ class Client:
                 and "value" in doc["return"]:
             return doc["return"]["value"]
         return doc
+
+
+def _decode_raw(kind: Optional[str], raw: bytes) -> Value:
+    """A value read with format=raw, as ``read`` returns it for its type."""
+    if kind == "json":
+        return json.loads(raw)
+    if kind in COLLECTION_TYPES:
+        return decode(kind, raw)
+    return raw
 
 
 def _check_transport(transport: str) -> None:

@@ -10,13 +10,15 @@ aside.NotFound``) and still read the server's own words: every exception carries
 
 The classes form a small tree rooted at ``AsideError``: 5xx answers share ``ServerError``,
 and failures to reach the server at all are ``ConnectionFailed``. A status without a class
-of its own becomes the nearest parent (``AsideError`` for 4xx, ``ServerError`` for 5xx).
+of its own becomes the nearest parent (``AsideError`` for 4xx, ``ServerError`` for 5xx). A few
+codes refine their status's class: 409 ``wrong_type`` is ``WrongType`` (a ``Conflict``), 507
+``full`` is ``Full`` (a ``ServerError``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Type
+from typing import Dict, List, Optional, Tuple, Type
 
 __all__ = [
     "AsideError",
@@ -25,12 +27,14 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "Conflict",
+    "WrongType",
     "TooLarge",
     "InvalidValue",
     "ServerError",
     "BadGateway",
     "Unavailable",
     "Timeout",
+    "Full",
     "ConnectionFailed",
     "ShmUnavailable",
     "error_from_response",
@@ -83,7 +87,12 @@ class NotFound(AsideError):
 
 
 class Conflict(AsideError):
-    """409: a key clashing with a folder."""
+    """409: a key clashing with a folder, or an operation for another type."""
+
+
+class WrongType(Conflict):
+    """409 with code ``wrong_type``: an operation for another type than the key holds (a list
+    operation on a map, a JSON Pointer edit of a list, ...); nothing was changed."""
 
 
 class TooLarge(AsideError):
@@ -108,6 +117,11 @@ class Unavailable(ServerError):
 
 class Timeout(ServerError):
     """504: the system of record, or a query, took too long."""
+
+
+class Full(ServerError):
+    """507 with code ``full``: what must stay in memory (collections, pinned keys) would pass
+    the server's memory budget; nothing was changed."""
 
 
 class ConnectionFailed(AsideError):
@@ -139,9 +153,15 @@ _BY_STATUS: Dict[int, Type[AsideError]] = {
 }
 
 
-def error_class(status: int) -> Type[AsideError]:
-    """The exception class for an HTTP status."""
-    cls = _BY_STATUS.get(status)
+_BY_CODE: Dict[Tuple[int, str], Type[AsideError]] = {
+    (409, "wrong_type"): WrongType,
+    (507, "full"): Full,
+}
+
+
+def error_class(status: int, code: Optional[str] = None) -> Type[AsideError]:
+    """The exception class for an HTTP status and the server's error code."""
+    cls = _BY_CODE.get((status, code or "")) or _BY_STATUS.get(status)
     if cls is not None:
         return cls
     return ServerError if status >= 500 else AsideError
@@ -175,4 +195,4 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> AsideErro
     if message is None:
         text = body[:500].decode("utf-8", "replace").strip()
         message = text or reason or f"HTTP {status}"
-    return error_class(status)(code, message, status, kind, lines)
+    return error_class(status, code)(code, message, status, kind, lines)

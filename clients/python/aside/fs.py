@@ -115,7 +115,7 @@ class AsideFileSystem(AbstractFileSystem):
                         "value_type": meta.get("type")}
             except (NotFound, Conflict):
                 pass
-        if not path or self.client.list(prefix=path + "/"):
+        if not path or self.client.objects(prefix=path + "/"):
             return {"name": path, "size": 0, "type": "directory"}
         raise FileNotFoundError(path)
 
@@ -135,7 +135,7 @@ class AsideFileSystem(AbstractFileSystem):
         prefix = path + "/" if path else ""
         entries: List[Dict[str, Any]] = []
         folders: Dict[str, Dict[str, Any]] = {}
-        for obj in self.client.list(prefix=path or None):
+        for obj in self.client.objects(prefix=path or None):
             key = obj["path"]
             if key == path:
                 entries = [_file_entry(obj)]

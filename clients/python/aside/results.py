@@ -31,7 +31,7 @@ How inputs are found: through the cache object the function received. With an
 ``info``, and every double-quoted name of a ``cache.sql`` query that is a cached key, is an
 input. With an ``aside.Client``, the function gets the same client in a recording form (an
 instance of a ``Client`` subclass sharing the client's state) whose ``read``, ``read_table``,
-``map``, ``info``, ``describe``, ``head``, ``tail``, ``select`` and ``sql`` count their key the
+``mmap``, ``info``, ``describe``, ``head``, ``tail``, ``select`` and ``sql`` count their key the
 same way. The generation is asked for just after the read (one telemetry request per input).
 Reads that fail (a key that exists nowhere) are not inputs: a result that depends on a key's
 absence is not invalidated when the key appears; nor are requests the function makes some
@@ -180,8 +180,9 @@ class _RecordingClient(Client):
         record_read(self, path)
         return value
 
-    def map(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:  # type: ignore[override]
-        value = super().map(path, *args, **kwargs)
+    def mmap(self, path: str, *args: Any,  # type: ignore[override]
+             **kwargs: Any) -> Dict[str, Any]:
+        value = super().mmap(path, *args, **kwargs)
         record_read(self, path)
         return value
 
