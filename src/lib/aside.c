@@ -1059,7 +1059,7 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     pthread_mutex_lock(&c->lock);
     *out = c->counters;
     out->keys = table_count(c->index);
-    out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes;
+    out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes + c->resident_bytes;
     out->shm_bytes = c->shm_bytes;
     out->pinned_bytes = c->resident_bytes;
     if (c->journal)
@@ -1076,7 +1076,7 @@ static void entry_info(const entry *e, aside_entry_info *info, char *key)
     info->key = key;
     info->type = e->meta.type;
     info->bytes = e->meta.size;
-    info->in_memory = e->value != NULL;
+    info->in_memory = e->value != NULL || e->live;
     info->hits = e->hits;
     info->last_access_ms = e->last_access_ms;
     info->generation = e->generation;
@@ -1096,24 +1096,27 @@ aside_status aside_entries(aside_cache *c, aside_entry_info **out, size_t *count
     pthread_mutex_lock(&c->lock);
     size_t n = table_count(c->index);
     aside_entry_info *all = calloc(n ? n : 1, sizeof *all);
-    size_t i = 0;
-    size_t cursor = 0;
+    size_t i = 0, cursor = 0;
+    bool failed = !all;
+    int64_t now = clock_unix_ms();
     for (table_node *node = all ? table_next(c->index, &cursor, NULL) : NULL; node && i < n;
          node = table_next(c->index, &cursor, node)) {
         entry *e = container_of(node, entry, node);
+        if (ops_expired(e, now)) /* gone, though housekeeping has not removed it yet */
+            continue;
         char *key = strdup(e->key);
-        if (!key)
+        if ((failed = !key))
             break;
         entry_info(e, &all[i++], key);
     }
     pthread_mutex_unlock(&c->lock);
-    if (!all || i < n) {
+    if (failed) {
         aside_entries_free(all, i);
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
-    qsort(all, n, sizeof *all, by_key);
+    qsort(all, i, sizeof *all, by_key);
     *out = all;
-    *count = n;
+    *count = i;
     return ASIDE_OK;
 }
 

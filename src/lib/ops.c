@@ -76,6 +76,12 @@ bool ops_expired(const entry *e, int64_t now_ms)
     return e->meta.expires_ms && e->meta.expires_ms <= now_ms;
 }
 
+/* The expiry of a key entering the cache now: the default time to live, or none. */
+static int64_t new_expiry(const aside_cache *c)
+{
+    return c->default_ttl_ms ? clock_unix_ms() + (int64_t)c->default_ttl_ms : 0;
+}
+
 void ops_set_expiry(aside_cache *c, entry *e, int64_t expires_ms)
 {
     c->expiring += (expires_ms != 0) - (e->meta.expires_ms != 0);
@@ -135,11 +141,31 @@ bool ops_snapshot(aside_cache *c, entry *e)
     return true;
 }
 
+/* True for the operations that may make a collection larger. */
+static bool grows(const char *op)
+{
+    static const char *const names[] = {"list_push", "set_add", "map_set", "map_increment",
+                                        "json_set", "json_merge", NULL};
+    for (size_t i = 0; names[i]; i++) {
+        if (strcmp(names[i], op) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* What args may add: their text, and a member's overhead for each value they hold. */
+static uint64_t growth_of(json_t *args)
+{
+    json_t *values = json_object_get(args, "values"), *fields = json_object_get(args, "fields");
+    size_t members = 1 + json_array_size(values) + json_object_size(fields);
+    return (args ? json_dumpb(args, NULL, 0, JSON_COMPACT) : 0) +
+           members * MEMBER_OVERHEAD_BYTES;
+}
+
 /* Refuse a change that would need more than the memory budget for what cannot be evicted. */
 static aside_status check_room(aside_cache *c, json_t *args, aside_error *err)
 {
-    uint64_t growth = args ? json_dumpb(args, NULL, 0, JSON_COMPACT) + MEMBER_OVERHEAD_BYTES
-                           : MEMBER_OVERHEAD_BYTES;
+    uint64_t growth = growth_of(args);
     if (c->resident_bytes + growth <= c->mem_limit)
         return ASIDE_OK;
     return error_set(err, ASIDE_ERR_FULL, "the memory budget (%llu bytes) is full of values "
@@ -361,7 +387,7 @@ static aside_status run_locked(aside_cache *c, const char *key, const char *op,
         collection_free(empty);
         return st;
     }
-    aside_status st = writes ? check_room(c, args, err) : ASIDE_OK;
+    aside_status st = writes && grows(op) ? check_room(c, args, err) : ASIDE_OK;
     bool created = false;
     if (st == ASIDE_OK && !e) {
         collection *fresh = collection_create(type);
@@ -387,7 +413,7 @@ static aside_status run_locked(aside_cache *c, const char *key, const char *op,
     st = record_append(c, json_pack("{s:s, s:s, s:O?}", "k", key, "o", op, "a", args), position,
                        err);
     if (st == ASIDE_OK && created && c->default_ttl_ms) {
-        ops_set_expiry(c, e, clock_unix_ms() + (int64_t)c->default_ttl_ms);
+        ops_set_expiry(c, e, new_expiry(c));
         st = record_append(c, json_pack("{s:s, s:s, s:I}", "k", key, "o", "expire_at", "a",
                                         (json_int_t)e->meta.expires_ms), position, err);
     }
@@ -469,10 +495,12 @@ static aside_status make_live(aside_cache *c, const char *key, json_t *doc, asid
     aside_status st = collection_from_json(ASIDE_TYPE_JSON, doc, &live, err);
     if (st != ASIDE_OK)
         return st;
+    int64_t expires_ms = e ? e->meta.expires_ms : new_expiry(c);
     if (e) /* the stored file goes after the journal has the document */
         entry_destroy(c, e, false);
     if (!(e = live_create(c, key, live)))
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    ops_set_expiry(c, e, expires_ms); /* the snapshot record carries it */
     st = record_append(c, snapshot_record(e), NULL, err);
     if (st == ASIDE_OK)
         store_remove(c->store, key);
@@ -602,12 +630,15 @@ aside_status ops_put(aside_cache *c, const char *key, aside_value_type type, con
                  ? error_set(err, ASIDE_ERR_FULL, "%s does not fit in the memory budget", key)
                  : ASIDE_ERR_FULL;
     entry *e = st == ASIDE_OK ? entry_find(c, key) : NULL;
+    int64_t expires_ms = e && !e->live ? e->meta.expires_ms : new_expiry(c);
     if (e)
         entry_destroy(c, e, false);
     if (st == ASIDE_OK && !(e = live_create(c, key, live)))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     else if (st != ASIDE_OK)
         collection_free(live);
+    if (st == ASIDE_OK)
+        ops_set_expiry(c, e, expires_ms);
     if (st == ASIDE_OK && (st = record_append(c, snapshot_record(e), &position, err)) == ASIDE_OK)
         store_remove(c->store, key);
     pthread_mutex_unlock(&c->lock);

@@ -628,6 +628,12 @@ static void fn_head(call *c)
     buf_putc(b, '}');
     free(memo_text);
     json_decref(memo);
+    json_t *progress = preload_progress_json(c->api->preload);
+    char *progress_text = progress ? json_dumps(progress, JSON_COMPACT) : NULL;
+    buf_puts(b, ", \"preload\": ");
+    buf_puts(b, progress_text ? progress_text : "null");
+    free(progress_text);
+    json_decref(progress);
     buf_puts(b, ", \"entries\": [");
     for (size_t i = 0; i < count; i++) {
         if (i)
@@ -703,7 +709,8 @@ static const api_function functions[] = {
     {"cache_delete", fn_delete, RUNS_ANYWHERE}, {"head", fn_head, RUNS_ANYWHERE},
     {"cache_head", fn_head, RUNS_ANYWHERE},   {"stats_cache", fn_stats_cache, RUNS_ANYWHERE},
     {"list", fn_list, MAY_BLOCK},             {"write", fn_write, MAY_BLOCK},
-    {"put", fn_put, MAY_BLOCK},
+    {"put", fn_put, MAY_BLOCK},               {"load", fn_read, TRIES_MEMORY},
+    {"spec", preload_fn_spec, RUNS_ANYWHERE}, {"reload_spec", preload_fn_reload, MAY_BLOCK},
 };
 
 static const api_function *find_function(const char *name)

@@ -222,6 +222,7 @@ typedef struct command_row {
 static const command_row commands[] = {
     {"expire", fn_expire, true}, {"persist", fn_persist, true}, {"ttl", fn_ttl, false},
     {"pin", fn_pin, true},       {"unpin", fn_unpin, true},     {"evict", fn_evict, false},
+    {"free", fn_evict, false},
     {"compact", fn_compact, true},
 };
 
@@ -231,7 +232,7 @@ const char *const collections_function_names[] = {
     "set_difference", "map_set", "map_get", "map_delete", "map_all", "map_length",
     "map_increment", "counter_increment", "counter_decrement", "counter_get", "json_get",
     "json_set", "json_delete", "json_merge", "expire", "persist", "ttl", "pin", "unpin",
-    "evict", "compact", NULL};
+    "evict", "free", "compact", NULL};
 
 static bool is_set_algebra(const char *name)
 {

@@ -112,6 +112,9 @@ static const option_row options[] = {
      "unless stored with into= or read as Arrow"},
     {"sql-timeout", "ASIDE_SQL_TIMEOUT", NULL, "60", OPT_UINT, AT(api.sql_timeout_ms), 1,
      MAX_SECONDS, MS, "seconds a query (sql, select, describe) may run before it is interrupted"},
+    {"spec", "ASIDE_SPEC", NULL, NULL, OPT_TEXT, AT(spec_path), 0, 0, 0,
+     "a YAML file declaring datasets to preload, SQL views and functions to register "
+     "(docs/spec.md); checked at start, reloaded on SIGHUP or function=reload_spec"},
     {"aws-bucket-name", "AWS_BUCKET_NAME", NULL, NULL, OPT_TEXT, AT(cache.s3.bucket), 0, 0, 0,
      "S3 bucket of the system of record; when set, S3 is the default storage"},
     {"aws-data-dir", "AWS_DATA_DIR", NULL, NULL, OPT_TEXT, AT(cache.s3.prefix), 0, 0, 0,

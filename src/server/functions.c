@@ -609,13 +609,13 @@ static void call_function(api_call *c, const char *name)
 }
 
 /* Write source as the function name's file, atomically. */
-static aside_status save_function(api_call *c, const char *name, const char *source, size_t len,
+static aside_status save_function(api *a, const char *name, const char *source, size_t len,
                                   aside_error *err)
 {
     char path[4096], tmp[4096];
-    function_path(c, name, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s/.%s.py.XXXXXX", c->api->defaults.functions.dir, name);
-    mkdir(c->api->defaults.functions.dir, 0755);
+    snprintf(path, sizeof path, "%s/%s.py", a->defaults.functions.dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.py.XXXXXX", a->defaults.functions.dir, name);
+    mkdir(a->defaults.functions.dir, 0755);
     int fd = mkstemp(tmp);
     if (fd < 0)
         return error_set(err, ASIDE_ERR_IO, "cannot write in the function folder: %s",
@@ -652,7 +652,7 @@ static void check_and_save(api_call *c, const char *name, const char *source, si
     json_decref(request);
     if (!json_is_true(json_object_get(r.header, "ok")))
         answer_function_error(c, json_object_get(r.header, "error"));
-    else if (save_function(c, name, source, len, &err) != ASIDE_OK)
+    else if (save_function(c->api, name, source, len, &err) != ASIDE_OK)
         api_status_error(c, &err);
     else
         answer_saved(c, name);
@@ -688,6 +688,30 @@ static void fn_function_create(api_call *c)
     check_and_save(c, name, source, len);
 }
 
+/* NAME.py from the system of record's function folder, read afresh (an update), into *source
+ * (NUL-terminated, *len bytes; free it). */
+static aside_status read_remote_source(api *a, const char *name,
+                                       const aside_read_options *options, char **source,
+                                       size_t *len, aside_error *err)
+{
+    char key[1200];
+    snprintf(key, sizeof key, "%s/%s.py", a->defaults.functions.remote_dir, name);
+    aside_read_options o = options ? *options : (aside_read_options){0};
+    o.type = "bytes";
+    o.memory_only = false;
+    aside_value *v = NULL;
+    aside_status st = aside_update(a->cache, key, &o, &v, NULL, err);
+    if (st != ASIDE_OK)
+        return st;
+    const char *data = aside_value_data(v);
+    *len = (size_t)aside_value_size(v);
+    *source = data ? strndup(data, *len) : NULL;
+    aside_value_release(v);
+    if (!data)
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "a function file must fit in memory");
+    return *source ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
 /* function_register: NAME.py from the system of record's function folder. */
 static void fn_function_register(api_call *c)
 {
@@ -703,30 +727,53 @@ static void fn_function_register(api_call *c)
     }
     if (!valid_new_name(c, name))
         return;
-    char key[1200];
-    snprintf(key, sizeof key, "%s/%s.py", c->api->defaults.functions.remote_dir, name);
-    aside_read_options options = c->options;
-    options.type = "bytes";
-    options.memory_only = false;
-    aside_value *v = NULL;
+    char *source = NULL;
+    size_t len = 0;
     aside_error err;
-    if (aside_update(c->api->cache, key, &options, &v, NULL, &err) != ASIDE_OK) {
+    if (read_remote_source(c->api, name, &c->options, &source, &len, &err) != ASIDE_OK)
         api_status_error(c, &err);
-        return;
-    }
-    const char *data = aside_value_data(v);
-    if (!data) {
-        aside_value_release(v);
-        api_error(c, 413, "too_large", "a function file must fit in memory");
-        return;
-    }
-    char *source = strndup(data, aside_value_size(v));
-    if (source)
-        check_and_save(c, name, source, aside_value_size(v));
     else
-        api_error(c, 503, "out_of_memory", "out of memory");
+        check_and_save(c, name, source, len);
     free(source);
-    aside_value_release(v);
+}
+
+/* Why a worker refused a source: its error's type and message, as one line. */
+static aside_status refusal(json_t *error, aside_error *err)
+{
+    const char *type = json_string_value(json_object_get(error, "type"));
+    const char *message = json_string_value(json_object_get(error, "message"));
+    return error_set(err, ASIDE_ERR_INVALID, "%s%s%s", type ? type : "", type ? ": " : "",
+                     message ? message : "the function does not compile");
+}
+
+aside_status functions_register(api *a, const char *name, const aside_read_options *options,
+                                aside_error *err)
+{
+    bool may_block = false, tries_memory = false;
+    if (!name || !is_identifier(name))
+        return error_set(err, ASIDE_ERR_INVALID, "a function's name must be a Python "
+                         "identifier");
+    if (frames_function(name, &may_block, &tries_memory) || api_is_builtin(name))
+        return error_set(err, ASIDE_ERR_CONFLICT, "%s is one of the server's own functions",
+                         name);
+    char *source = NULL;
+    size_t len = 0;
+    aside_status st = read_remote_source(a, name, options, &source, &len, err);
+    json_t *request = st == ASIDE_OK ? json_pack("{s:s, s:s%}", "op", "check", "source",
+                                                 source, len) : NULL;
+    function_reply r = {0};
+    if (st == ASIDE_OK && !request)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    if (request)
+        st = function_pool_request(a->functions, request, 0, &r, err);
+    if (st == ASIDE_OK && !json_is_true(json_object_get(r.header, "ok")))
+        st = refusal(json_object_get(r.header, "error"), err);
+    if (st == ASIDE_OK)
+        st = save_function(a, name, source, len, err);
+    json_decref(request);
+    function_reply_clear(&r);
+    free(source);
+    return st;
 }
 
 static void fn_function_delete(api_call *c)

@@ -37,19 +37,23 @@ static void raise_file_limit(void)
     }
 }
 
-static int serve(server_config *cfg)
+static int serve(server_config *cfg, preload *spec)
 {
     aside_error err;
     aside_cache *cache = NULL;
     if (aside_cache_open(&cfg->cache, &cache, &err) != ASIDE_OK) {
         log_line("error", "cannot open the cache: %s", err.message);
+        preload_destroy(spec);
         return 1;
     }
     api *a = api_create(cache, &cfg->api);
+    if (a)
+        a->preload = spec;
     http_server *server = NULL;
     if (!a || http_server_start(&cfg->http, api_handle, a, &server, &err) != ASIDE_OK) {
         log_line("error", "cannot start: %s", a ? err.message : "out of memory");
         api_destroy(a);
+        preload_destroy(spec);
         aside_cache_close(cache);
         return 1;
     }
@@ -58,6 +62,8 @@ static int serve(server_config *cfg)
              strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
              http_server_port(server));
     api_set_url(a, url);
+    if (spec && preload_start(spec, cache, a, &err) != ASIDE_OK)
+        log_line("error", "spec: cannot start preloading: %s", err.message);
     aside_stats stats;
     aside_stats_get(cache, &stats);
     const aside_s3_config *s3 = &cfg->cache.s3;
@@ -77,10 +83,13 @@ static int serve(server_config *cfg)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
+        preload_on_sighup(spec);
     log_line("info", "stopping on signal %d", sig);
     http_server_stop(server);
+    preload_destroy(spec);
     api_destroy(a);
     aside_cache_close(cache);
     return 0;
@@ -92,6 +101,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL); /* inherited by every thread started later */
     server_config cfg;
     aside_error err;
@@ -107,9 +117,14 @@ int main(int argc, char **argv)
         printf("aside-server %s\n", ASIDE_VERSION);
         return 0;
     }
+    preload *spec = NULL;
+    if (cfg.spec_path && !(spec = preload_create(cfg.spec_path, &err))) {
+        fprintf(stderr, "aside-server: bad spec: %s\n", err.message);
+        return 2;
+    }
     raise_file_limit();
     ensure_dir(cfg.cache.data_dir);
     if (!getenv("REMOTE_STORAGE") && strcmp(cfg.cache.sor_dir, "./data/sor") == 0)
         ensure_dir(cfg.cache.sor_dir); /* the default SOR of a fresh checkout */
-    return serve(&cfg);
+    return serve(&cfg, spec);
 }

@@ -166,6 +166,7 @@ typedef struct server_config {
     aside_config cache;
     http_config  http;
     api_defaults api;
+    const char  *spec_path; /* ASIDE_SPEC: the data spec file (preload.c), or NULL */
     bool         help;
     bool         version;
 } server_config;
@@ -192,6 +193,7 @@ struct api {
     aside_cache   *cache;
     api_defaults   defaults;
     function_pool *functions;
+    struct preload *preload; /* the data spec in force (preload.c), or NULL */
 };
 
 typedef struct api_param {
@@ -260,5 +262,55 @@ api_run collections_function(const char *name, const api_call *c, bool *may_bloc
 extern const char *const collections_function_names[];
 /* Write unix_ms as a JSON string in ISO 8601 (UTC, milliseconds). */
 void    api_put_time(buf *b, int64_t unix_ms);
+
+/* ---- the data spec ----------------------------------------------------------------------------
+ *
+ * preload.c puts a spec file (src/spec/spec.h, docs/spec.md) to work: it preloads the datasets
+ * the spec declares on a small pool of threads, checking frames' columns and applying time to
+ * live and pins; registers the spec's functions; materialises its SQL views once the preload is
+ * done and refreshes each when one of its inputs gets a new content; revalidates datasets at
+ * their intervals. Progress (items, bytes, rate, ETA) goes to the log at most once a second and
+ * to telemetry. A reload (SIGHUP, function=reload_spec) reads the file again: a bad file leaves
+ * the spec in force untouched; a good one preloads what is new or changed and never drops
+ * cached data. */
+typedef struct preload preload;
+
+/* Read and check the spec file at path. NULL when it is bad or unreadable, with err saying
+ * "path:line:column: what" (err->code "bad_spec"). Nothing runs until preload_start. */
+preload       *preload_create(const char *path, aside_error *err);
+/* Put the spec to work on cache, registering functions through a's worker pool: starts the
+ * preload threads and the background thread (revalidation, views). Call once, after the HTTP
+ * server is started and api_set_url was called (function workers need the URL). */
+aside_status   preload_start(preload *p, aside_cache *cache, api *a, aside_error *err);
+/* Stop the threads (a load in progress finishes first) and free p. NULL is ignored. Call after
+ * the HTTP server stopped (requests may read p) and before the cache closes. */
+void           preload_destroy(preload *p);
+/* Read the spec file again. A bad file: the spec in force stays, err says why. A good one
+ * replaces it: new or changed datasets are preloaded, new or changed functions registered,
+ * new or changed views materialised; what the old spec loaded stays cached. *summary (may be
+ * NULL; the caller owns it) receives {"datasets"|"views"|"functions": {"added", "changed",
+ * "removed", "unchanged"}}. Thread-safe; reloads run one at a time. */
+aside_status   preload_reload(preload *p, struct json_t **summary, aside_error *err);
+/* What main does on SIGHUP: reload and log the outcome. p may be NULL (no spec: logged). */
+void           preload_on_sighup(preload *p);
+/* The preload's progress for telemetry: {"state", "items", "bytes", "rate_bytes_per_second",
+ * "eta_seconds", "errors", ...} (docs/spec.md). The caller owns it; NULL when p is NULL. */
+struct json_t *preload_progress_json(preload *p);
+/* function=spec: the spec in force, its path and when it was loaded (runs anywhere). */
+void           preload_fn_spec(api_call *c);
+/* function=reload_spec: preload_reload; a bad file is 400 "bad_spec" (must block). */
+void           preload_fn_reload(api_call *c);
+
+/* Defined in functions.c, for the spec: register the function name from the system of
+ * record's function folder (AWS_FUNCTION_DIR/NAME.py, read afresh with options' storage), as
+ * function_register does: compiled by a worker (never run), then saved in LOCAL_FUNCTION_DIR.
+ * ASIDE_ERR_INVALID for a name that is no Python identifier or a source that does not compile
+ * (err: the error's type and message), ASIDE_ERR_CONFLICT for one of the server's own
+ * functions, the cache's status when the file cannot be read (ASIDE_ERR_NOT_FOUND). Blocks:
+ * call it from a thread that may. */
+aside_status functions_register(api *a, const char *name, const aside_read_options *options,
+                                aside_error *err);
+
+/* ---- end of the data spec -------------------------------------------------------------------- */
 
 #endif

@@ -1,2 +1,994 @@
-/* placeholder */
-typedef int placeholder_spec;
+/* spec.c -- reading and checking the data spec (spec.h), with libyaml.
+ *
+ * The file is loaded whole into libyaml's document model: a tree of scalar, sequence and
+ * mapping nodes, each with the mark (line, column) where it starts. The schema is then walked
+ * top down by small functions, one per kind of field, each of which either fills its part of
+ * the spec or reports the node at fault and stops. Walking a finished tree, rather than the
+ * event stream, lets a check point anywhere (a duplicate names the line of the first one) and
+ * keeps every function free of parser state.
+ *
+ * Scalars are read by their text whatever their YAML tag: "yes" is a boolean where a boolean is
+ * expected and a name where a name is. Aliases are followed (they share nodes, so an alias bomb
+ * costs nothing more than its nodes); the file's size is bounded by SPEC_MAX_BYTES.
+ *
+ * Defaults (the "defaults" mapping) are applied while reading, so the spec handed out holds
+ * each dataset's settings resolved, and the JSON form shows what is in force. */
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "spec/spec.h"
+#include "util/util.h"
+
+enum {
+    DEFAULT_PRELOAD_THREADS = 4,
+    MAX_IDENTIFIER_BYTES = 100,  /* a function's name, as function_create accepts it */
+    MAX_DTYPE_BYTES = 96,
+    MS_PER_SECOND = 1000,
+    MAX_FIELDS = 16              /* known fields of one mapping of the schema */
+};
+
+/* The longest duration a spec may give: a year and a day, in milliseconds. */
+static const uint64_t MAX_DURATION_MS = 366ULL * 86400 * MS_PER_SECOND;
+
+/* What reading needs at hand: where messages go, and the document being walked. */
+typedef struct reader {
+    const char      *name;
+    yaml_document_t *doc;
+    aside_error     *err;
+    bool             failed;
+} reader;
+
+/* Settings a dataset takes from "defaults" unless it says otherwise. */
+typedef struct dataset_defaults {
+    const char *type, *storage;
+    uint64_t    ttl_ms, revalidate_ms;
+    bool        pin, preload;
+} dataset_defaults;
+
+/* ---- reporting ---------------------------------------------------------------------------- */
+
+static void fail_at(reader *r, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Report "name:line:column: message" (the first report wins) and mark the read failed. */
+static void fail_at(reader *r, yaml_mark_t mark, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = true;
+    char message[ASIDE_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    error_set(r->err, ASIDE_ERR_INVALID, "%s:%zu:%zu: %s", r->name, mark.line + 1,
+              mark.column + 1, message);
+    if (r->err)
+        snprintf(r->err->code, sizeof r->err->code, "bad_spec");
+}
+
+#define FAIL(r, node, ...) fail_at((r), (node)->start_mark, __VA_ARGS__)
+
+static int line_of(const yaml_node_t *node) { return (int)node->start_mark.line + 1; }
+
+/* ---- scalars ------------------------------------------------------------------------------ */
+
+static yaml_node_t *node_at(reader *r, int index) { return yaml_document_get_node(r->doc, index); }
+
+static const char *scalar_text(const yaml_node_t *node)
+{
+    return (const char *)node->data.scalar.value;
+}
+
+/* True for YAML's null: an empty plain scalar, "~" or "null". */
+static bool is_null(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *t = scalar_text(node);
+    return !*t || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0;
+}
+
+/* The text of a scalar field; NULL (reported) for a mapping, a sequence or null. */
+static const char *need_scalar(reader *r, const yaml_node_t *node, const char *field)
+{
+    if (node->type != YAML_SCALAR_NODE) {
+        FAIL(r, node, "%s must be a single value, not a %s", field,
+             node->type == YAML_MAPPING_NODE ? "mapping" : "list");
+        return NULL;
+    }
+    if (is_null(node)) {
+        FAIL(r, node, "%s has no value", field);
+        return NULL;
+    }
+    if (strlen(scalar_text(node)) != node->data.scalar.length) {
+        FAIL(r, node, "%s holds a NUL character", field);
+        return NULL;
+    }
+    return scalar_text(node);
+}
+
+/* A copy of a scalar field's text into *out; false when reported. */
+static bool read_text(reader *r, const yaml_node_t *node, const char *field, char **out)
+{
+    const char *text = need_scalar(r, node, field);
+    if (!text)
+        return false;
+    if (!(*out = strdup(text))) {
+        FAIL(r, node, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static bool read_bool(reader *r, const yaml_node_t *node, const char *field, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    const char *text = need_scalar(r, node, field);
+    if (!text)
+        return false;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+            *out = strcasecmp(text, yes[i]) == 0;
+            return true;
+        }
+    }
+    FAIL(r, node, "%s must be true or false, not \"%s\"", field, text);
+    return false;
+}
+
+static bool read_int(reader *r, const yaml_node_t *node, const char *field, long min, long max,
+                     long *out)
+{
+    const char *text = need_scalar(r, node, field);
+    if (!text)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) {
+        FAIL(r, node, "%s must be a whole number from %ld to %ld, not \"%s\"", field, min, max,
+             text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Milliseconds per unit of a duration's suffix; 0 for an unknown suffix. */
+static uint64_t unit_ms(const char *suffix)
+{
+    static const struct {
+        const char *name;
+        uint64_t    ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+                 {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(suffix, units[i].name) == 0)
+            return units[i].ms;
+    }
+    return 0;
+}
+
+/* A duration: a whole number of seconds, or one with a unit (500ms, 30s, 15m, 1h, 2d). 0 is
+ * "never". */
+static bool read_duration(reader *r, const yaml_node_t *node, const char *field, uint64_t *out_ms)
+{
+    const char *text = need_scalar(r, node, field);
+    if (!text)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = isdigit((unsigned char)text[0]) ? strtoull(text, &end, 10) : 0;
+    uint64_t per = end ? unit_ms(end) : 0;
+    if (!end || errno || !per || n > MAX_DURATION_MS / per) {
+        FAIL(r, node, "%s: \"%s\" is not a duration (a whole number of seconds, or one with a "
+             "unit: 500ms, 30s, 15m, 1h, 2d; at most 366d)", field, text);
+        return false;
+    }
+    *out_ms = n * per;
+    return true;
+}
+
+/* A choice among allowed words. */
+static bool read_choice(reader *r, const yaml_node_t *node, const char *field,
+                        const char *const *allowed, const char **out)
+{
+    const char *text = need_scalar(r, node, field);
+    if (!text)
+        return false;
+    for (size_t i = 0; allowed[i]; i++) {
+        if (strcmp(text, allowed[i]) == 0) {
+            *out = allowed[i];
+            return true;
+        }
+    }
+    char list[128] = "";
+    for (size_t i = 0; allowed[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 allowed[i]);
+    FAIL(r, node, "%s must be one of %s, not \"%s\"", field, list, text);
+    return false;
+}
+
+static const char *const TYPES[] = {"bytes", "json", "frame", NULL};
+static const char *const STORAGES[] = {"sd", "s3", NULL};
+
+/* A choice whose copy the spec keeps. */
+static bool read_choice_copy(reader *r, const yaml_node_t *node, const char *field,
+                             const char *const *allowed, char **out)
+{
+    const char *word = NULL;
+    if (!read_choice(r, node, field, allowed, &word))
+        return false;
+    free(*out);
+    if (!(*out = strdup(word))) {
+        FAIL(r, node, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* ---- mappings ----------------------------------------------------------------------------- */
+
+static bool need_mapping(reader *r, const yaml_node_t *node, const char *what)
+{
+    if (node->type == YAML_MAPPING_NODE)
+        return true;
+    FAIL(r, node, "%s must be a mapping (field: value)", what);
+    return false;
+}
+
+static void known_list(const char *const *known, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; known[i]; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", known[i]);
+}
+
+/* Sort the fields of a mapping into values[i] for known[i] (NULL when absent): every key must
+ * be a known field, given once. */
+static bool take_fields(reader *r, const yaml_node_t *map, const char *what,
+                        const char *const *known, yaml_node_t **values)
+{
+    if (!need_mapping(r, map, what))
+        return false;
+    size_t n = 0;
+    yaml_node_t *keys[MAX_FIELDS];
+    while (known[n] && n < MAX_FIELDS)
+        values[n++] = NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *key = node_at(r, p->key);
+        const char *name = key && key->type == YAML_SCALAR_NODE ? scalar_text(key) : NULL;
+        size_t i = 0;
+        while (name && i < n && strcmp(known[i], name) != 0)
+            i++;
+        if (!name) {
+            FAIL(r, key, "a field's name in %s must be a single value", what);
+            return false;
+        }
+        if (i == n) {
+            char list[256];
+            known_list(known, list, sizeof list);
+            FAIL(r, key, "unknown field \"%s\" in %s (known: %s)", name, what, list);
+            return false;
+        }
+        if (values[i]) {
+            FAIL(r, key, "duplicate field \"%s\" (first at line %d)", name, line_of(keys[i]));
+            return false;
+        }
+        keys[i] = key;
+        values[i] = node_at(r, p->value);
+    }
+    return true;
+}
+
+static bool need_sequence(reader *r, const yaml_node_t *node, const char *what)
+{
+    if (node->type == YAML_SEQUENCE_NODE)
+        return true;
+    FAIL(r, node, "%s must be a list (items starting with \"- \")", what);
+    return false;
+}
+
+/* ---- dtypes ------------------------------------------------------------------------------- */
+
+static bool one_of(const char *text, size_t len, const char *const *names)
+{
+    for (size_t i = 0; names[i]; i++) {
+        if (strlen(names[i]) == len && strncmp(text, names[i], len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "datetime64[unit]", "datetime64[unit, tz]" or "timedelta64[unit]", canonically spaced. */
+static bool time_dtype(const char *dtype, char *canonical, size_t size)
+{
+    static const char *const units[] = {"s", "ms", "us", "ns", NULL};
+    bool datetime = strncmp(dtype, "datetime64[", 11) == 0;
+    if (!datetime && strncmp(dtype, "timedelta64[", 12) != 0)
+        return false;
+    const char *unit = dtype + (datetime ? 11 : 12);
+    size_t unit_len = strcspn(unit, ",]");
+    const char *rest = unit + unit_len;
+    if (!one_of(unit, unit_len, units))
+        return false;
+    if (strcmp(rest, "]") == 0) {
+        snprintf(canonical, size, "%.*s", (int)(rest + 1 - dtype), dtype);
+        return true;
+    }
+    if (!datetime || *rest != ',')
+        return false;
+    const char *zone = rest + 1;
+    while (*zone == ' ')
+        zone++;
+    size_t zone_len = strspn(zone, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789_+-/:");
+    if (zone_len == 0 || strcmp(zone + zone_len, "]") != 0)
+        return false;
+    snprintf(canonical, size, "datetime64[%.*s, %.*s]", (int)unit_len, unit, (int)zone_len, zone);
+    return true;
+}
+
+bool spec_dtype_valid(const char *dtype, char *canonical, size_t size)
+{
+    static const char *const names[] = {
+        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "float32", "float64", "object", "string", "category", "boolean", "Int8", "Int16",
+        "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64", NULL};
+    char scratch[MAX_DTYPE_BYTES];
+    if (!canonical) {
+        canonical = scratch;
+        size = sizeof scratch;
+    }
+    if (one_of(dtype, strlen(dtype), names)) {
+        snprintf(canonical, size, "%s", dtype);
+        return true;
+    }
+    return time_dtype(dtype, canonical, size);
+}
+
+/* ---- datasets ----------------------------------------------------------------------------- */
+
+static const char *const MATCH_NAMES[] = {"key", "glob", "prefix"};
+
+static bool has_wildcard(const char *s) { return strpbrk(s, "*?[") != NULL; }
+
+/* Check the dataset's key, glob or prefix. */
+static bool check_pattern(reader *r, const yaml_node_t *node, spec_dataset *d)
+{
+    aside_error why;
+    const char *field = MATCH_NAMES[d->match];
+    size_t len = strlen(d->pattern);
+    if (d->match == SPEC_PREFIX) {
+        while (len > 0 && d->pattern[len - 1] == '/')
+            len--; /* "raw/2024/" names a folder: the rest must be a valid path */
+        if (len == 0) {
+            FAIL(r, node, "prefix must name a folder or the start of keys, not the whole system "
+                 "of record");
+            return false;
+        }
+    }
+    if (d->match == SPEC_GLOB && !has_wildcard(d->pattern)) {
+        FAIL(r, node, "glob \"%s\" has no wildcard (*, ? or [...]): use key", d->pattern);
+        return false;
+    }
+    if (aside_key_check(d->pattern, len, &why) != ASIDE_OK) {
+        FAIL(r, node, "%s \"%s\" is not a valid key: %s", field, d->pattern, why.message);
+        return false;
+    }
+    return true;
+}
+
+/* The one of key, glob, prefix the dataset gives (values[0..2]). */
+static bool read_match(reader *r, const yaml_node_t *map, yaml_node_t *const *values,
+                       spec_dataset *d)
+{
+    int found = -1;
+    for (int i = 0; i < 3; i++) {
+        if (!values[i])
+            continue;
+        if (found >= 0) {
+            FAIL(r, values[i], "a dataset has one of key, glob or prefix, not both %s and %s",
+                 MATCH_NAMES[found], MATCH_NAMES[i]);
+            return false;
+        }
+        found = i;
+    }
+    if (found < 0) {
+        FAIL(r, map, "a dataset needs one of key, glob or prefix");
+        return false;
+    }
+    d->match = (spec_match)found;
+    return read_text(r, values[found], MATCH_NAMES[found], &d->pattern) &&
+           check_pattern(r, values[found], d);
+}
+
+static bool read_column(reader *r, const yaml_node_t *key, const yaml_node_t *value,
+                        spec_column *c)
+{
+    char canonical[MAX_DTYPE_BYTES];
+    const char *name = need_scalar(r, key, "a column's name");
+    const char *dtype = name ? need_scalar(r, value, "a column's dtype") : NULL;
+    if (!dtype)
+        return false;
+    if (!spec_dtype_valid(dtype, canonical, sizeof canonical)) {
+        FAIL(r, value, "column \"%s\": unknown dtype \"%s\" (pandas names such as int64, "
+             "float64, bool, object, string, category, Int64, boolean, datetime64[ns], "
+             "datetime64[ns, UTC], timedelta64[ns])", name, dtype);
+        return false;
+    }
+    c->name = strdup(name);
+    c->dtype = strdup(canonical);
+    if (!c->name || !c->dtype) {
+        FAIL(r, key, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* columns: {name: dtype, ...}, in the order written. */
+static bool read_columns(reader *r, const yaml_node_t *map, spec_dataset *d)
+{
+    if (!need_mapping(r, map, "columns"))
+        return false;
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (!(d->columns = calloc(n ? n : 1, sizeof *d->columns))) {
+        FAIL(r, map, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
+        yaml_node_t *key = node_at(r, p->key);
+        if (!read_column(r, key, node_at(r, p->value), &d->columns[d->column_count++]))
+            return false;
+        for (size_t j = 0; j + 1 < d->column_count; j++) {
+            if (strcmp(d->columns[j].name, d->columns[i].name) == 0) {
+                FAIL(r, key, "column \"%s\" is listed twice", d->columns[i].name);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* The type the dataset's keys are read as, when its key says it: for the columns check. */
+static const char *known_type(const spec_dataset *d)
+{
+    if (d->type)
+        return d->type;
+    if (d->match != SPEC_KEY)
+        return NULL;
+    return aside_value_type_name(aside_value_type_for_key(d->pattern));
+}
+
+/* Settings that only make sense together. */
+static bool check_dataset(reader *r, const yaml_node_t *map, yaml_node_t *const *values,
+                          const spec_dataset *d)
+{
+    const char *type = known_type(d);
+    if (d->column_count && type && strcmp(type, "frame") != 0) {
+        FAIL(r, values[4], "columns are checked on frames, and %s is read as %s: add "
+             "type: frame", d->pattern, type);
+        return false;
+    }
+    if (!d->preload && (d->pin || d->ttl_ms || d->column_count)) {
+        FAIL(r, map, "%s applies to keys aside preloads: set preload: true, or remove it",
+             d->pin ? "pin" : d->ttl_ms ? "ttl" : "columns");
+        return false;
+    }
+    return true;
+}
+
+enum { F_KEY, F_GLOB, F_PREFIX, F_TYPE, F_COLUMNS, F_STORAGE, F_TTL, F_PIN, F_PRELOAD,
+       F_REVALIDATE, F_COUNT };
+
+static bool read_dataset(reader *r, const yaml_node_t *map, const dataset_defaults *def,
+                         spec_dataset *d)
+{
+    static const char *const known[] = {"key", "glob", "prefix", "type", "columns", "storage",
+                                        "ttl", "pin", "preload", "revalidate", NULL};
+    yaml_node_t *v[F_COUNT];
+    d->line = line_of(map);
+    d->ttl_ms = def->ttl_ms;
+    d->revalidate_ms = def->revalidate_ms;
+    d->pin = def->pin;
+    d->preload = def->preload;
+    if (!take_fields(r, map, "a dataset", known, v) || !read_match(r, map, v, d))
+        return false;
+    d->type = def->type ? strdup(def->type) : NULL;
+    d->storage = def->storage ? strdup(def->storage) : NULL;
+    if ((def->type && !d->type) || (def->storage && !d->storage)) {
+        FAIL(r, map, "out of memory");
+        return false;
+    }
+    bool ok = (!v[F_TYPE] || read_choice_copy(r, v[F_TYPE], "type", TYPES, &d->type)) &&
+              (!v[F_STORAGE] || read_choice_copy(r, v[F_STORAGE], "storage", STORAGES,
+                                                 &d->storage)) &&
+              (!v[F_COLUMNS] || read_columns(r, v[F_COLUMNS], d)) &&
+              (!v[F_TTL] || read_duration(r, v[F_TTL], "ttl", &d->ttl_ms)) &&
+              (!v[F_REVALIDATE] || read_duration(r, v[F_REVALIDATE], "revalidate",
+                                                 &d->revalidate_ms)) &&
+              (!v[F_PIN] || read_bool(r, v[F_PIN], "pin", &d->pin)) &&
+              (!v[F_PRELOAD] || read_bool(r, v[F_PRELOAD], "preload", &d->preload));
+    return ok && check_dataset(r, map, v, d);
+}
+
+/* defaults: the settings every dataset starts from. */
+static bool read_defaults(reader *r, const yaml_node_t *map, dataset_defaults *def)
+{
+    static const char *const known[] = {"type", "storage", "ttl", "pin", "preload",
+                                        "revalidate", NULL};
+    yaml_node_t *v[6];
+    if (!take_fields(r, map, "defaults", known, v))
+        return false;
+    return (!v[0] || read_choice(r, v[0], "type", TYPES, &def->type)) &&
+           (!v[1] || read_choice(r, v[1], "storage", STORAGES, &def->storage)) &&
+           (!v[2] || read_duration(r, v[2], "ttl", &def->ttl_ms)) &&
+           (!v[3] || read_bool(r, v[3], "pin", &def->pin)) &&
+           (!v[4] || read_bool(r, v[4], "preload", &def->preload)) &&
+           (!v[5] || read_duration(r, v[5], "revalidate", &def->revalidate_ms));
+}
+
+/* The index of an earlier dataset declaring the same keys, or -1. */
+static long earlier_dataset(const spec *s, size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (s->datasets[j].match == s->datasets[i].match &&
+            strcmp(s->datasets[j].pattern, s->datasets[i].pattern) == 0)
+            return (long)j;
+    }
+    return -1;
+}
+
+static bool read_datasets(reader *r, const yaml_node_t *list, const dataset_defaults *def,
+                          spec *s)
+{
+    if (!need_sequence(r, list, "datasets"))
+        return false;
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (!(s->datasets = calloc(n ? n : 1, sizeof *s->datasets))) {
+        FAIL(r, list, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(r, list->data.sequence.items.start[i]);
+        spec_dataset *d = &s->datasets[s->dataset_count++];
+        if (!read_dataset(r, item, def, d))
+            return false;
+        long j = earlier_dataset(s, i);
+        if (j >= 0) {
+            FAIL(r, item, "%s \"%s\" is declared twice (first at line %d)", MATCH_NAMES[d->match],
+                 d->pattern, s->datasets[j].line);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- views and functions ------------------------------------------------------------------ */
+
+static bool check_view_name(reader *r, const yaml_node_t *node, const spec *s, size_t i)
+{
+    const spec_view *v = &s->views[i];
+    aside_error why;
+    if (aside_key_check(v->name, strlen(v->name), &why) != ASIDE_OK) {
+        FAIL(r, node, "view name \"%s\" is not a valid key: %s", v->name, why.message);
+        return false;
+    }
+    for (size_t j = 0; j < s->dataset_count; j++) {
+        if (spec_dataset_matches(&s->datasets[j], v->name)) {
+            FAIL(r, node, "view name \"%s\" is also a key of the dataset at line %d: a view's "
+                 "key holds its result only", v->name, s->datasets[j].line);
+            return false;
+        }
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(s->views[j].name, v->name) == 0) {
+            FAIL(r, node, "view \"%s\" is declared twice (first at line %d)", v->name,
+                 s->views[j].line);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool read_view(reader *r, const yaml_node_t *map, spec *s, size_t i)
+{
+    static const char *const known[] = {"name", "query", "storage", NULL};
+    yaml_node_t *v[3];
+    spec_view *view = &s->views[i];
+    view->line = line_of(map);
+    if (!take_fields(r, map, "a view", known, v))
+        return false;
+    if (!v[0] || !v[1]) {
+        FAIL(r, map, "a view needs %s", v[0] ? "a query" : "a name");
+        return false;
+    }
+    if (!read_text(r, v[0], "name", &view->name) || !check_view_name(r, v[0], s, i) ||
+        !read_text(r, v[1], "query", &view->query))
+        return false;
+    return !v[2] || read_choice_copy(r, v[2], "storage", STORAGES, &view->storage);
+}
+
+static bool read_views(reader *r, const yaml_node_t *list, spec *s)
+{
+    if (!need_sequence(r, list, "views"))
+        return false;
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (!(s->views = calloc(n ? n : 1, sizeof *s->views))) {
+        FAIL(r, list, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->view_count++;
+        if (!read_view(r, node_at(r, list->data.sequence.items.start[i]), s, i))
+            return false;
+    }
+    return true;
+}
+
+/* A Python identifier, as function_create accepts for a function's name. */
+static bool is_identifier(const char *s)
+{
+    if (!*s || isdigit((unsigned char)*s) || strlen(s) > MAX_IDENTIFIER_BYTES)
+        return false;
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    }
+    return true;
+}
+
+static bool check_function_name(reader *r, const yaml_node_t *node, const spec *s, size_t i)
+{
+    const spec_function *f = &s->functions[i];
+    if (!is_identifier(f->name)) {
+        FAIL(r, node, "function name \"%s\" must be a Python identifier (letters, digits and _, "
+             "the file NAME.py)", f->name);
+        return false;
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(s->functions[j].name, f->name) == 0) {
+            FAIL(r, node, "function \"%s\" is declared twice (first at line %d)", f->name,
+                 s->functions[j].line);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A function: its name alone, or {name, storage}. */
+static bool read_function(reader *r, const yaml_node_t *item, spec *s, size_t i)
+{
+    static const char *const known[] = {"name", "storage", NULL};
+    spec_function *f = &s->functions[i];
+    f->line = line_of(item);
+    if (item->type == YAML_SCALAR_NODE)
+        return read_text(r, item, "a function's name", &f->name) &&
+               check_function_name(r, item, s, i);
+    yaml_node_t *v[2];
+    if (!take_fields(r, item, "a function", known, v))
+        return false;
+    if (!v[0]) {
+        FAIL(r, item, "a function needs a name");
+        return false;
+    }
+    return read_text(r, v[0], "name", &f->name) && check_function_name(r, v[0], s, i) &&
+           (!v[1] || read_choice_copy(r, v[1], "storage", STORAGES, &f->storage));
+}
+
+static bool read_functions(reader *r, const yaml_node_t *list, spec *s)
+{
+    if (!need_sequence(r, list, "functions"))
+        return false;
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (!(s->functions = calloc(n ? n : 1, sizeof *s->functions))) {
+        FAIL(r, list, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->function_count++;
+        if (!read_function(r, node_at(r, list->data.sequence.items.start[i]), s, i))
+            return false;
+    }
+    return true;
+}
+
+/* ---- the document ------------------------------------------------------------------------- */
+
+enum { T_VERSION, T_THREADS, T_DEFAULTS, T_DATASETS, T_VIEWS, T_FUNCTIONS, T_COUNT };
+
+static bool read_version(reader *r, const yaml_node_t *root, yaml_node_t *node, spec *s)
+{
+    long version = 0;
+    if (!node) {
+        FAIL(r, root, "missing field \"version\" (this server reads version: %d)", SPEC_VERSION);
+        return false;
+    }
+    if (!read_int(r, node, "version", 1, 1000, &version))
+        return false;
+    if (version != SPEC_VERSION) {
+        FAIL(r, node, "version %ld is not known to this server (it reads version: %d)", version,
+             SPEC_VERSION);
+        return false;
+    }
+    s->version = (int)version;
+    return true;
+}
+
+static bool read_root(reader *r, const yaml_node_t *root, spec *s)
+{
+    static const char *const known[] = {"version", "preload_threads", "defaults", "datasets",
+                                        "views", "functions", NULL};
+    yaml_node_t *v[T_COUNT];
+    dataset_defaults def = {.preload = true};
+    long threads = DEFAULT_PRELOAD_THREADS;
+    if (!take_fields(r, root, "the spec", known, v) || !read_version(r, root, v[T_VERSION], s))
+        return false;
+    if (v[T_THREADS] && !read_int(r, v[T_THREADS], "preload_threads", 1, SPEC_MAX_THREADS,
+                                  &threads))
+        return false;
+    s->preload_threads = (unsigned)threads;
+    return (!v[T_DEFAULTS] || read_defaults(r, v[T_DEFAULTS], &def)) &&
+           (!v[T_DATASETS] || is_null(v[T_DATASETS]) || read_datasets(r, v[T_DATASETS], &def, s)) &&
+           (!v[T_VIEWS] || is_null(v[T_VIEWS]) || read_views(r, v[T_VIEWS], s)) &&
+           (!v[T_FUNCTIONS] || is_null(v[T_FUNCTIONS]) || read_functions(r, v[T_FUNCTIONS], s));
+}
+
+/* Line and column of byte offset in text, for errors libyaml gives as an offset. */
+static yaml_mark_t mark_of_offset(const char *text, size_t len, size_t offset)
+{
+    yaml_mark_t mark = {0, 0, 0};
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (text[i] == '\n') {
+            mark.line++;
+            mark.column = 0;
+        } else {
+            mark.column++;
+        }
+    }
+    return mark;
+}
+
+static void fail_syntax(reader *r, const yaml_parser_t *p, const char *text, size_t len)
+{
+    yaml_mark_t mark = p->error == YAML_READER_ERROR
+                           ? mark_of_offset(text, len, p->problem_offset) : p->problem_mark;
+    const char *problem = p->problem ? p->problem : "cannot be read";
+    if (p->context)
+        fail_at(r, mark, "invalid YAML: %s %s (line %zu)", problem, p->context,
+                p->context_mark.line + 1);
+    else
+        fail_at(r, mark, "invalid YAML: %s", problem);
+}
+
+/* Parse the one document of text; false when reported. */
+static bool load_document(reader *r, const char *text, size_t len, yaml_document_t *doc)
+{
+    yaml_parser_t parser;
+    yaml_document_t extra;
+    yaml_mark_t start = {0, 0, 0};
+    if (!yaml_parser_initialize(&parser)) {
+        fail_at(r, start, "out of memory");
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    bool ok = yaml_parser_load(&parser, doc) != 0;
+    if (!ok)
+        fail_syntax(r, &parser, text, len);
+    else if (!yaml_document_get_root_node(doc))
+        fail_at(r, start, "the spec is empty (it needs at least \"version: %d\")", SPEC_VERSION);
+    else if (!yaml_parser_load(&parser, &extra))
+        fail_syntax(r, &parser, text, len);
+    else {
+        yaml_node_t *second = yaml_document_get_root_node(&extra);
+        if (second)
+            fail_at(r, extra.start_mark, "a spec is one YAML document: remove the second one");
+        yaml_document_delete(&extra);
+    }
+    yaml_parser_delete(&parser);
+    if (r->failed && ok)
+        yaml_document_delete(doc);
+    return !r->failed;
+}
+
+aside_status spec_load_text(const char *name, const char *text, size_t len, spec **out,
+                            aside_error *err)
+{
+    reader r = {name, NULL, err, false};
+    yaml_document_t doc;
+    yaml_mark_t start = {0, 0, 0};
+    if (len > SPEC_MAX_BYTES) {
+        fail_at(&r, start, "the spec is larger than %d bytes", SPEC_MAX_BYTES);
+        return ASIDE_ERR_INVALID;
+    }
+    if (!load_document(&r, text, len, &doc))
+        return ASIDE_ERR_INVALID;
+    r.doc = &doc;
+    spec *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(name)))
+        fail_at(&r, start, "out of memory");
+    else
+        read_root(&r, yaml_document_get_root_node(&doc), s);
+    yaml_document_delete(&doc);
+    if (r.failed) {
+        spec_free(s);
+        return ASIDE_ERR_INVALID;
+    }
+    *out = s;
+    return ASIDE_OK;
+}
+
+aside_status spec_load_file(const char *path, spec **out, aside_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return error_set(err, ASIDE_ERR_IO, "%s: cannot open the spec: %s", path,
+                         strerror(errno));
+    char *text = malloc(SPEC_MAX_BYTES + 1);
+    size_t len = text ? fread(text, 1, SPEC_MAX_BYTES + 1, f) : 0;
+    bool failed = !text || ferror(f);
+    fclose(f);
+    aside_status st = failed ? error_set(err, ASIDE_ERR_IO, "%s: cannot read the spec", path)
+                             : spec_load_text(path, text, len, out, err);
+    free(text);
+    return st;
+}
+
+/* ---- freeing, comparing, matching ---------------------------------------------------------- */
+
+static void dataset_clear(spec_dataset *d)
+{
+    free(d->pattern);
+    free(d->type);
+    free(d->storage);
+    for (size_t i = 0; i < d->column_count; i++) {
+        free(d->columns[i].name);
+        free(d->columns[i].dtype);
+    }
+    free(d->columns);
+}
+
+void spec_free(spec *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->dataset_count; i++)
+        dataset_clear(&s->datasets[i]);
+    for (size_t i = 0; i < s->view_count; i++) {
+        free(s->views[i].name);
+        free(s->views[i].query);
+        free(s->views[i].storage);
+    }
+    for (size_t i = 0; i < s->function_count; i++) {
+        free(s->functions[i].name);
+        free(s->functions[i].storage);
+    }
+    free(s->datasets);
+    free(s->views);
+    free(s->functions);
+    free(s->path);
+    free(s);
+}
+
+/* Equal strings, NULL equal to NULL only. */
+static bool same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool spec_dataset_equal(const spec_dataset *a, const spec_dataset *b)
+{
+    if (a->match != b->match || !same(a->pattern, b->pattern) || !same(a->type, b->type) ||
+        !same(a->storage, b->storage) || a->ttl_ms != b->ttl_ms ||
+        a->revalidate_ms != b->revalidate_ms || a->pin != b->pin || a->preload != b->preload ||
+        a->column_count != b->column_count)
+        return false;
+    for (size_t i = 0; i < a->column_count; i++) {
+        if (!same(a->columns[i].name, b->columns[i].name) ||
+            !same(a->columns[i].dtype, b->columns[i].dtype))
+            return false;
+    }
+    return true;
+}
+
+bool spec_view_equal(const spec_view *a, const spec_view *b)
+{
+    return same(a->name, b->name) && same(a->query, b->query) && same(a->storage, b->storage);
+}
+
+bool spec_function_equal(const spec_function *a, const spec_function *b)
+{
+    return same(a->name, b->name) && same(a->storage, b->storage);
+}
+
+bool spec_dataset_matches(const spec_dataset *d, const char *key)
+{
+    switch (d->match) {
+    case SPEC_KEY:
+        return strcmp(d->pattern, key) == 0;
+    case SPEC_GLOB:
+        return fnmatch(d->pattern, key, FNM_PATHNAME) == 0;
+    case SPEC_PREFIX:
+        return strncmp(d->pattern, key, strlen(d->pattern)) == 0;
+    }
+    return false;
+}
+
+const char *spec_dataset_list_prefix(const spec_dataset *d, size_t *len)
+{
+    *len = d->match == SPEC_GLOB ? strcspn(d->pattern, "*?[\\") : strlen(d->pattern);
+    return d->pattern;
+}
+
+/* ---- JSON --------------------------------------------------------------------------------- */
+
+/* A duration in seconds: whole when it is, else with its milliseconds; null for never. */
+static json_t *seconds_json(uint64_t ms)
+{
+    if (!ms)
+        return json_null();
+    if (ms % MS_PER_SECOND == 0)
+        return json_integer((json_int_t)(ms / MS_PER_SECOND));
+    return json_real((double)ms / MS_PER_SECOND);
+}
+
+static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static json_t *dataset_json(const spec_dataset *d)
+{
+    json_t *columns = json_object();
+    for (size_t i = 0; columns && i < d->column_count; i++)
+        json_object_set_new(columns, d->columns[i].name, json_string(d->columns[i].dtype));
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:i}", MATCH_NAMES[d->match],
+                     d->pattern, "type", text_or_null(d->type), "storage",
+                     text_or_null(d->storage), "columns", columns ? columns : json_null(),
+                     "ttl_seconds", seconds_json(d->ttl_ms), "revalidate_seconds",
+                     seconds_json(d->revalidate_ms), "pin", d->pin, "preload", d->preload,
+                     "line", d->line);
+}
+
+static json_t *view_json(const spec_view *v)
+{
+    return json_pack("{s:s, s:s, s:o, s:i}", "name", v->name, "query", v->query, "storage",
+                     text_or_null(v->storage), "line", v->line);
+}
+
+static json_t *function_json(const spec_function *f)
+{
+    return json_pack("{s:s, s:o, s:i}", "name", f->name, "storage", text_or_null(f->storage),
+                     "line", f->line);
+}
+
+aside_status spec_to_json(const spec *s, char **json, aside_error *err)
+{
+    json_t *datasets = json_array(), *views = json_array(), *functions = json_array();
+    for (size_t i = 0; datasets && i < s->dataset_count; i++)
+        json_array_append_new(datasets, dataset_json(&s->datasets[i]));
+    for (size_t i = 0; views && i < s->view_count; i++)
+        json_array_append_new(views, view_json(&s->views[i]));
+    for (size_t i = 0; functions && i < s->function_count; i++)
+        json_array_append_new(functions, function_json(&s->functions[i]));
+    json_t *doc = datasets && views && functions
+                      ? json_pack("{s:i, s:i, s:O, s:O, s:O}", "version", s->version,
+                                  "preload_threads", (int)s->preload_threads, "datasets",
+                                  datasets, "views", views, "functions", functions)
+                      : NULL;
+    json_decref(datasets);
+    json_decref(views);
+    json_decref(functions);
+    *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return *json ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}

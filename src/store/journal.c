@@ -42,8 +42,7 @@
 enum {
     RECORD_MAGIC = 0x314a5341, /* "ASJ1" */
     HEADER_BYTES = 16,
-    RECORD_MAX_BYTES = 1 << 30,
-    READ_CHUNK_BYTES = 1 << 20
+    RECORD_MAX_BYTES = 1 << 30
 };
 
 struct journal {
@@ -52,7 +51,10 @@ struct journal {
     int             fd;
     int             dir_fd;
     aside_fsync     policy;
-    uint64_t        written;  /* bytes appended (the file's size) */
+    uint64_t        size;     /* the file's size */
+    /* Positions count every byte ever appended, across compactions, so a position handed to
+     * journal_wait stays meaningful when a compaction swaps the file. */
+    uint64_t        written;  /* bytes appended */
     uint64_t        synced;   /* bytes known to be on the disk */
     bool            syncing;  /* a thread runs fdatasync for the others */
     uint64_t        records;
@@ -181,7 +183,7 @@ static aside_status replay(journal *j, journal_visit visit, void *ctx, aside_err
             return error_set(err, ASIDE_ERR_IO, "cannot truncate the journal: %s",
                              strerror(errno));
     }
-    j->written = j->synced = offset;
+    j->size = j->written = j->synced = offset;
     return ASIDE_OK;
 }
 
@@ -248,9 +250,10 @@ aside_status journal_append(journal *j, const char *payload, size_t len, uint64_
     pthread_mutex_lock(&j->lock);
     aside_status st = write_record(j->fd, payload, len, err);
     if (st == ASIDE_OK) {
+        j->size += HEADER_BYTES + len;
         j->written += HEADER_BYTES + len;
         j->records++;
-    } else if (ftruncate(j->fd, (off_t)j->written) != 0) { /* undo a partial record */
+    } else if (ftruncate(j->fd, (off_t)j->size) != 0) { /* undo a partial record */
         log_line("error", "journal: cannot undo a partial append: %s", strerror(errno));
     }
     if (position)
@@ -259,14 +262,18 @@ aside_status journal_append(journal *j, const char *payload, size_t len, uint64_
     return st;
 }
 
-/* Sync everything written so far; called with the lock held, drops it during the sync. */
+/* Sync everything written so far; called with the lock held, drops it during the sync (on its
+ * own descriptor: a compaction may swap the file meanwhile, and then makes it all durable). */
 static aside_status sync_locked(journal *j, aside_error *err)
 {
     uint64_t target = j->written;
+    int fd = dup(j->fd);
     j->syncing = true;
     pthread_mutex_unlock(&j->lock);
-    int rc = fdatasync(j->fd);
+    int rc = fd >= 0 ? fdatasync(fd) : -1;
     int saved = errno;
+    if (fd >= 0)
+        close(fd);
     pthread_mutex_lock(&j->lock);
     j->syncing = false;
     if (rc == 0 && target > j->synced)
@@ -310,7 +317,7 @@ void journal_tick(journal *j)
 void journal_stats(journal *j, uint64_t *bytes, uint64_t *records)
 {
     pthread_mutex_lock(&j->lock);
-    *bytes = j->written;
+    *bytes = j->size;
     *records = j->records;
     pthread_mutex_unlock(&j->lock);
 }
@@ -367,7 +374,8 @@ static aside_status swap_in(journal_rewrite *w, aside_error *err)
     pthread_mutex_lock(&j->lock);
     close(j->fd);
     j->fd = w->fd; /* opened with O_APPEND: appends go on where the rewrite ended */
-    j->written = j->synced = w->bytes;
+    j->size = w->bytes;
+    j->synced = j->written; /* the new file, synced, holds every change so far */
     j->records = w->records;
     pthread_mutex_unlock(&j->lock);
     free(w);

@@ -569,7 +569,7 @@ static aside_status counter_get(collection *c, const char *op, json_t *args, jso
                                 aside_error *err)
 {
     (void)op, (void)args, (void)err;
-    *result = json_incref(c->root);
+    *result = json_integer(json_integer_value(c->root)); /* the root changes in place */
     return ASIDE_OK;
 }
 
@@ -603,7 +603,7 @@ static aside_status json_get_op(collection *c, const char *op, json_t *args, jso
     aside_status st = json_pointer_get(c->root, pointer, &found, err);
     if (st != ASIDE_OK)
         return pointer_error(st, err);
-    *result = json_incref(found);
+    *result = json_deep_copy(found); /* documents change in place: answer a copy */
     return ASIDE_OK;
 }
 
@@ -653,7 +653,7 @@ static aside_status json_merge_op(collection *c, const char *op, json_t *args, j
     }
     c->root = merged;
     document_changed(c);
-    *result = json_incref(merged);
+    *result = json_deep_copy(merged);
     return ASIDE_OK;
 }
 
@@ -800,12 +800,13 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
     if (type == ASIDE_TYPE_LIST || type == ASIDE_TYPE_SET)
         st = fill(c, value, err);
     else {
+        uint64_t empty_bytes = c->bytes;
         json_decref(c->root);
         c->root = type == ASIDE_TYPE_JSON ? json_deep_copy(value) : json_copy(value);
         if (!c->root)
             st = no_memory(err);
         else if (type == ASIDE_TYPE_MAP) {
-            c->bytes = COLLECTION_BASE_BYTES;
+            c->bytes = empty_bytes;
             const char *name;
             json_t *v;
             json_object_foreach(c->root, name, v)
