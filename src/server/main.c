@@ -3,7 +3,9 @@
  * The lifecycle is nginx's: parse and check the whole configuration first (a bad setting stops
  * the start with a message naming it), then open the cache (re-indexing the disk tier), then
  * bind and serve. Signals are blocked in every thread and taken by the main thread with
- * sigwait, so shutdown runs in ordinary code: stop the HTTP workers, then close the cache. */
+ * sigwait, so shutdown runs in ordinary code: stop the HTTP workers, then close the cache.
+ * SIGHUP reloads the data spec (ASIDE_SPEC, preload.c), which is checked before the cache opens
+ * like every other setting. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
