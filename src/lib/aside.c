@@ -732,27 +732,32 @@ static void check_age(aside_cache *c, const char *key, const aside_read_options 
 }
 
 /* The type a read of key asks for: options->type, else the cached entry's, else the key's.
- * A cached entry of another type is decoded again as the asked type. */
+ * A cached entry of another type is decoded again as the asked type. A collection type is
+ * only for put (collections_ok): a file is never read or written as a collection. */
 static aside_status requested_type(aside_cache *c, const char *key,
-                                   const aside_read_options *options, aside_value_type *type,
-                                   aside_error *err)
+                                   const aside_read_options *options, bool collections_ok,
+                                   aside_value_type *type, aside_error *err)
 {
     bool asked = options && options->type;
     if (asked && aside_value_type_parse(options->type, type) != ASIDE_OK)
         return error_set(err, ASIDE_ERR_INVALID, "unknown type \"%s\" (known: bytes, json, "
-                         "frame)", options->type);
+                         "frame, list, set, map, counter)", options->type);
+    aside_status st = ASIDE_OK;
     pthread_mutex_lock(&c->lock);
     entry *e = entry_find(c, key);
     if (e && e->live) /* a live value is replaced, never decoded again */
         *type = asked ? *type : aside_value_type_for_key(key);
     else if (!asked)
         *type = e ? e->meta.type : aside_value_type_for_key(key);
+    else if (*type >= ASIDE_TYPE_LIST && !collections_ok)
+        st = error_set(err, ASIDE_ERR_INVALID, "type %s is for collections, which the cache "
+                       "alone holds: create one with put or its operations", options->type);
     else if (e && e->meta.type != *type) {
         entry_drop_memory(c, e);
         e->meta.type = *type;
     }
     pthread_mutex_unlock(&c->lock);
-    return ASIDE_OK;
+    return st;
 }
 
 aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
@@ -779,7 +784,7 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
      * looked at; otherwise a memory hit needs no type, and only a miss asks for it */
     bool asked = options && options->type;
     if (st == ASIDE_OK && asked)
-        st = requested_type(c, key, options, &type, err);
+        st = requested_type(c, key, options, false, &type, err);
     if (st != ASIDE_OK)
         return st;
     if (memory_hit(c, key, out)) {
@@ -789,7 +794,7 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     }
     if (options && options->memory_only)
         return error_set(err, ASIDE_ERR_WOULD_BLOCK, "%s is not in memory", key);
-    if (!asked && (st = requested_type(c, key, options, &type, err)) != ASIDE_OK)
+    if (!asked && (st = requested_type(c, key, options, false, &type, err)) != ASIDE_OK)
         return st;
     bool leader = false;
     flight *f = flight_join(c->flights, key, &leader);
@@ -1004,7 +1009,7 @@ aside_status aside_write(aside_cache *c, const char *key, const aside_read_optio
         return st;
     aside_value *v = NULL;
     aside_value_type type = ASIDE_TYPE_BYTES;
-    st = requested_type(c, key, options, &type, err);
+    st = requested_type(c, key, options, false, &type, err);
     if (st == ASIDE_OK)
         st = write_through(c, to, key, type, data, size, info, &v, err);
     flight_complete(c->flights, f, st, v, ASIDE_SOURCE_SOR, err);
@@ -1408,7 +1413,7 @@ aside_status aside_put(aside_cache *c, const char *key, const aside_read_options
     aside_status st = aside_key_check(key, key ? strlen(key) : 0, err);
     aside_value_type type = ASIDE_TYPE_BYTES;
     if (st == ASIDE_OK)
-        st = requested_type(c, key, options, &type, err);
+        st = requested_type(c, key, options, true, &type, err);
     if (st != ASIDE_OK)
         return st;
     if (type >= ASIDE_TYPE_LIST)

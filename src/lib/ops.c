@@ -564,16 +564,10 @@ static aside_status parse_args(const char *args_json, json_t **args, aside_error
     return error_set(err, ASIDE_ERR_INVALID, "the arguments must be a JSON object");
 }
 
-static bool is_set_algebra(const char *op)
-{
-    return strcmp(op, "set_union") == 0 || strcmp(op, "set_intersection") == 0 ||
-           strcmp(op, "set_difference") == 0;
-}
-
 static aside_status dispatch(aside_cache *c, const char *key, const char *op, json_t *args,
                              json_t **result, uint64_t *position, aside_error *err)
 {
-    if (is_set_algebra(op))
+    if (collection_is_set_algebra(op))
         return set_algebra(c, key, op, args, result, err);
     aside_value_type type;
     bool writes;
@@ -626,9 +620,10 @@ aside_status ops_put(aside_cache *c, const char *key, aside_value_type type, con
     uint64_t position = 0;
     pthread_mutex_lock(&c->lock);
     if (c->resident_bytes + collection_memory_bytes(live) > c->mem_limit)
-        st = check_room(c, NULL, err) == ASIDE_OK
-                 ? error_set(err, ASIDE_ERR_FULL, "%s does not fit in the memory budget", key)
-                 : ASIDE_ERR_FULL;
+        st = error_set(err, ASIDE_ERR_FULL, "%s (%llu bytes) does not fit in the memory budget "
+                       "(%llu bytes, %llu of them held by values that cannot be evicted)", key,
+                       (unsigned long long)collection_memory_bytes(live),
+                       (unsigned long long)c->mem_limit, (unsigned long long)c->resident_bytes);
     entry *e = st == ASIDE_OK ? entry_find(c, key) : NULL;
     int64_t expires_ms = e && !e->live ? e->meta.expires_ms : new_expiry(c);
     if (e)

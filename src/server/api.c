@@ -731,8 +731,7 @@ static void answer_unknown_function(call *c, const char *name)
         buf_printf(&message, "%s %s", i ? "," : "", functions[i].name);
     for (size_t i = 0; frames_function_names[i]; i++)
         buf_printf(&message, ", %s", frames_function_names[i]);
-    for (size_t i = 0; collections_function_names[i]; i++)
-        buf_printf(&message, ", %s", collections_function_names[i]);
+    collections_append_names(&message);
     api_error(c, 404, "unknown_function", message.data ? message.data : "unknown function");
     buf_free(&message);
 }

@@ -226,18 +226,12 @@ static const command_row commands[] = {
     {"compact", fn_compact, true},
 };
 
-const char *const collections_function_names[] = {
-    "list_push", "list_pop", "list_range", "list_length", "list_index", "list_trim", "set_add",
-    "set_remove", "set_members", "set_contains", "set_size", "set_union", "set_intersection",
-    "set_difference", "map_set", "map_get", "map_delete", "map_all", "map_length",
-    "map_increment", "counter_increment", "counter_decrement", "counter_get", "json_get",
-    "json_set", "json_delete", "json_merge", "expire", "persist", "ttl", "pin", "unpin",
-    "evict", "free", "compact", NULL};
-
-static bool is_set_algebra(const char *name)
+void collections_append_names(buf *b)
 {
-    return strcmp(name, "set_union") == 0 || strcmp(name, "set_intersection") == 0 ||
-           strcmp(name, "set_difference") == 0;
+    for (size_t i = 0; collection_op_name(i); i++)
+        buf_printf(b, ", %s", collection_op_name(i));
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        buf_printf(b, ", %s", commands[i].name);
 }
 
 api_run collections_function(const char *name, const api_call *c, bool *may_block)
@@ -250,7 +244,7 @@ api_run collections_function(const char *name, const api_call *c, bool *may_bloc
     }
     aside_value_type type;
     bool writes = false;
-    if (is_set_algebra(name)) {
+    if (collection_is_set_algebra(name)) {
         *may_block = false;
         return fn_operation;
     }

@@ -258,8 +258,8 @@ void    frames_answer(api_call *c, struct frame *f);
 /* The operations on what the cache alone holds (collections.c): collections, JSON documents,
  * times to live, pins, eviction. The function called name, or NULL; *may_block as above. */
 api_run collections_function(const char *name, const api_call *c, bool *may_block);
-/* The names of these functions, NULL-terminated. */
-extern const char *const collections_function_names[];
+/* Append ", name" for each of these functions to b. */
+void    collections_append_names(buf *b);
 /* Write unix_ms as a JSON string in ISO 8601 (UTC, milliseconds). */
 void    api_put_time(buf *b, int64_t unix_ms);
 

@@ -715,7 +715,29 @@ bool collection_op_info(const char *op, aside_value_type *type, bool *writes)
     return row != NULL;
 }
 
-const char *collection_op_name(size_t i) { return i < sizeof ops / sizeof ops[0] ? ops[i].name : NULL; }
+/* The operations over several sets (collection_set_algebra), named as aside_op knows them. */
+static const char *const set_algebra_ops[] = {"set_union", "set_intersection", "set_difference"};
+
+enum {
+    OP_COUNT = sizeof ops / sizeof ops[0],
+    SET_ALGEBRA_COUNT = sizeof set_algebra_ops / sizeof set_algebra_ops[0]
+};
+
+bool collection_is_set_algebra(const char *op)
+{
+    for (size_t i = 0; op && i < SET_ALGEBRA_COUNT; i++) {
+        if (strcmp(set_algebra_ops[i], op) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *collection_op_name(size_t i)
+{
+    if (i < OP_COUNT)
+        return ops[i].name;
+    return i < OP_COUNT + SET_ALGEBRA_COUNT ? set_algebra_ops[i - OP_COUNT] : NULL;
+}
 
 aside_status collection_apply(collection *c, const char *op, json_t *args, json_t **result,
                               aside_error *err)

@@ -98,7 +98,10 @@ char            *collection_dump(const collection *c, size_t *len);
 /* What operation op needs: the type it works on and whether it changes the collection. False
  * for an unknown operation. */
 bool             collection_op_info(const char *op, aside_value_type *type, bool *writes);
-/* The i-th operation's name, NULL past the last. */
+/* True for the operations over several sets: set_union, set_intersection, set_difference. */
+bool             collection_is_set_algebra(const char *op);
+/* The i-th operation's name (those of collection_op_info, then the set algebra), NULL past
+ * the last. */
 const char      *collection_op_name(size_t i);
 /* Run op with args (a JSON object, borrowed; NULL: none) on c; *result receives its answer
  * (new reference). ASIDE_ERR_WRONG_TYPE for an operation on another type, ASIDE_ERR_INVALID for

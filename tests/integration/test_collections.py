@@ -513,3 +513,18 @@ def test_concurrent_increments_from_16_clients_are_exact(server):
     totals = value(server, "map_all", "totals")
     assert totals.pop("n") == CLIENTS * INCREMENTS
     assert totals == {f"w{w}": 2 * INCREMENTS for w in range(CLIENTS)}
+
+
+def test_a_file_is_never_read_or_written_as_a_collection(server):
+    put_sor(server, "items.json", "[1, 2, 3]")
+    assert_error(server.get(function="read", key="items.json", type="list"), 400, "bad_request")
+    r = server.call("POST", params={"function": "write", "key": "new.json", "type": "set"},
+                    data=b"[1, 2]")
+    assert_error(r, 400, "bad_request")
+    assert not (server.sor / "new.json").exists()
+    assert "items.json" not in cached_keys(server) and "new.json" not in cached_keys(server)
+    # read as it is, it stays a JSON document; a collection is made with put
+    assert read_data(server, "items.json") == [1, 2, 3]
+    ok(server.call("POST", params={"function": "put", "key": "made", "type": "list"},
+                   data=b"[1, 2]"))
+    assert value(server, "list_length", "made") == 2

@@ -545,9 +545,15 @@ static void test_operation_table_names_each_operation_with_its_type(void)
     size_t count = 0;
     while (collection_op_name(count) && count < 1000)
         count++;
-    CHECK(count == 24);
-    for (size_t i = 0; i < count; i++)
-        CHECK(collection_op_info(collection_op_name(i), &type, &writes));
+    CHECK(count == 27); /* 24 on one collection, 3 over several sets */
+    size_t algebra = 0;
+    for (size_t i = 0; i < count; i++) {
+        bool several = collection_is_set_algebra(collection_op_name(i));
+        algebra += several;
+        CHECK(several != collection_op_info(collection_op_name(i), &type, &writes));
+    }
+    CHECK(algebra == 3 && collection_is_set_algebra("set_union") &&
+          !collection_is_set_algebra("set_add") && !collection_is_set_algebra(NULL));
 }
 
 /* ---- building from JSON, the memory figure ------------------------------------------------ */
