@@ -304,9 +304,7 @@ static void *housekeeping_run(void *arg)
     aside_cache *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += HOUSEKEEPING_PERIOD_MS / 1000;
+        struct timespec until = clock_mono_after_ms(HOUSEKEEPING_PERIOD_MS);
         pthread_cond_timedwait(&c->housekeeping, &c->lock, &until);
         if (c->stopping)
             break;
@@ -329,11 +327,7 @@ aside_status ops_open(aside_cache *c, const aside_config *cfg, aside_error *err)
     c->default_ttl_ms = cfg->default_ttl_ms;
     c->compact_min_bytes = cfg->journal_compact_bytes ? cfg->journal_compact_bytes
                                                       : DEFAULT_COMPACT_MIN_BYTES;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->housekeeping, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&c->housekeeping);
     c->replaying = true;
     aside_status st = journal_open(store_root(c->store), c->fsync, replay_record, c, &c->journal,
                                    err);

@@ -468,18 +468,6 @@ static bool reserved_param(const char *name)
     return false;
 }
 
-static bool is_identifier(const char *s)
-{
-    if (!s || !*s || (*s >= '0' && *s <= '9') || strlen(s) > 100)
-        return false;
-    for (; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    }
-    return true;
-}
-
 /* The function file of name, into path (PATH_MAX). */
 static void function_path(const api_call *c, const char *name, char *path, size_t size)
 {
@@ -662,7 +650,7 @@ static void check_and_save(api_call *c, const char *name, const char *source, si
 static bool valid_new_name(api_call *c, const char *name)
 {
     bool may_block = false, tries_memory = false;
-    if (!is_identifier(name)) {
+    if (!text_is_identifier(name)) {
         api_error(c, 400, "bad_request", "parameter \"function_name\" must be a Python "
                                          "identifier");
         return false;
@@ -750,7 +738,7 @@ aside_status functions_register(api *a, const char *name, const aside_read_optio
                                 aside_error *err)
 {
     bool may_block = false, tries_memory = false;
-    if (!name || !is_identifier(name))
+    if (!name || !text_is_identifier(name))
         return error_set(err, ASIDE_ERR_INVALID, "a function's name must be a Python "
                          "identifier");
     if (frames_function(name, &may_block, &tries_memory) || api_is_builtin(name))
@@ -782,7 +770,7 @@ static void fn_function_delete(api_call *c)
     if (!name)
         name = api_param(c, "name", NULL);
     char path[4096];
-    if (!is_identifier(name)) {
+    if (!text_is_identifier(name)) {
         api_error(c, 400, "bad_request", "parameter \"function_name\" must be a Python "
                                          "identifier");
         return;
@@ -828,7 +816,7 @@ bool functions_dispatch(api_call *c, const char *name)
     }
     char path[4096];
     if (!admin) {
-        if (!is_identifier(name))
+        if (!text_is_identifier(name))
             return false;
         function_path(c, name, path, sizeof path);
         if (access(path, R_OK) != 0)

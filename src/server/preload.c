@@ -875,11 +875,7 @@ static void refresh_views(preload *p, active *a)
 
 static void wait_tick(preload *p)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)(TICK_MS % 1000) * NS_PER_MS;
-    until.tv_sec += TICK_MS / 1000 + until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
+    struct timespec until = clock_mono_after_ms(TICK_MS);
     pthread_cond_timedwait(&p->tick, &p->lock, &until);
 }
 
@@ -927,14 +923,10 @@ preload *preload_create(const char *path, aside_error *err)
         error_set(err, ASIDE_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->reloading, NULL);
     pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->tick, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&p->tick);
     return p;
 }
 

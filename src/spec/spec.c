@@ -29,7 +29,6 @@
 
 enum {
     DEFAULT_PRELOAD_THREADS = 4,
-    MAX_IDENTIFIER_BYTES = 100,  /* a function's name, as function_create accepts it */
     MAX_DTYPE_BYTES = 96,
     MS_PER_SECOND = 1000,
     MAX_FIELDS = 16              /* known fields of one mapping of the schema */
@@ -638,22 +637,10 @@ static bool read_views(reader *r, const yaml_node_t *list, spec *s)
     return true;
 }
 
-/* A Python identifier, as function_create accepts for a function's name. */
-static bool is_identifier(const char *s)
-{
-    if (!*s || isdigit((unsigned char)*s) || strlen(s) > MAX_IDENTIFIER_BYTES)
-        return false;
-    for (; *s; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '_')
-            return false;
-    }
-    return true;
-}
-
 static bool check_function_name(reader *r, const yaml_node_t *node, const spec *s, size_t i)
 {
     const spec_function *f = &s->functions[i];
-    if (!is_identifier(f->name)) {
+    if (!text_is_identifier(f->name)) {
         FAIL(r, node, "function name \"%s\" must be a Python identifier (letters, digits and _, "
              "the file NAME.py)", f->name);
         return false;

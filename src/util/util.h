@@ -9,6 +9,7 @@
 #ifndef ASIDE_UTIL_H
 #define ASIDE_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +53,17 @@ uint64_t system_memory_bytes(void);
 
 int64_t clock_unix_ms(void);
 int64_t clock_mono_ns(void);
+/* Initialise cond to measure timeouts on CLOCK_MONOTONIC (immune to wall-clock steps). */
+void    cond_init_monotonic(pthread_cond_t *cond);
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on such a cond. */
+struct timespec clock_mono_after_ms(int64_t ms);
+
+enum { IDENTIFIER_MAX_BYTES = 100 }; /* a function's name: a file name NAME.py, kept short */
+/* True if s is a Python identifier (ASCII letters, digits and _, not starting with a digit) of
+ * at most IDENTIFIER_MAX_BYTES bytes, as a function's name must be. NULL is not. */
+bool    text_is_identifier(const char *s);
+/* True if s equals one of the strings of list (NULL-terminated). */
+bool    text_in_list(const char *s, const char *const *list);
 
 /* Log a line to stderr: "aside: <level>: <message>". */
 void log_line(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
