@@ -23,6 +23,14 @@
 extern "C" {
 #endif
 
+/* Every function below is libaside's public interface: the library is built with hidden
+ * visibility and ASIDE_BUILDING defined, so these are the only symbols it exports. */
+#if defined(ASIDE_BUILDING) && defined(__GNUC__)
+#define ASIDE_API __attribute__((visibility("default")))
+#else
+#define ASIDE_API
+#endif
+
 /* ---- status and errors ------------------------------------------------------------------- */
 
 typedef enum aside_status {
@@ -56,7 +64,7 @@ typedef struct aside_error {
 } aside_error;
 
 /* A stable snake_case name for a status ("not_found"), for logs and wire formats. Never NULL. */
-const char *aside_status_name(aside_status status);
+ASIDE_API const char *aside_status_name(aside_status status);
 
 /* ---- values ------------------------------------------------------------------------------ */
 
@@ -84,32 +92,33 @@ typedef enum aside_source {
  * with pread(); exactly one of the two is available. */
 typedef struct aside_value aside_value;
 
-aside_value_type aside_value_type_of(const aside_value *value);
-uint64_t         aside_value_size(const aside_value *value);
+ASIDE_API aside_value_type aside_value_type_of(const aside_value *value);
+ASIDE_API uint64_t         aside_value_size(const aside_value *value);
 /* The bytes, or NULL when the value lives in a file. Valid until the value is released. */
-const void      *aside_value_data(const aside_value *value);
+ASIDE_API const void      *aside_value_data(const aside_value *value);
 /* A file descriptor open for reading, or -1 when the value is in memory. Owned by the value:
  * do not close it, and read it with pread() (other threads share it). */
-int              aside_value_fd(const aside_value *value);
+ASIDE_API int              aside_value_fd(const aside_value *value);
 /* Take another reference; returns value. */
-aside_value     *aside_value_retain(aside_value *value);
+ASIDE_API aside_value     *aside_value_retain(aside_value *value);
 /* Drop a reference; the last one frees the value. NULL is ignored. */
-void             aside_value_release(aside_value *value);
+ASIDE_API void             aside_value_release(aside_value *value);
 
 /* For a frame value: pandas' df.info() as JSON (what the server's info function answers) and
  * as the text pandas prints; each of json and text may be NULL, else the caller frees it with
  * free(). rows and columns (may be NULL) receive the shape. ASIDE_ERR_INVALID for a value
  * that is no frame. */
-aside_status aside_frame_info(const aside_value *value, char **json, char **text,
-                              uint64_t *rows, uint64_t *columns, aside_error *err);
+ASIDE_API aside_status aside_frame_info(const aside_value *value, char **json, char **text,
+                                        uint64_t *rows, uint64_t *columns, aside_error *err);
 
 /* The value type a key gets by its name: ".json" is JSON; ".parquet", ".csv", ".csv.gz",
  * ".jsonl", ".ndjson", ".arrow", ".feather" and ".ipc" are frames; everything else bytes. */
-aside_value_type aside_value_type_for_key(const char *key);
-/* The type named name ("bytes", "json", "frame"): ASIDE_OK, or ASIDE_ERR_INVALID. */
-aside_status     aside_value_type_parse(const char *name, aside_value_type *out);
-/* A stable lowercase name of a type ("json"). */
-const char      *aside_value_type_name(aside_value_type type);
+ASIDE_API aside_value_type aside_value_type_for_key(const char *key);
+/* The type named name, one of the seven "bytes", "json", "frame", "list", "set", "map" and
+ * "counter": ASIDE_OK, or ASIDE_ERR_INVALID. */
+ASIDE_API aside_status     aside_value_type_parse(const char *name, aside_value_type *out);
+/* A stable lowercase name of a type ("json"), one of the seven above. */
+ASIDE_API const char      *aside_value_type_name(aside_value_type type);
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
@@ -119,7 +128,7 @@ const char      *aside_value_type_name(aside_value_type type);
  * empty, at most ASIDE_KEY_MAX_BYTES, not absolute, no NUL or control characters, no empty,
  * "." or ".." component, and not inside the reserved folder ".aside". ASIDE_OK or
  * ASIDE_ERR_INVALID with the reason. */
-aside_status aside_key_check(const char *key, size_t len, aside_error *err);
+ASIDE_API aside_status aside_key_check(const char *key, size_t len, aside_error *err);
 
 /* ---- systems of record ------------------------------------------------------------------- */
 
@@ -138,7 +147,7 @@ typedef struct aside_object_entry {
     int64_t  mtime_ns;
 } aside_object_entry;
 
-void aside_object_entries_free(aside_object_entry *entries, size_t count);
+ASIDE_API void aside_object_entries_free(aside_object_entry *entries, size_t count);
 
 /* A system of record supplied by the program. fetch copies the object named key into fd (a
  * regular file opened for writing, positioned at 0) and fills *info; it returns ASIDE_OK,
@@ -168,6 +177,15 @@ typedef struct aside_s3_config {
     const char *access_key_id, *secret_access_key, *session_token; /* optional static keys */
 } aside_s3_config;
 
+/* Durability of the values the cache alone holds. Every change is written to the operating
+ * system before it is acknowledged, so a killed process loses nothing; the policy says what a
+ * crash of the machine may lose. */
+typedef enum aside_fsync {
+    ASIDE_FSYNC_EVERYSEC = 0, /* flushed to the disk once a second: at most a second lost */
+    ASIDE_FSYNC_ALWAYS,       /* flushed before each acknowledgement: nothing lost */
+    ASIDE_FSYNC_NEVER         /* left to the operating system */
+} aside_fsync;
+
 typedef struct aside_config {
     const char *data_dir;  /* the disk tier (LOCAL_DATA_DIR); created if missing */
     const char *sor_dir;   /* a local directory used as the system of record (REMOTE_STORAGE) */
@@ -179,42 +197,34 @@ typedef struct aside_config {
     /* where frames are published for processes on the host (ASIDE_SHM_DIR): NULL or "": a
      * private folder under /dev/shm (mode 0700) for this process; "off": never */
     const char *shm_dir;
-    /* When values kept by the cache alone (collections, edited JSON documents, small puts) reach
-     * the disk: ASIDE_FSYNC_EVERYSEC (default), ASIDE_FSYNC_ALWAYS, ASIDE_FSYNC_NEVER (see
-     * aside_fsync). */
-    int      fsync;
+    /* When the values the cache alone holds (collections, edited JSON documents) reach the
+     * disk through the journal: ASIDE_FSYNC_EVERYSEC (the default), ASIDE_FSYNC_ALWAYS or
+     * ASIDE_FSYNC_NEVER (see aside_fsync) */
+    aside_fsync fsync;
     uint64_t default_ttl_ms; /* a key expires this long after it enters the cache; 0: never */
     /* the journal is compacted when it passes this size and twice its size after the last
      * compaction; 0: 64 MiB */
     uint64_t journal_compact_bytes;
 } aside_config;
 
-/* Durability of the values the cache alone holds. Every change is written to the operating
- * system before it is acknowledged, so a killed process loses nothing; the policy says what a
- * crash of the machine may lose. */
-typedef enum aside_fsync {
-    ASIDE_FSYNC_EVERYSEC = 0, /* flushed to the disk once a second: at most a second lost */
-    ASIDE_FSYNC_ALWAYS,       /* flushed before each acknowledgement: nothing lost */
-    ASIDE_FSYNC_NEVER         /* left to the operating system */
-} aside_fsync;
-
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
-void aside_config_init(aside_config *cfg);
+ASIDE_API void aside_config_init(aside_config *cfg);
 
 typedef struct aside_cache aside_cache;
 
 /* Open a cache. The disk tier is re-indexed: temporary files and files without a valid sidecar
  * are removed. On success returns ASIDE_OK and sets *out, which the caller releases with
  * aside_cache_close(). On failure sets nothing. */
-aside_status aside_cache_open(const aside_config *cfg, aside_cache **out, aside_error *err);
+ASIDE_API aside_status aside_cache_open(const aside_config *cfg, aside_cache **out,
+                                       aside_error *err);
 /* Close a cache. Values still held by callers stay valid until released. */
-void         aside_cache_close(aside_cache *cache);
+ASIDE_API void         aside_cache_close(aside_cache *cache);
 
 /* Read key: from memory, else the disk tier, else the system of record (which also fills both
  * tiers). Concurrent reads of a missing key cause one fetch; the others wait for it. On success
  * sets *out (release it) and, if source is not NULL, where it was found. */
-aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
-                       aside_source *source, aside_error *err);
+ASIDE_API aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
+                                 aside_source *source, aside_error *err);
 
 /* Which system of record ("storage") a call uses: "s3" or "sd" (the directory); NULL or a NULL
  * options pointer: the default, s3 when a bucket is configured, else sd. A key is one cache
@@ -222,7 +232,9 @@ aside_status aside_get(aside_cache *cache, const char *key, aside_value **out,
 typedef struct aside_read_options {
     const char *storage;
     /* The type to read the key as ("bytes", "json", "frame"); NULL: the cached copy's, else the
-     * key's by its name. A cached copy of another type is decoded again as this one. */
+     * key's by its name. A cached copy of another type is decoded again as this one. put also
+     * takes the collection types ("list", "set", "map", "counter"); the other calls refuse
+     * them with ASIDE_ERR_INVALID: a file is never read or written as a collection. */
     const char *type;
     bool        memory_only; /* read: answer from memory or fail with ASIDE_ERR_WOULD_BLOCK */
     /* read: a cached copy validated longer ago than this is served as it is and revalidated in
@@ -240,66 +252,129 @@ typedef struct aside_read_info {
 } aside_read_info;
 
 /* aside_get with options; info may be NULL. */
-aside_status aside_read(aside_cache *cache, const char *key, const aside_read_options *options,
-                        aside_value **out, aside_read_info *info, aside_error *err);
+ASIDE_API aside_status aside_read(aside_cache *cache, const char *key,
+                                  const aside_read_options *options, aside_value **out,
+                                  aside_read_info *info, aside_error *err);
 
 /* Revalidate key with the system of record (a conditional fetch on the stored version tag) and
  * replace the cached copy if it changed. If the system of record no longer has it, the cached
  * copy is removed and ASIDE_ERR_NOT_FOUND returned; if the system of record fails, the cached
  * copy is kept. out may be NULL. */
-aside_status aside_update(aside_cache *cache, const char *key, const aside_read_options *options,
-                          aside_value **out, aside_read_info *info, aside_error *err);
+ASIDE_API aside_status aside_update(aside_cache *cache, const char *key,
+                                    const aside_read_options *options, aside_value **out,
+                                    aside_read_info *info, aside_error *err);
 
 /* Write data as key's new content to the system of record, then make it the cached value.
  * A value that does not validate (invalid JSON) is refused before anything is written; a failed
  * write changes neither the system of record nor the cache. info (may be NULL) receives what
  * the system of record reported (size, version tag). */
-aside_status aside_write(aside_cache *cache, const char *key, const aside_read_options *options,
-                         const void *data, size_t size, aside_object_info *info,
-                         aside_error *err);
+ASIDE_API aside_status aside_write(aside_cache *cache, const char *key,
+                                   const aside_read_options *options, const void *data,
+                                   size_t size, aside_object_info *info, aside_error *err);
 
 /* List the objects of the system of record whose keys start with prefix (NULL or "": all),
  * sorted by key. The caller frees the array with aside_object_entries_free(). */
-aside_status aside_list(aside_cache *cache, const aside_read_options *options,
-                        const char *prefix, aside_object_entry **out, size_t *count,
-                        aside_error *err);
+ASIDE_API aside_status aside_list(aside_cache *cache, const aside_read_options *options,
+                                  const char *prefix, aside_object_entry **out, size_t *count,
+                                  aside_error *err);
 
 /* Keep data as key's value in the cache (memory and disk tier) without touching the system of
  * record: validated by type first (options->type or the key's), like aside_write. Until it is
- * evicted or deleted the cache answers it; a later update asks the system of record. */
-aside_status aside_put(aside_cache *cache, const char *key, const aside_read_options *options,
-                       const void *data, size_t size, aside_error *err);
+ * evicted or deleted the cache answers it; a later update asks the system of record. With a
+ * collection type (options->type "list", "set", "map" or "counter") data is the collection's
+ * whole content as JSON (an array, an array, an object, an integer): it is kept in memory and
+ * the journal, like the collections aside_op creates. */
+ASIDE_API aside_status aside_put(aside_cache *cache, const char *key,
+                                 const aside_read_options *options, const void *data,
+                                 size_t size, aside_error *err);
 
-/* Run an operation on key's collection or JSON document. op names it ("list_push",
- * "set_add", "map_increment", "counter_increment", "json_set", ...; the README's API table
- * lists them all), args_json is a JSON object of its arguments (NULL: none). On success
- * *result_json (free it with free()) receives the answer as JSON text. A collection operation on
- * a key that is not cached creates the collection; one for another type fails with
- * ASIDE_ERR_WRONG_TYPE and changes nothing. Changes are atomic per key and reach the disk as the
- * cache's fsync policy says before this returns. */
-aside_status aside_op(aside_cache *cache, const char *key, const char *op, const char *args_json,
-                      char **result_json, aside_error *err);
+/* Run the operation op on key's collection or JSON document. args_json is a JSON object of the
+ * operation's arguments (NULL: none). On success *result_json (free it with free()) receives
+ * the answer as JSON text. Changes are atomic per key, journaled, and on the disk as the
+ * cache's fsync policy says before this returns.
+ *
+ * A writing operation on a key the cache does not hold creates an empty collection of the
+ * operation's type first; a reading one answers as that empty collection would and creates
+ * nothing. An operation on a key of another type fails with ASIDE_ERR_WRONG_TYPE, an unknown
+ * operation or a missing or malformed argument with ASIDE_ERR_INVALID, a change that would pass
+ * the memory budget with ASIDE_ERR_FULL; a refused operation changes nothing. Some failures
+ * carry a more specific name in err->code, given below. The operations, their arguments and
+ * (after "->") their answers:
+ *
+ * Lists (a JSON array):
+ *   list_push       "value", or "values" (an array, pushed in order); "end": "back" (the
+ *                   default) or "front" -> the new length
+ *   list_pop        "end"; "count" (optional, at least 1) -> the value taken (from an empty
+ *                   list: ASIDE_ERR_NOT_FOUND, code "empty"), or with "count" an array of up
+ *                   to count values
+ *   list_range      "start", "stop": Python slice bounds (negatives count from the end, stop is
+ *                   excluded; by default the whole list) -> an array
+ *   list_length     -> the length
+ *   list_index      "index" (negatives count from the end) -> the value there
+ *                   (ASIDE_ERR_NOT_FOUND, code "out_of_range")
+ *   list_trim       "start", "stop": keeps list[start:stop] -> the new length
+ * Sets (distinct JSON values, listed in the order of their compact JSON text):
+ *   set_add         "value" or "values" -> how many were added
+ *   set_remove      "value" or "values" -> how many were removed
+ *   set_members     -> an array of the members
+ *   set_contains    "value" -> true or false
+ *   set_size        -> the number of members
+ *   set_union, set_intersection, set_difference
+ *                   "keys" (an array of keys); key, which may be NULL for these three only, is
+ *                   the first operand; a key the cache does not hold is an empty set -> an
+ *                   array of the members
+ * Maps (a JSON object):
+ *   map_set         "field" (a string) and "value", or "fields" (an object of them) -> how
+ *                   many fields were new
+ *   map_get         "field" -> its value (ASIDE_ERR_NOT_FOUND, code "no_field")
+ *   map_delete      "field", or "fields" (an array of them) -> how many were removed
+ *   map_all         -> the object
+ *   map_length      -> the number of fields
+ *   map_increment   "field"; "by" (a number, default 1: an integer sum stays an integer, else
+ *                   it is a real) -> the new value (ASIDE_ERR_WRONG_TYPE for a field that holds
+ *                   no number)
+ * Counters (a 64-bit JSON integer; a result past 64 bits is ASIDE_ERR_INVALID):
+ *   counter_increment, counter_decrement
+ *                   "by" (an integer, default 1) -> the new value
+ *   counter_get     -> the value (0 for a key the cache does not hold)
+ * JSON documents (a JSON key from the system of record, read through on its first edit and the
+ * cache's own from then on, or one made by json_set at the root or by json_merge; with no
+ * document, the other operations fail with ASIDE_ERR_NOT_FOUND):
+ *   json_get        "pointer" (RFC 6901; "" or none: the whole document) -> the value there
+ *                   (ASIDE_ERR_NOT_FOUND, code "no_such_pointer"; a malformed pointer is
+ *                   ASIDE_ERR_INVALID, code "bad_pointer", for every json_ operation)
+ *   json_set        "pointer", "value"; an array index equal to the array's length, or "-",
+ *                   appends -> {"result": "success"}
+ *   json_delete     "pointer" -> {"result": "success"}
+ *   json_merge      "patch" (an RFC 7386 merge patch; "value" is read when "patch" is absent)
+ *                   -> the new document */
+ASIDE_API aside_status aside_op(aside_cache *cache, const char *key, const char *op,
+                                const char *args_json, char **result_json, aside_error *err);
 
 /* Give key a time to live: it leaves the cache (memory and disk) ttl_ms from now; 0 removes the
  * time to live. ASIDE_ERR_NOT_FOUND if the cache does not hold key. */
-aside_status aside_expire(aside_cache *cache, const char *key, uint64_t ttl_ms, aside_error *err);
+ASIDE_API aside_status aside_expire(aside_cache *cache, const char *key, uint64_t ttl_ms,
+                                    aside_error *err);
 /* The time key has left in *ttl_ms, or -1 when it does not expire. */
-aside_status aside_ttl(aside_cache *cache, const char *key, int64_t *ttl_ms, aside_error *err);
+ASIDE_API aside_status aside_ttl(aside_cache *cache, const char *key, int64_t *ttl_ms,
+                                 aside_error *err);
 /* Pin key in memory (loading it first if need be): it is never evicted until unpinned. Pinned
  * bytes count against the memory budget; a pin that cannot fit fails with ASIDE_ERR_FULL. */
-aside_status aside_pin(aside_cache *cache, const char *key, const aside_read_options *options,
-                       aside_error *err);
-aside_status aside_unpin(aside_cache *cache, const char *key, aside_error *err);
+ASIDE_API aside_status aside_pin(aside_cache *cache, const char *key,
+                                 const aside_read_options *options, aside_error *err);
+ASIDE_API aside_status aside_unpin(aside_cache *cache, const char *key, aside_error *err);
 /* Drop key's value from memory, keeping its file in the disk tier. ASIDE_ERR_CONFLICT for a
- * key whose only copy is in memory and the log (a collection). */
-aside_status aside_evict(aside_cache *cache, const char *key, aside_error *err);
-/* Rewrite the log of the values the cache alone holds, keeping only what is current. It also
- * happens by itself as the log grows. */
-aside_status aside_compact(aside_cache *cache, aside_error *err);
+ * key whose only copy is in memory and the journal (a collection, an edited JSON document) and
+ * for a pinned key. */
+ASIDE_API aside_status aside_evict(aside_cache *cache, const char *key, aside_error *err);
+/* Compact the journal of the values the cache alone holds: rewrite it as one record per
+ * value, keeping only what is current. It also happens by itself as the journal grows
+ * (journal_compact_bytes). */
+ASIDE_API aside_status aside_compact(aside_cache *cache, aside_error *err);
 
 /* Remove key from memory and the disk tier (never from the system of record).
  * ASIDE_ERR_NOT_FOUND if the cache does not hold it. */
-aside_status aside_delete(aside_cache *cache, const char *key, aside_error *err);
+ASIDE_API aside_status aside_delete(aside_cache *cache, const char *key, aside_error *err);
 
 /* Figures of the whole cache. */
 typedef struct aside_stats {
@@ -315,12 +390,12 @@ typedef struct aside_stats {
     uint64_t shm_bytes;        /* bytes of the publications (part of memory_used_bytes) */
     uint64_t pinned_bytes;     /* in memory for good: pinned keys and collections */
     uint64_t expirations;      /* keys removed because their time to live ran out */
-    uint64_t log_bytes;        /* the log of the values the cache alone holds */
-    uint64_t log_compactions;
+    uint64_t log_bytes;        /* the size of the journal of the values the cache alone holds */
+    uint64_t log_compactions;  /* compactions of the journal */
     double   uptime_seconds;
 } aside_stats;
 
-void aside_stats_get(aside_cache *cache, aside_stats *out);
+ASIDE_API void aside_stats_get(aside_cache *cache, aside_stats *out);
 
 /* One key as telemetry sees it. */
 typedef struct aside_entry_info {
@@ -337,20 +412,21 @@ typedef struct aside_entry_info {
 } aside_entry_info;
 
 /* A snapshot of every key, sorted by key. The caller frees it with aside_entries_free(). */
-aside_status aside_entries(aside_cache *cache, aside_entry_info **out, size_t *count,
-                           aside_error *err);
-void         aside_entries_free(aside_entry_info *entries, size_t count);
+ASIDE_API aside_status aside_entries(aside_cache *cache, aside_entry_info **out,
+                                     size_t *count, aside_error *err);
+ASIDE_API void         aside_entries_free(aside_entry_info *entries, size_t count);
 
 /* One entry's snapshot; ASIDE_ERR_NOT_FOUND if not cached. Free info->key with free(). */
-aside_status aside_entry(aside_cache *cache, const char *key, aside_entry_info *info,
-                         aside_error *err);
+ASIDE_API aside_status aside_entry(aside_cache *cache, const char *key,
+                                   aside_entry_info *info, aside_error *err);
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 /* Parse a byte size: a number with an optional unit (B, K/KiB, M/MiB, G/GiB, T/TiB binary;
  * KB, MB, GB, TB decimal) or a percentage ("25%") of whole, the figure percentages refer to.
  * Returns ASIDE_OK and sets *out, or ASIDE_ERR_INVALID. */
-aside_status aside_parse_size(const char *text, uint64_t whole, uint64_t *out, aside_error *err);
+ASIDE_API aside_status aside_parse_size(const char *text, uint64_t whole, uint64_t *out,
+                                        aside_error *err);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@ typedef enum option_kind {
     OPT_INT,        /* int, from min to max, times scale */
     OPT_UINT,       /* unsigned, from min to max */
     OPT_BOOL,       /* bool: true, false, 1, 0 */
-    OPT_FSYNC,      /* int, an aside_fsync: always, everysec, never */
+    OPT_FSYNC,      /* aside_fsync: always, everysec, never */
     OPT_SECONDS_MS  /* uint64_t milliseconds, from whole seconds from min to max */
 } option_kind;
 
@@ -216,7 +216,7 @@ static aside_status parse_policy(const option_row *o, const char *text, aside_er
     return ASIDE_OK;
 }
 
-static aside_status parse_fsync(const option_row *o, const char *text, int *out,
+static aside_status parse_fsync(const option_row *o, const char *text, aside_fsync *out,
                                 aside_error *err)
 {
     static const char *const names[] = {"everysec", "always", "never"};
