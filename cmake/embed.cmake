@@ -54,11 +54,45 @@ install(TARGETS aside_shared aside_static
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES include/aside.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
+# The linker flags of the libraries the aside target links, for aside.pc's static link.
+function(aside_link_flags out)
+  get_target_property(libraries aside INTERFACE_LINK_LIBRARIES)
+  set(flags "")
+  foreach(library ${libraries})
+    string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" library "${library}")
+    if(library STREQUAL "Threads::Threads")
+      list(APPEND flags -pthread)
+    elseif(library MATCHES "^PkgConfig::(.+)$")
+      foreach(flag ${${CMAKE_MATCH_1}_LDFLAGS})
+        string(REGEX REPLACE "^-L" "" dir "${flag}")
+        if(NOT dir IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+          list(APPEND flags "${flag}")
+        endif()
+      endforeach()
+    elseif(IS_ABSOLUTE "${library}")
+      get_filename_component(dir "${library}" DIRECTORY)
+      get_filename_component(name "${library}" NAME_WE)
+      string(REGEX REPLACE "^lib" "" name "${name}")
+      if(NOT dir IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+        list(APPEND flags "-L${dir}" "-Wl,-rpath,${dir}")
+      endif()
+      list(APPEND flags "-l${name}")
+    else()
+      message(FATAL_ERROR "aside.pc: no linker flags known for ${library}")
+    endif()
+  endforeach()
+  string(JOIN " " flags ${flags})
+  set(${out} "${flags}" PARENT_SCOPE)
+endfunction()
+
 # pkg-config: aside.pc finds its prefix from its own folder, so the installed tree can move.
-# A static link (pkg-config --static) adds what libaside uses: the modules below (the same as
-# pkg_check_modules in CMakeLists.txt), DuckDB, libm and threads.
-set(ASIDE_PC_REQUIRES_PRIVATE "jansson libxxhash libcurl libcrypto liblz4 libzstd yaml-0.1")
+# Libs.private (pkg-config --static) lists what libaside.a needs, each library as the system
+# has it. (Requires.private would name their pkg-config modules instead, and --static would
+# then add their own private libraries too, as for a fully static program: libcurl's name a
+# dozen that Debian ships no link library for.)
+aside_link_flags(ASIDE_PC_LIBS_PRIVATE)
 file(RELATIVE_PATH ASIDE_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+string(REGEX REPLACE "/$" "" ASIDE_PC_TO_PREFIX "${ASIDE_PC_TO_PREFIX}")
 configure_file(cmake/aside.pc.in "${CMAKE_CURRENT_BINARY_DIR}/aside.pc" @ONLY)
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/aside.pc"
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,126 @@
+#!/bin/sh
+# test_install.sh -- libaside and aside-server installed into a temporary prefix, used from there
+# as a program outside the project would.
+#
+#   test_install.sh BUILD_DIR SOURCE_DIR CC CMAKE [CFLAGS]
+#
+# Installs BUILD_DIR into a temporary prefix, then checks that
+#   - the installed libaside.so exports aside_* only, and libaside.a's global symbols are aside_*
+#     only (embed.c defines internal names of the library itself: a leak would collide);
+#   - embed.c builds with pkg-config against the shared library and, statically, against the
+#     archive, and builds with CMake's find_package(aside); each opens a cache and reads a key;
+#   - the installed aside-server starts from the prefix (it finds libduckdb by itself) and
+#     answers a read with 200.
+# CFLAGS are the flags the build compiled with that a program must share (the sanitizers).
+# Every wait is bounded; the temporary folder is removed and the server killed on any exit.
+set -eu
+build=$1
+source=$2
+cc=$3
+cmake=$4
+cflags=${5:-}
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    echo "test_install: $*" >&2
+    exit 1
+}
+
+# A system of record holding doc.json and an empty disk tier, in a folder of its own.
+fixture() {
+    mkdir -p "$work/$1/sor"
+    printf '{"embedded": true}' > "$work/$1/sor/doc.json"
+    echo "$work/$1"
+}
+
+prefix=$work/prefix
+"$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" ||
+    fail "cmake --install failed: $(cat "$work/install.log")"
+pc=$(find "$prefix" -name aside.pc)
+[ -n "$pc" ] || fail "no aside.pc installed"
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH
+libdir=$(pkg-config --variable=libdir aside)
+
+# ---- what the libraries export ------------------------------------------------------------
+exported=$(nm -D --defined-only "$libdir/libaside.so" | awk '{print $3}')
+others=$(echo "$exported" | grep -v '^aside_' || true)
+[ -z "$others" ] || fail "libaside.so exports more than aside_*:" $others
+echo "$exported" | grep -qx aside_cache_open || fail "libaside.so does not export aside_cache_open"
+others=$(nm --defined-only -g "$libdir/libaside.a" | awk 'NF == 3 && $3 !~ /^aside_/ {print $3}')
+[ -z "$others" ] || fail "libaside.a has global symbols besides aside_*:" $others
+
+# ---- a program built with pkg-config: shared, then static -----------------------------------
+# shellcheck disable=SC2046,SC2086 # the flags are words
+"$cc" $cflags -o "$work/embed_shared" "$source/tests/install/embed.c" \
+    $(pkg-config --cflags --libs aside) || fail "cannot build against libaside.so"
+readelf -d "$work/embed_shared" | grep -q 'NEEDED.*libaside\.so' ||
+    fail "embed_shared does not use libaside.so"
+LD_LIBRARY_PATH=$libdir "$work/embed_shared" "$(fixture shared)" ||
+    fail "embed_shared failed"
+
+# The archive by name in place of -laside, which would take libaside.so beside it.
+static_libs=$(pkg-config --static --libs aside | sed 's/\(^\| \)-laside\( \|$\)/\1-l:libaside.a\2/')
+# shellcheck disable=SC2046,SC2086
+"$cc" $cflags -o "$work/embed_static" "$source/tests/install/embed.c" \
+    $(pkg-config --cflags aside) $static_libs || fail "cannot build against libaside.a"
+if readelf -d "$work/embed_static" | grep -q 'NEEDED.*libaside'; then
+    fail "embed_static still needs libaside.so"
+fi
+"$work/embed_static" "$(fixture static)" || fail "embed_static failed"
+
+# ---- a program built with CMake's find_package ---------------------------------------------
+"$cmake" -S "$source/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_FLAGS="$cflags" -DCMAKE_BUILD_TYPE=Release > "$work/consumer.log" 2>&1 &&
+    "$cmake" --build "$work/consumer" >> "$work/consumer.log" 2>&1 ||
+    fail "find_package(aside) build failed: $(cat "$work/consumer.log")"
+LD_LIBRARY_PATH=$libdir "$work/consumer/embed" "$(fixture cmake)" || fail "the CMake build failed"
+
+# ---- the installed server ------------------------------------------------------------------
+# A clean environment: no library path, nothing of the caller's configuration.
+root=$(fixture server)
+log=$work/server.log
+env -i PATH=/usr/bin:/bin HOME="$work" ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTIONS} \
+    ${UBSAN_OPTIONS:+UBSAN_OPTIONS=$UBSAN_OPTIONS} \
+    LOCAL_DATA_DIR="$root/cache" REMOTE_STORAGE="$root/sor" ASIDE_PORT=0 ASIDE_THREADS=2 \
+    "$prefix/bin/aside-server" > "$log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 200); do # 20 s
+    port=$(sed -n 's|.*listening on http://[^:]*:\([0-9]*\)/.*|\1|p' "$log" | head -n 1)
+    [ -n "$port" ] && break
+    kill -0 "$server_pid" 2>/dev/null || fail "aside-server exited: $(cat "$log")"
+    sleep 0.1
+done
+[ -n "$port" ] || fail "aside-server did not start in 20 s: $(cat "$log")"
+status=$(curl -s -o "$work/answer" -w '%{http_code}' --max-time 30 \
+    "http://127.0.0.1:$port/cache/api/v1.0/?function=read&path=doc.json&format=raw") ||
+    fail "no answer from aside-server"
+[ "$status" = 200 ] || fail "aside-server answered $status: $(cat "$work/answer")"
+cmp -s "$work/answer" "$root/sor/doc.json" || fail "aside-server answered other bytes"
+
+kill -TERM "$server_pid"
+for _ in $(seq 200); do # 20 s
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill -0 "$server_pid" 2>/dev/null && fail "aside-server did not stop in 20 s"
+code=0
+wait "$server_pid" || code=$?
+server_pid=
+[ "$code" = 0 ] || fail "aside-server exited with $code: $(cat "$log")"
+if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$log"; then
+    fail "sanitizer report in the server log: $(cat "$log")"
+fi
+echo "test_install: ok"
