@@ -54,10 +54,16 @@ export PKG_CONFIG_PATH
 libdir=$(pkg-config --variable=libdir aside)
 
 # ---- what the libraries export ------------------------------------------------------------
-exported=$(nm -D --defined-only "$libdir/libaside.so" | awk '{print $3}')
-others=$(echo "$exported" | grep -v '^aside_' || true)
+nm -D --defined-only "$libdir/libaside.so" | awk '{print $3}' | sort > "$work/exported"
+others=$(grep -v '^aside_' "$work/exported" || true)
 [ -z "$others" ] || fail "libaside.so exports more than aside_*:" $others
-echo "$exported" | grep -qx aside_cache_open || fail "libaside.so does not export aside_cache_open"
+# ... and exactly the functions aside.h declares (ASIDE_API)
+sed -n 's/^ASIDE_API .*[ *]\(aside_[a-z_]*\)(.*/\1/p' \
+    "$(pkg-config --variable=includedir aside)/aside.h" | sort > "$work/declared"
+[ -s "$work/declared" ] || fail "no ASIDE_API function found in the installed aside.h"
+cmp -s "$work/exported" "$work/declared" ||
+    fail "libaside.so's exports (<) differ from aside.h's functions (>):" \
+        "$(diff "$work/exported" "$work/declared" | grep '^[<>]')"
 others=$(nm --defined-only -g "$libdir/libaside.a" | awk 'NF == 3 && $3 !~ /^aside_/ {print $3}')
 [ -z "$others" ] || fail "libaside.a has global symbols besides aside_*:" $others
 
