@@ -68,7 +68,6 @@ others=$(nm --defined-only -g "$libdir/libaside.a" | awk 'NF == 3 && $3 !~ /^asi
 [ -z "$others" ] || fail "libaside.a has global symbols besides aside_*:" $others
 
 # ---- a program built with pkg-config: shared, then static -----------------------------------
-# shellcheck disable=SC2046,SC2086 # the flags are words
 "$cc" $cflags -o "$work/embed_shared" "$source/tests/install/embed.c" \
     $(pkg-config --cflags --libs aside) || fail "cannot build against libaside.so"
 readelf -d "$work/embed_shared" | grep -q 'NEEDED.*libaside\.so' ||
@@ -78,7 +77,6 @@ LD_LIBRARY_PATH=$libdir "$work/embed_shared" "$(fixture shared)" ||
 
 # The archive by name in place of -laside, which would take libaside.so beside it.
 static_libs=$(pkg-config --static --libs aside | sed 's/\(^\| \)-laside\( \|$\)/\1-l:libaside.a\2/')
-# shellcheck disable=SC2046,SC2086
 "$cc" $cflags -o "$work/embed_static" "$source/tests/install/embed.c" \
     $(pkg-config --cflags aside) $static_libs || fail "cannot build against libaside.a"
 if readelf -d "$work/embed_static" | grep -q 'NEEDED.*libaside'; then
