@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import API, cached_keys, disk_tmp_files, put_sor, telemetry
+from helpers import API, cached_keys, disk_tmp_files, put_sor, telemetry
 from frame_data import (ARROW_STREAM, arrow_frame, assert_describe_matches, assert_info_matches,
                         assert_rows_match, frame_value, read_expected, typed_parquet)
 

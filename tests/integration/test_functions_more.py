@@ -7,58 +7,32 @@ from __future__ import annotations
 
 import functools
 import inspect
-import io
 import json
 import pathlib
 import textwrap
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 import requests
 
 pytest.register_assert_rewrite("s3_fixtures")
 
 import aside  # noqa: E402
-from conftest import assert_error, put_sor  # noqa: E402
+from helpers import (assert_error, cached_keys, install, ok, parquet_bytes,  # noqa: E402
+                     put_sor)
+from frame_data import arrow_frame  # noqa: E402
 
 pytest_plugins = ["s3_fixtures"]
 
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def install(server, name: str, source: str) -> pathlib.Path:
-    """A function file written straight into the server's function folder."""
-    path = server.functions / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    return path
-
-
-def value(r):
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()["return"]["value"]
-
-
-def parquet(df: pd.DataFrame) -> bytes:
-    out = io.BytesIO()
-    df.to_parquet(out)
-    return out.getvalue()
-
-
-def arrow_frame(body: bytes) -> pd.DataFrame:
-    return pa.ipc.open_stream(body).read_pandas()
-
-
-def cached_keys(server) -> list[str]:
-    return value(server.get(function="stats_cache"))
-
-
 def read_json(server, key: str):
-    return value(server.get(function="read", path=key, **{"return": "data"}))
+    return ok(server.get(function="read", path=key, **{"return": "data"}))
 
 
 def generation(server, key: str) -> int:
-    stats = value(server.get(function="cache_head", path=key))
+    stats = ok(server.get(function="cache_head", path=key))
     (entry,) = stats["entries"]
     return entry["generation"]
 
@@ -91,27 +65,27 @@ def test_register_fetches_the_function_file_from_the_bucket_and_installs_it(s3, 
     # system of record; the bucket holds keys under AWS_DATA_DIR, as every other key
     s3.put("functions/twice.py", TWICE_S3)
     put_sor(s3_server, "functions/twice.py", TWICE_SD)   # the directory's copy: not the default
-    got = value(s3_server.get(function="function_register", path="twice.py"))
+    got = ok(s3_server.get(function="function_register", path="twice.py"))
     assert got == {"result": "success", "function": "twice"}
     assert (s3_server.functions / "twice.py").read_text() == TWICE_S3
-    assert value(s3_server.get(function="twice", x="21")) == 42
-    listed = {f["name"]: f for f in value(s3_server.get(function="functions"))}
+    assert ok(s3_server.get(function="twice", x="21")) == 42
+    listed = {f["name"]: f for f in ok(s3_server.get(function="functions"))}
     assert listed["twice"]["signature"] == "(cache, x)"
     assert listed["twice"]["doc"] == "From the bucket."
 
     # registering again fetches the bucket's current object, not a cached copy
     s3.put("functions/twice.py", "def main(cache, x):\n    return 20 * x\n")
-    assert value(s3_server.get(function="function_register", path="twice.py"))
-    assert value(s3_server.get(function="twice", x="2")) == 40
+    assert ok(s3_server.get(function="function_register", path="twice.py"))
+    assert ok(s3_server.get(function="twice", x="2")) == 40
 
 
 def test_register_with_storage_sd_reads_the_directory_instead_of_the_bucket(s3, s3_server):
     s3.put("functions/twice.py", TWICE_S3)
     put_sor(s3_server, "functions/twice.py", TWICE_SD)
-    assert value(s3_server.get(function="function_register", path="twice.py", storage="sd"))
-    assert value(s3_server.get(function="twice", x="5")) == 15
-    assert value(s3_server.get(function="function_register", path="twice.py", storage="s3"))
-    assert value(s3_server.get(function="twice", x="5")) == 10
+    assert ok(s3_server.get(function="function_register", path="twice.py", storage="sd"))
+    assert ok(s3_server.get(function="twice", x="5")) == 15
+    assert ok(s3_server.get(function="function_register", path="twice.py", storage="s3"))
+    assert ok(s3_server.get(function="twice", x="5")) == 10
 
 
 def test_register_of_a_file_missing_from_the_bucket_is_404_and_installs_nothing(s3, s3_server):
@@ -128,7 +102,7 @@ def test_register_of_a_syntax_error_in_the_bucket_is_400_and_installs_nothing(s3
     assert "line 1" in err["message"]
     assert sorted(p.name for p in s3_server.functions.iterdir()) == []   # no temporary left
     assert_error(s3_server.get(function="broken", x="1"), 404, "unknown_function")
-    assert all(f["name"] != "broken" for f in value(s3_server.get(function="functions")))
+    assert all(f["name"] != "broken" for f in ok(s3_server.get(function="functions")))
 
     # a file without main is refused the same way
     s3.put("functions/nomain.py", "def helper(cache):\n    return 1\n")
@@ -146,11 +120,11 @@ def client(server):
 
 
 def test_client_call_passes_get_values_and_a_post_body_of_json_values(server, client):
-    install(server, "echo", '''
+    install(server.functions, "echo", '''
         def main(cache, message):
             return message
     ''')
-    install(server, "kinds", '''
+    install(server.functions, "kinds", '''
         def main(cache, **kwargs):
             return {k: [type(v).__name__, v] for k, v in sorted(kwargs.items())}
     ''')
@@ -162,7 +136,7 @@ def test_client_call_passes_get_values_and_a_post_body_of_json_values(server, cl
 
 
 def test_client_call_reads_a_frame_result_as_arrow_or_records(server, client):
-    install(server, "frame", '''
+    install(server.functions, "frame", '''
         import pandas as pd
         def main(cache, n):
             return pd.DataFrame({
@@ -186,9 +160,9 @@ def test_client_call_reads_a_frame_result_as_arrow_or_records(server, client):
 
 def test_client_raises_typed_errors_for_a_functions_failures(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "2"})
-    install(server, "one", "def main(cache, a):\n    return a\n")
-    install(server, "fails", "def main(cache, d):\n    return 1 / d\n")
-    install(server, "spin", "def main(cache):\n    while True:\n        pass\n")
+    install(server.functions, "one", "def main(cache, a):\n    return a\n")
+    install(server.functions, "fails", "def main(cache, d):\n    return 1 / d\n")
+    install(server.functions, "spin", "def main(cache):\n    while True:\n        pass\n")
     with aside.connect(server.base) as client:
         with pytest.raises(aside.NotFound) as e:
             client.call("no_such_function")
@@ -216,7 +190,7 @@ def test_client_raises_typed_errors_for_a_functions_failures(make_server):
 def test_client_error_of_a_raising_function_carries_the_exception_type(server, client):
     # the server's answer has the exception's type (error.type); a client user catching
     # ServerError should be able to tell a ValueError from a KeyError
-    install(server, "raises", '''
+    install(server.functions, "raises", '''
         def main(cache):
             raise LookupError("no row for that id")
     ''')
@@ -250,10 +224,10 @@ def group_sums(df: pd.DataFrame) -> pd.DataFrame:
 def test_compute_result_is_served_from_the_cache_until_its_input_is_updated(make_server,
                                                                             tmp_path):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
-    install(server, "sums", COMPUTED)
+    install(server.functions, "sums", COMPUTED)
     runs = tmp_path / "runs.txt"
     before = pd.DataFrame({"g": ["a", "b", "a", "c", "b"], "x": [1, 2, 3, 4, 5]})
-    put_sor(server, "t.parquet", parquet(before))
+    put_sor(server, "t.parquet", parquet_bytes(before))
 
     def call() -> pd.DataFrame:
         r = server.get(function="sums", key="t.parquet", runs=str(runs), format="arrow")
@@ -267,7 +241,7 @@ def test_compute_result_is_served_from_the_cache_until_its_input_is_updated(make
     assert run_count() == 1
     pd.testing.assert_frame_equal(call(), group_sums(before))       # a hit: it does not
     assert run_count() == 1
-    stats = value(server.get(function="function_stats"))
+    stats = ok(server.get(function="function_stats"))
     assert stats["results"] == {"sums.main": {"hits": 1, "misses": 1}}
 
     # the dependency document (the result's info) names the input and its generation
@@ -284,15 +258,15 @@ def test_compute_result_is_served_from_the_cache_until_its_input_is_updated(make
 
     # the system of record changes and the cache is told: the next call computes again
     after = pd.DataFrame({"g": ["a", "c", "c", "d"], "x": [10, 20, 30, 40]})
-    put_sor(server, "t.parquet", parquet(after))
+    put_sor(server, "t.parquet", parquet_bytes(after))
     old_generation = deps["inputs"]["t.parquet"]
-    value(server.get(function="update", path="t.parquet"))
+    ok(server.get(function="update", path="t.parquet"))
     assert generation(server, "t.parquet") != old_generation
     pd.testing.assert_frame_equal(call(), group_sums(after))
     assert run_count() == 2
     pd.testing.assert_frame_equal(call(), group_sums(after))
     assert run_count() == 2
-    stats = value(server.get(function="function_stats"))
+    stats = ok(server.get(function="function_stats"))
     assert stats["results"] == {"sums.main": {"hits": 2, "misses": 2}}
     deps = read_json(server, deps_keys[0])
     assert deps["inputs"] == {"t.parquet": generation(server, "t.parquet")}
@@ -302,7 +276,7 @@ def test_compute_result_is_served_from_the_cache_until_its_input_is_updated(make
 
 def test_lru_cache_statistics_are_reported_by_function_stats(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
-    install(server, "memo", '''
+    install(server.functions, "memo", '''
         import aside
 
         @aside.lru_cache(maxsize=2)
@@ -313,14 +287,14 @@ def test_lru_cache_statistics_are_reported_by_function_stats(make_server):
             return square(x)
     ''')
     calls = [3, 3, 4, 3, 5, 3, 4]
-    got = [value(server.get(function="memo", x=str(x))) for x in calls]
+    got = [ok(server.get(function="memo", x=str(x))) for x in calls]
     assert got == [x * x for x in calls]
     # what functools.lru_cache counts for the same calls, in this process
     reference = functools.lru_cache(maxsize=2)(lambda x: x * x)
     for x in calls:
         reference(x)
     info = reference.cache_info()
-    stats = value(server.get(function="function_stats"))
+    stats = ok(server.get(function="function_stats"))
     assert stats["functions"] == {"memo.square": {"hits": info.hits, "misses": info.misses,
                                                   "maxsize": 2, "currsize": info.currsize}}
     assert stats["results"] == {}
@@ -331,7 +305,7 @@ def test_lru_cache_statistics_are_reported_by_function_stats(make_server):
 def test_the_cache_argument_puts_and_deletes_without_touching_the_system_of_record(server):
     put_sor(server, "x.json", '{"old": true}')
     assert read_json(server, "x.json") == {"old": True}            # cached from the SOR
-    install(server, "writes", '''
+    install(server.functions, "writes", '''
         def main(cache, n):
             cache["out.json"] = {"n": n, "squares": [i * i for i in range(n)]}
             del cache["x.json"]
@@ -344,7 +318,7 @@ def test_the_cache_argument_puts_and_deletes_without_touching_the_system_of_reco
             return {"second": second, "out_cached": "out.json" in cache,
                     "x_cached": "x.json" in cache}
     ''')
-    got = value(server.get(function="writes", n="4"))
+    got = ok(server.get(function="writes", n="4"))
     assert got == {"second": "KeyError", "out_cached": True, "x_cached": False}
     keys = cached_keys(server)
     assert "out.json" in keys and "x.json" not in keys
@@ -357,8 +331,8 @@ def test_the_cache_argument_puts_and_deletes_without_touching_the_system_of_reco
 
 def test_a_result_that_cannot_be_sent_is_500_typeerror_and_the_worker_goes_on(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
-    install(server, "pid", PID)
-    install(server, "unsendable", '''
+    install(server.functions, "pid", PID)
+    install(server.functions, "unsendable", '''
         import pandas as pd
         class Thing:
             pass
@@ -369,15 +343,15 @@ def test_a_result_that_cannot_be_sent_is_500_typeerror_and_the_worker_goes_on(ma
                 return {"ok": [1, 2], "bad": {"deep": Thing()}}
             return pd.DataFrame({"o": [Thing(), Thing()]})
     ''')
-    pid = value(server.get(function="pid"))
+    pid = ok(server.get(function="pid"))
     for kind in ("object", "nested"):
         err = assert_error(server.get(function="unsendable", kind=kind), 500)
         assert err["type"] == "TypeError", err
         assert "cannot return" in err["message"] and "Thing" in err["message"], err
     err = assert_error(server.get(function="unsendable", kind="frame"), 500)
     assert err["type"].startswith("Arrow"), err
-    assert value(server.get(function="pid")) == pid                # the same worker
-    stats = value(server.get(function="cache_head"))["functions"]
+    assert ok(server.get(function="pid")) == pid                # the same worker
+    stats = ok(server.get(function="cache_head"))["functions"]
     assert stats["crashes"] == 0 and stats["timeouts"] == 0
 
 
@@ -407,18 +381,18 @@ LISTED = {
 def test_functions_lists_each_file_and_a_broken_file_with_its_error(server):
     expected = []
     for name, source in LISTED.items():
-        install(server, name, source)
+        install(server.functions, name, source)
         namespace: dict = {}
         exec(textwrap.dedent(source), namespace)
         doc = inspect.getdoc(namespace["main"]) or namespace.get("__doc__")
         expected.append({"name": name, "signature": str(inspect.signature(namespace["main"])),
                          "doc": doc.splitlines()[0] if doc else None})
-    install(server, "broken", "def main(cache):\n    return (1,\n")
-    install(server, "nomain", "def helper(cache):\n    return 1\n")
+    install(server.functions, "broken", "def main(cache):\n    return (1,\n")
+    install(server.functions, "nomain", "def helper(cache):\n    return 1\n")
     (server.functions / "notes.txt").write_text("not a function")
     (server.functions / "not-an-identifier.py").write_text("def main(cache):\n    return 1\n")
 
-    listed = value(server.get(function="functions"))
+    listed = ok(server.get(function="functions"))
     assert [f["name"] for f in listed] == ["alpha", "beta", "broken", "gamma", "nomain"]
     by_name = {f["name"]: f for f in listed}
     for want in expected:
@@ -432,34 +406,34 @@ def test_functions_lists_each_file_and_a_broken_file_with_its_error(server):
     err = assert_error(server.get(function="broken"), 500)
     assert err["type"] == "SyntaxError"
     assert "broken.py" in err["message"]
-    assert value(server.get(function="alpha", q="x")) == "x"        # the others still run
+    assert ok(server.get(function="alpha", q="x")) == "x"        # the others still run
 
 
 # -- 8. across a restart -------------------------------------------------------------------------
 
 def test_workers_are_replaced_across_a_restart_and_reach_the_new_server(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
-    install(server, "pid", PID)
-    install(server, "reads", '''
+    install(server.functions, "pid", PID)
+    install(server.functions, "reads", '''
         import os
         def main(cache, key):
             return {"value": cache[key], "pid": os.getpid()}
     ''')
     put_sor(server, "doc.json", '{"v": 1}')
-    first = value(server.get(function="reads", key="doc.json"))
+    first = ok(server.get(function="reads", key="doc.json"))
     assert first["value"] == {"v": 1}
     old_pid = first["pid"]
-    assert value(server.get(function="pid")) == old_pid
+    assert ok(server.get(function="pid")) == old_pid
     old_port = server.port
 
     server.restart()
     assert not pid_alive(old_pid)
     put_sor(server, "doc.json", '{"v": 2}')
-    value(server.get(function="update", path="doc.json"))
-    second = value(server.get(function="reads", key="doc.json"))
+    ok(server.get(function="update", path="doc.json"))
+    second = ok(server.get(function="reads", key="doc.json"))
     assert second["value"] == {"v": 2}                               # through the new server
     assert second["pid"] != old_pid and pid_alive(second["pid"])
-    stats = value(server.get(function="cache_head"))["functions"]
+    stats = ok(server.get(function="cache_head"))["functions"]
     assert stats["workers"] == 1 and stats["crashes"] == 0
     if server.port != old_port:                                      # nothing answers there
         with pytest.raises(requests.ConnectionError):

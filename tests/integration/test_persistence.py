@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import (assert_error, cached_keys, disk_sidecars, disk_tmp_files, disk_values,
+from helpers import (assert_error, cached_keys, disk_sidecars, disk_tmp_files, disk_values,
                       put_sor, telemetry)
 
 

@@ -15,19 +15,12 @@ import time
 import pytest
 import requests
 
-from conftest import API, assert_error, cached_keys, disk_values, put_sor, telemetry
+from helpers import assert_error, cached_keys, disk_values, entry, ok, put_sor, telemetry
 
 DEADLINE_S = 10.0
 POLL_S = 0.05
 KIB = 1024
 FILE_BYTES = 200 * KIB
-
-
-def ok(r: requests.Response):
-    assert r.status_code == 200, (r.status_code, r.text)
-    body = r.json()["return"]
-    assert body["uri"] == API
-    return body["value"]
 
 
 def call(server, function: str, key: str | None = None, **params) -> requests.Response:
@@ -38,12 +31,6 @@ def call(server, function: str, key: str | None = None, **params) -> requests.Re
 
 def read(server, key: str) -> dict:
     return ok(call(server, "read", key))
-
-
-def entry(server, key: str) -> dict:
-    entries = telemetry(server, path=key)["entries"]
-    assert len(entries) == 1
-    return entries[0]
 
 
 def entries(server) -> dict:
@@ -87,12 +74,6 @@ def sor_files(server, count: int, prefix: str = "f", size: int = FILE_BYTES) -> 
         put_sor(server, key, bytes([i + 1]) * size)
         keys.append(key)
     return keys
-
-
-def restart_after_kill(server) -> None:
-    server.kill()
-    server.session = requests.Session()
-    server.start()
 
 
 # -- expire, persist, ttl ---------------------------------------------------------------------
@@ -165,7 +146,7 @@ def test_a_key_with_a_time_to_live_of_a_second_disappears(server):
     # the collection stays gone after a restart and after a crash
     server.restart()
     assert "brief-map" not in cached_keys(server)
-    restart_after_kill(server)
+    server.restart_after_kill()
     assert sorted(cached_keys(server)) == ["brief.json", "stays"]
     assert ok(call(server, "map_length", "brief-map")) == 0
 
@@ -180,7 +161,6 @@ def test_a_collection_that_expires_while_the_server_is_down_stays_gone(make_serv
     ok(call(server, "counter_increment", "n"))
     server.kill()
     time.sleep(1.2)  # the server is down when the time runs out
-    server.session = requests.Session()
     server.start()
     assert_error(call(server, "read", "l"), 404)
     assert ok(call(server, "list_range", "l")) == []
@@ -199,7 +179,6 @@ def test_the_key_list_never_names_a_key_whose_time_ran_out(make_server):
     ok(call(server, "expire", "l", seconds=1))
     server.kill()
     time.sleep(1.2)  # the time runs out while the server is down
-    server.session = requests.Session()
     server.start()
     # asked at once, before any housekeeping: neither is listed, as neither would be served
     assert cached_keys(server) == []
@@ -220,14 +199,14 @@ def test_a_time_to_live_survives_a_restart_and_a_crash(server):
         assert 3500 < ttl(server, key) <= 3600
         assert abs(parse_time(entry(server, key)["expires"]) - parse_time(expires[key])) < 0.01
     assert ttl(server, "no-ttl") is None
-    restart_after_kill(server)
+    server.restart_after_kill()
     for key in ("kept.json", "kept-set"):
         assert 3500 < ttl(server, key) <= 3600
     assert ok(call(server, "set_members", "kept-set")) == [1, 2, 3]
     assert read(server, "kept.json")["source"] == "disk"
     # a compaction keeps the collection's time to live
     ok(call(server, "compact"))
-    restart_after_kill(server)
+    server.restart_after_kill()
     assert 3500 < ttl(server, "kept-set") <= 3600
 
 
