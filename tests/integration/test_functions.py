@@ -7,6 +7,7 @@ import json
 import pathlib
 import shutil
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -143,13 +144,37 @@ def test_a_bad_argument_is_400(server):
     assert_error(server.get(function="one", a="1", b="2"), 400)
 
 
-def test_a_runaway_function_is_stopped_and_others_keep_answering(make_server):
+# A runaway function's time limit: long enough that the other calls are answered while it runs,
+# on a loaded machine too.
+SPIN_TIMEOUT_S = 10
+
+
+def wait_for_file(path: pathlib.Path, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.02)
+    return path.exists()
+
+
+def test_a_runaway_function_is_stopped_and_others_keep_answering(make_server, tmp_path):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "2"})
-    install(server.functions, "spin", "def main(cache):\n    while True:\n        pass\n")
+    started = tmp_path / "spin-started"
+    install(server.functions, "spin", f"""
+        import pathlib
+        def main(cache):
+            pathlib.Path({str(started)!r}).touch()
+            while True:
+                pass
+    """)
     install(server.functions, "echo", "def main(cache, message):\n    return message\n")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        slow = pool.submit(server.get, function="spin", timeout="1")
+        slow = pool.submit(server.get, function="spin", timeout=str(SPIN_TIMEOUT_S))
+        # the runaway is observably running before the others are asked
+        assert wait_for_file(started), "the runaway function never started"
         quick = [ok(server.get(function="echo", message=str(i))) for i in range(5)]
+        assert not slow.done(), "the others were answered only after the runaway ended"
         assert_error(slow.result(), 504, "timeout")
     assert quick == list(range(5))  # numeric-looking GET values arrive as numbers
     assert ok(server.get(function="echo", message="after")) == "after"
