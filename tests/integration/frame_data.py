@@ -378,7 +378,8 @@ def assert_json_value(got, want, dtype, where=None) -> None:
 
 
 def rows_of(value, orient: str = "records") -> tuple[list, list[list], list | None]:
-    """(columns, rows, index labels or None) of a row answer in one of the three orients."""
+    """(columns, rows, index labels) of a row answer in one of pandas' orients; columns are None
+    for `values` (it carries no names), labels None for `records` and `values`."""
     if orient == "records":
         assert isinstance(value, list), value
         columns = list(value[0]) if value else []
@@ -398,6 +399,16 @@ def rows_of(value, orient: str = "records") -> tuple[list, list[list], list | No
         for col in columns:
             assert list(value[col]) == labels, col
         return columns, [[value[c][label] for c in columns] for label in labels], labels
+    if orient == "index":
+        assert isinstance(value, dict), value
+        labels = list(value)
+        columns = list(value[labels[0]]) if labels else []
+        for label in labels:
+            assert list(value[label]) == columns, label
+        return columns, [list(value[label].values()) for label in labels], labels
+    if orient == "values":
+        assert isinstance(value, list) and all(isinstance(row, list) for row in value), value
+        return None, value, None
     raise ValueError(orient)
 
 
@@ -407,11 +418,13 @@ def assert_rows_match(value, want: pd.DataFrame, orient: str = "records",
     labels (split index, columns keys) are want's index labels."""
     columns, rows, labels = rows_of(value, orient)
     assert len(rows) == len(want), (len(rows), len(want))
-    if len(want):
+    if len(want) and columns is not None:
         assert columns == [str(c) for c in want.columns], (columns, list(want.columns))
+    if len(want) and columns is None:
+        assert all(len(row) == len(want.columns) for row in rows)
     if check_index and labels is not None:
         expected = [int(x) for x in want.index]
-        if orient == "columns":
+        if orient in ("columns", "index"):
             expected = [str(x) for x in expected]
         assert labels == expected, (labels, expected)
     for c, name in enumerate(want.columns):

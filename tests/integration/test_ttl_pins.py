@@ -350,13 +350,39 @@ def test_collections_count_as_pinned_bytes_and_live_in_memory(server):
     assert entry(server, "l")["pinned"]  # memory is a collection's home, pin or not
 
 
+# -- load -------------------------------------------------------------------------------------
+
+def test_load_reads_a_key_through_and_answers_its_meta_like_read(server):
+    data = put_sor(server, "w.json", '{"warm": true}')
+    meta = ok(call(server, "load", "w.json"))
+    assert meta == {"result": "success", "source": "sor", "type": "json", "bytes": len(data)}
+    assert entry(server, "w.json")["tier"] == "memory"
+    assert disk_values(server) == ["w.json"]
+    assert ok(call(server, "load", "w.json"))["source"] == "memory"
+    assert read(server, "w.json")["source"] == "memory"
+    assert telemetry(server)["sor_fetches"] == 1
+    assert_error(call(server, "load", "nowhere.json"), 404)
+    assert "nowhere.json" not in cached_keys(server)
+
+
+def test_update_of_an_edited_json_key_is_409_and_keeps_the_edit(server):
+    put_sor(server, "d.json", '{"a": 1}')
+    read(server, "d.json")
+    ok(server.post({"function": "json_set", "key": "d.json", "pointer": "/b", "value": 2}))
+    put_sor(server, "d.json", '{"a": "changed in the system of record"}')
+    assert_error(call(server, "update", "d.json"), 409, "conflict")
+    r = server.get(function="read", key="d.json", **{"return": "data"})
+    assert ok(r) == {"a": 1, "b": 2}
+
+
 # -- evict ------------------------------------------------------------------------------------
 
-def test_evict_drops_a_value_from_memory_and_keeps_its_file(server):
+@pytest.mark.parametrize("evict", ["evict", "free"])  # free: the alias
+def test_evict_drops_a_value_from_memory_and_keeps_its_file(server, evict):
     data = put_sor(server, "e.json", '{"e": [1, 2, 3]}')
     assert read(server, "e.json")["source"] == "sor"
     assert entry(server, "e.json")["tier"] == "memory"
-    assert ok(call(server, "evict", "e.json")) == {"result": "success"}
+    assert ok(call(server, evict, "e.json")) == {"result": "success"}
     assert entry(server, "e.json")["tier"] == "disk"
     assert disk_values(server) == ["e.json"]
     fetches = telemetry(server)["sor_fetches"]
@@ -365,9 +391,9 @@ def test_evict_drops_a_value_from_memory_and_keeps_its_file(server):
     assert r.content == data and r.headers["X-Aside-Source"] == "memory"
     assert telemetry(server)["sor_fetches"] == fetches
     # evicting what is on disk only is fine; a key nobody has is 404
-    ok(call(server, "evict", "e.json"))
-    ok(call(server, "evict", "e.json"))
-    assert_error(call(server, "evict", "nowhere.json"), 404)
+    ok(call(server, evict, "e.json"))
+    ok(call(server, evict, "e.json"))
+    assert_error(call(server, evict, "nowhere.json"), 404)
 
 
 def test_evict_of_a_collection_or_a_pinned_key_is_409_and_changes_nothing(server):
