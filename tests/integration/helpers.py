@@ -43,6 +43,8 @@ class Server:
         self.functions.mkdir(parents=True, exist_ok=True)
         self.args = list(args or [])
         self.env = dict(env or {})
+        # a command the binary runs under (e.g. one that mounts its disk tier first), exec'ing it
+        self.prefix: list[str] = []
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = root / "server.log"
@@ -63,7 +65,7 @@ class Server:
         self.session = requests.Session()  # connections of a previous run are gone
         self.log = open(self.log_path, "ab")
         self.log_offset = self.log_path.stat().st_size
-        self.proc = subprocess.Popen([str(SERVER_BINARY), *self.args], env=env,
+        self.proc = subprocess.Popen([*self.prefix, str(SERVER_BINARY), *self.args], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
