@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test.sh -- every test suite, on the plain build and on the sanitized (ASan + UBSan) build.
 #
-# The C unit tests run under ctest; the integration tests in pytest start the real server binary
-# named by ASIDE_SERVER. Called by `make test` after both builds.
+# The C unit tests run under ctest (a build with no tests is an error, a skipped test is shown as
+# skipped); the integration tests in pytest start the real server binary named by ASIDE_SERVER,
+# with the configuration of pytest.ini (strict markers, a time limit per test). Called by
+# `make test` after both builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +13,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 for build in build build-asan; do
     echo "== C unit tests ($build)"
-    ctest --test-dir "$build" --output-on-failure --timeout 300
+    ctest --test-dir "$build" --output-on-failure --timeout 300 --no-tests=error
 done
 
 echo "== integration tests (build-asan)"

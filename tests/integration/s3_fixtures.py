@@ -349,7 +349,9 @@ class Rule:
     status: int = 500
     code: str | None = None
     message: str | None = None
-    delay: float = 3.0
+    delay: float = 3.0              # delay, stall: how long, at most (see release)
+    # delay, stall: set it to end the wait at once (a test that holds a request in flight)
+    release: threading.Event = field(default_factory=threading.Event)
     skip: int = 0                   # let this many matching requests pass first
     applied: int = 0
 
@@ -421,6 +423,15 @@ class FaultProxy(LoopbackServer):
             self.rules.append(rule)
         return rule
 
+    def hold(self, rule: Rule) -> None:
+        """Wait rule.delay seconds, or until the rule is released or the proxy stops."""
+        deadline = time.monotonic() + rule.delay
+        while not (rule.release.is_set() or self.stopping.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            rule.release.wait(min(left, 0.05))
+
     def clear(self) -> None:
         with self.lock:
             self.rules.clear()
@@ -476,7 +487,7 @@ class _ProxyHandler(_Handler):
             elif rule.kind == "reset":
                 self.reset()
             elif rule.kind == "delay":
-                proxy.stopping.wait(rule.delay)
+                proxy.hold(rule)
                 self.close_connection = True
             else:
                 raise AssertionError(rule.kind)
@@ -534,7 +545,7 @@ class _ProxyHandler(_Handler):
             self.wfile.write(data[:len(data) // 2])
             self.wfile.flush()
             if rule.kind == "stall":
-                proxy.stopping.wait(rule.delay)
+                proxy.hold(rule)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)

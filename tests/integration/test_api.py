@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import (API, assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
+from helpers import (API, assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
                       disk_tmp_files, disk_values, put_sor, telemetry)
 
 DOC = {"name": "file1", "values": [1, 2, 3], "nested": {"ok": True, "text": "é \"q\""}}

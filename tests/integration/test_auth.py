@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import API, assert_error, assert_nothing_cached, put_sor
+from helpers import API, assert_error, assert_nothing_cached, put_sor
 
 TOKEN = "s3cr3t-token-for-tests"
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import requests
 
-from conftest import API, assert_error, assert_nothing_cached, cached_keys, put_sor, raw_request
+from helpers import API, assert_error, assert_nothing_cached, cached_keys, put_sor, raw_request
 
 # Query strings are written by hand so that the exact bytes reach the server.
 BAD_PATHS = {

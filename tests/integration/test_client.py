@@ -18,7 +18,7 @@ import pytest
 import aside
 from client_data import (FRAME_KEYS, SMALL, closed_port, describe_as_dict, expected_frame,
                          frame_file, read_bytes_as, sor_files)
-from conftest import API, put_sor, telemetry
+from helpers import API, put_sor, telemetry
 from frame_data import (assert_describe_matches, assert_info_matches, parquet_bytes,
                         read_expected, sales_frame, typed_parquet)
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 import aside
-from conftest import put_sor
+from helpers import put_sor
 from frame_data import parquet_bytes, sales_frame
 
 

@@ -11,7 +11,7 @@ import pytest
 import aside
 import aside.fs  # noqa: F401  (registers the protocol)
 from client_data import SMALL, frame_file, sor_files
-from conftest import put_sor, telemetry
+from helpers import put_sor, telemetry
 from frame_data import parquet_bytes, portable_file, read_expected, sales_frame, typed_parquet
 
 DOC = {"name": "Zoë", "values": [1, 2.5, None], "ok": True}

@@ -9,29 +9,9 @@ import json
 import pytest
 import requests
 
-from conftest import API, assert_error, cached_keys, put_sor, telemetry
+from helpers import assert_error, cached_keys, ok, op, op_value, put_sor, read_data, telemetry
 
 ITEMS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-
-
-def op(server, function: str, key: str | None = None, **args) -> requests.Response:
-    """POST {"data": {...}}: the arguments keep their JSON types."""
-    data = {"function": function, **args}
-    if key is not None:
-        data["key"] = key
-    return server.post(data)
-
-
-def ok(r: requests.Response):
-    """The value of a successful answer."""
-    assert r.status_code == 200, (r.status_code, r.text)
-    body = r.json()["return"]
-    assert body["uri"] == API
-    return body["value"]
-
-
-def value(server, function: str, key: str | None = None, **args):
-    return ok(op(server, function, key, **args))
 
 
 def get_value(server, function: str, key: str, **params):
@@ -39,52 +19,48 @@ def get_value(server, function: str, key: str, **params):
     return ok(server.get(function=function, key=key, **params))
 
 
-def read_data(server, key: str):
-    return ok(server.get(function="read", key=key, **{"return": "data"}))
-
-
 def make_list(server, key: str, items) -> None:
-    assert value(server, "list_push", key, values=list(items)) == len(items)
+    assert op_value(server, "list_push", key, values=list(items)) == len(items)
 
 
 # -- lists ------------------------------------------------------------------------------------
 
 def test_list_push_at_both_ends_answers_the_new_length(server):
-    assert value(server, "list_push", "l", value="b") == 1
-    assert value(server, "list_push", "l", value="c", end="back") == 2
-    assert value(server, "list_push", "l", value="a", end="front") == 3
-    assert value(server, "list_push", "l", values=["d", "e"]) == 5
-    assert value(server, "list_range", "l") == ["a", "b", "c", "d", "e"]
-    assert value(server, "list_length", "l") == 5
+    assert op_value(server, "list_push", "l", value="b") == 1
+    assert op_value(server, "list_push", "l", value="c", end="back") == 2
+    assert op_value(server, "list_push", "l", value="a", end="front") == 3
+    assert op_value(server, "list_push", "l", values=["d", "e"]) == 5
+    assert op_value(server, "list_range", "l") == ["a", "b", "c", "d", "e"]
+    assert op_value(server, "list_length", "l") == 5
 
 
 def test_list_elements_are_any_json_value_with_their_type_kept(server):
     items = ["5", 5, 5.5, None, True, [1, [2]], {"k": {"v": None}}, "", "é€😀"]
     make_list(server, "typed", items)
-    assert value(server, "list_range", "typed") == items
+    assert op_value(server, "list_range", "typed") == items
     assert read_data(server, "typed") == items
 
 
 def test_list_pop_takes_from_either_end(server):
     make_list(server, "l", ["a", "b", "c", "d"])
-    assert value(server, "list_pop", "l") == "d"
-    assert value(server, "list_pop", "l", end="back") == "c"
-    assert value(server, "list_pop", "l", end="front") == "a"
-    assert value(server, "list_range", "l") == ["b"]
+    assert op_value(server, "list_pop", "l") == "d"
+    assert op_value(server, "list_pop", "l", end="back") == "c"
+    assert op_value(server, "list_pop", "l", end="front") == "a"
+    assert op_value(server, "list_range", "l") == ["b"]
 
 
 def test_list_pop_with_count_answers_an_array_of_up_to_count(server):
     make_list(server, "l", ["a", "b", "c", "d", "e"])
-    assert value(server, "list_pop", "l", count=2) == ["e", "d"]
-    assert value(server, "list_pop", "l", count=2, end="front") == ["a", "b"]
-    assert value(server, "list_pop", "l", count=10) == ["c"]
-    assert value(server, "list_pop", "l", count=3) == []
-    assert value(server, "list_pop", "never-made", count=3) == []
+    assert op_value(server, "list_pop", "l", count=2) == ["e", "d"]
+    assert op_value(server, "list_pop", "l", count=2, end="front") == ["a", "b"]
+    assert op_value(server, "list_pop", "l", count=10) == ["c"]
+    assert op_value(server, "list_pop", "l", count=3) == []
+    assert op_value(server, "list_pop", "never-made", count=3) == []
 
 
 def test_pop_of_an_empty_or_missing_list_is_404_empty(server):
     make_list(server, "l", ["only"])
-    assert value(server, "list_pop", "l") == "only"
+    assert op_value(server, "list_pop", "l") == "only"
     assert_error(op(server, "list_pop", "l"), 404, "empty")
     assert_error(op(server, "list_pop", "l", end="front"), 404, "empty")
     assert_error(op(server, "list_pop", "missing-list"), 404, "empty")
@@ -97,12 +73,12 @@ def test_pop_of_an_empty_or_missing_list_is_404_empty(server):
 def test_list_range_has_python_slice_semantics(server, start, stop):
     make_list(server, "l", ITEMS)
     args = {k: v for k, v in (("start", start), ("stop", stop)) if v is not None}
-    assert value(server, "list_range", "l", **args) == ITEMS[start:stop]
+    assert op_value(server, "list_range", "l", **args) == ITEMS[start:stop]
 
 
 def test_list_index_counts_negatives_from_the_end(server):
     make_list(server, "l", ["a", "b", "c"])
-    assert [value(server, "list_index", "l", index=i) for i in (0, 2, -1, -3)] == \
+    assert [op_value(server, "list_index", "l", index=i) for i in (0, 2, -1, -3)] == \
         ["a", "c", "c", "a"]
 
 
@@ -118,13 +94,13 @@ def test_list_trim_keeps_the_slice_and_answers_the_new_length(server, start, sto
     make_list(server, "l", ITEMS)
     args = {k: v for k, v in (("start", start), ("stop", stop)) if v is not None}
     want = ITEMS[start:stop]
-    assert value(server, "list_trim", "l", **args) == len(want)
-    assert value(server, "list_range", "l") == want
+    assert op_value(server, "list_trim", "l", **args) == len(want)
+    assert op_value(server, "list_range", "l") == want
 
 
 def test_reads_of_a_missing_list_see_an_empty_one_and_create_nothing(server):
-    assert value(server, "list_length", "nothing") == 0
-    assert value(server, "list_range", "nothing") == []
+    assert op_value(server, "list_length", "nothing") == 0
+    assert op_value(server, "list_range", "nothing") == []
     assert_error(op(server, "list_index", "nothing", index=0), 404, "out_of_range")
     assert cached_keys(server) == []
 
@@ -134,7 +110,7 @@ def test_reads_of_a_missing_list_see_an_empty_one_and_create_nothing(server):
 def test_get_values_are_parsed_as_json_or_kept_as_text(server):
     for text in ("5", "abc", '"5"', "2.5", "true", "null", "[1,2]", '{"a":1}', "not json["):
         get_value(server, "list_push", "g", value=text)
-    assert value(server, "list_range", "g") == [5, "abc", "5", 2.5, True, None, [1, 2],
+    assert op_value(server, "list_range", "g") == [5, "abc", "5", 2.5, True, None, [1, 2],
                                                  {"a": 1}, "not json["]
 
 
@@ -159,62 +135,62 @@ def test_get_forms_of_every_kind_of_function(server):
 # -- sets -------------------------------------------------------------------------------------
 
 def test_set_add_and_remove_count_what_changed(server):
-    assert value(server, "set_add", "s", value="a") == 1
-    assert value(server, "set_add", "s", value="a") == 0
-    assert value(server, "set_add", "s", values=["a", "b", "c", "b"]) == 2
-    assert value(server, "set_size", "s") == 3
-    assert value(server, "set_remove", "s", value="zz") == 0
-    assert value(server, "set_remove", "s", values=["a", "b", "nope"]) == 2
-    assert value(server, "set_members", "s") == ["c"]
+    assert op_value(server, "set_add", "s", value="a") == 1
+    assert op_value(server, "set_add", "s", value="a") == 0
+    assert op_value(server, "set_add", "s", values=["a", "b", "c", "b"]) == 2
+    assert op_value(server, "set_size", "s") == 3
+    assert op_value(server, "set_remove", "s", value="zz") == 0
+    assert op_value(server, "set_remove", "s", values=["a", "b", "nope"]) == 2
+    assert op_value(server, "set_members", "s") == ["c"]
 
 
 def test_set_members_are_json_values_sorted_by_their_json_text(server):
     members = [{"a": 1}, True, None, [1], 1, "1", "b", 2.5]
-    assert value(server, "set_add", "s", values=members) == len(members)
+    assert op_value(server, "set_add", "s", values=members) == len(members)
     want = sorted(members, key=lambda m: json.dumps(m, separators=(",", ":")))
-    assert value(server, "set_members", "s") == want
+    assert op_value(server, "set_members", "s") == want
     assert read_data(server, "s") == want
 
 
 def test_set_contains_tells_json_types_apart(server):
-    value(server, "set_add", "s", values=[1, [1, 2], {"k": "v"}])
-    assert value(server, "set_contains", "s", value=1) is True
-    assert value(server, "set_contains", "s", value="1") is False
-    assert value(server, "set_contains", "s", value=[1, 2]) is True
-    assert value(server, "set_contains", "s", value=[2, 1]) is False
-    assert value(server, "set_contains", "s", value={"k": "v"}) is True
-    assert value(server, "set_contains", "missing-set", value=1) is False
-    assert value(server, "set_size", "missing-set") == 0
+    op_value(server, "set_add", "s", values=[1, [1, 2], {"k": "v"}])
+    assert op_value(server, "set_contains", "s", value=1) is True
+    assert op_value(server, "set_contains", "s", value="1") is False
+    assert op_value(server, "set_contains", "s", value=[1, 2]) is True
+    assert op_value(server, "set_contains", "s", value=[2, 1]) is False
+    assert op_value(server, "set_contains", "s", value={"k": "v"}) is True
+    assert op_value(server, "set_contains", "missing-set", value=1) is False
+    assert op_value(server, "set_size", "missing-set") == 0
     assert "missing-set" not in cached_keys(server)
 
 
 def test_set_algebra_across_keys(server):
-    value(server, "set_add", "a", values=[1, 2, 3, 4])
-    value(server, "set_add", "b", values=[3, 4, 5])
-    value(server, "set_add", "c", values=[4, 6])
-    assert value(server, "set_union", "a", keys=["b", "c"]) == [1, 2, 3, 4, 5, 6]
-    assert value(server, "set_intersection", "a", keys=["b", "c"]) == [4]
-    assert value(server, "set_difference", "a", keys=["b"]) == [1, 2]
-    assert value(server, "set_difference", "b", keys=["a"]) == [5]
+    op_value(server, "set_add", "a", values=[1, 2, 3, 4])
+    op_value(server, "set_add", "b", values=[3, 4, 5])
+    op_value(server, "set_add", "c", values=[4, 6])
+    assert op_value(server, "set_union", "a", keys=["b", "c"]) == [1, 2, 3, 4, 5, 6]
+    assert op_value(server, "set_intersection", "a", keys=["b", "c"]) == [4]
+    assert op_value(server, "set_difference", "a", keys=["b"]) == [1, 2]
+    assert op_value(server, "set_difference", "b", keys=["a"]) == [5]
     # without a key the first of keys is the first operand
-    assert value(server, "set_difference", keys=["a", "c"]) == [1, 2, 3]
-    assert value(server, "set_intersection", keys=["b", "c"]) == [4]
+    assert op_value(server, "set_difference", keys=["a", "c"]) == [1, 2, 3]
+    assert op_value(server, "set_intersection", keys=["b", "c"]) == [4]
     # keys as comma-separated text (GET)
     assert get_value(server, "set_union", "b", keys="c") == [3, 4, 5, 6]
     assert get_value(server, "set_difference", "a", keys="b,c") == [1, 2]
 
 
 def test_set_algebra_treats_missing_keys_as_empty_sets(server):
-    value(server, "set_add", "a", values=["x", "y"])
-    assert value(server, "set_union", "a", keys=["nope"]) == ["x", "y"]
-    assert value(server, "set_intersection", "a", keys=["nope"]) == []
-    assert value(server, "set_difference", "a", keys=["nope"]) == ["x", "y"]
-    assert value(server, "set_union", "nope", keys=["nope2"]) == []
+    op_value(server, "set_add", "a", values=["x", "y"])
+    assert op_value(server, "set_union", "a", keys=["nope"]) == ["x", "y"]
+    assert op_value(server, "set_intersection", "a", keys=["nope"]) == []
+    assert op_value(server, "set_difference", "a", keys=["nope"]) == ["x", "y"]
+    assert op_value(server, "set_union", "nope", keys=["nope2"]) == []
     assert sorted(cached_keys(server)) == ["a"]
 
 
 def test_set_algebra_on_a_key_that_is_not_a_set_is_409(server):
-    value(server, "set_add", "a", values=[1])
+    op_value(server, "set_add", "a", values=[1])
     make_list(server, "l", [1])
     assert_error(op(server, "set_union", "a", keys=["l"]), 409, "wrong_type")
     assert_error(op(server, "set_union", "l", keys=["a"]), 409, "wrong_type")
@@ -223,67 +199,67 @@ def test_set_algebra_on_a_key_that_is_not_a_set_is_409(server):
 # -- maps -------------------------------------------------------------------------------------
 
 def test_map_set_get_delete_and_all(server):
-    assert value(server, "map_set", "m", field="a", value=1) == 1
-    assert value(server, "map_set", "m", field="a", value="one") == 0
-    assert value(server, "map_set", "m", fields={"b": [1, 2], "c": None, "a": {"x": 1}}) == 2
-    assert value(server, "map_get", "m", field="a") == {"x": 1}
-    assert value(server, "map_get", "m", field="c") is None
-    assert value(server, "map_length", "m") == 3
-    assert value(server, "map_all", "m") == {"a": {"x": 1}, "b": [1, 2], "c": None}
-    assert value(server, "map_delete", "m", field="c") == 1
-    assert value(server, "map_delete", "m", field="c") == 0
-    assert value(server, "map_delete", "m", fields=["a", "b", "zz"]) == 2
-    assert value(server, "map_all", "m") == {}
-    assert value(server, "map_length", "m") == 0
+    assert op_value(server, "map_set", "m", field="a", value=1) == 1
+    assert op_value(server, "map_set", "m", field="a", value="one") == 0
+    assert op_value(server, "map_set", "m", fields={"b": [1, 2], "c": None, "a": {"x": 1}}) == 2
+    assert op_value(server, "map_get", "m", field="a") == {"x": 1}
+    assert op_value(server, "map_get", "m", field="c") is None
+    assert op_value(server, "map_length", "m") == 3
+    assert op_value(server, "map_all", "m") == {"a": {"x": 1}, "b": [1, 2], "c": None}
+    assert op_value(server, "map_delete", "m", field="c") == 1
+    assert op_value(server, "map_delete", "m", field="c") == 0
+    assert op_value(server, "map_delete", "m", fields=["a", "b", "zz"]) == 2
+    assert op_value(server, "map_all", "m") == {}
+    assert op_value(server, "map_length", "m") == 0
 
 
 def test_map_get_of_a_missing_field_is_404_no_field(server):
-    value(server, "map_set", "m", field="a", value=1)
+    op_value(server, "map_set", "m", field="a", value=1)
     assert_error(op(server, "map_get", "m", field="b"), 404, "no_field")
     assert_error(op(server, "map_get", "missing-map", field="b"), 404)
-    assert value(server, "map_all", "missing-map") == {}
-    assert value(server, "map_length", "missing-map") == 0
+    assert op_value(server, "map_all", "missing-map") == {}
+    assert op_value(server, "map_length", "missing-map") == 0
     assert "missing-map" not in cached_keys(server)
 
 
 def test_map_increment_keeps_ints_int_and_adds_floats(server):
-    assert value(server, "map_increment", "m", field="n") == 1
-    assert value(server, "map_increment", "m", field="n", by=41) == 42
-    assert isinstance(value(server, "map_get", "m", field="n"), int)
-    assert value(server, "map_increment", "m", field="n", by=-50) == -8
-    got = value(server, "map_increment", "m", field="n", by=0.5)
+    assert op_value(server, "map_increment", "m", field="n") == 1
+    assert op_value(server, "map_increment", "m", field="n", by=41) == 42
+    assert isinstance(op_value(server, "map_get", "m", field="n"), int)
+    assert op_value(server, "map_increment", "m", field="n", by=-50) == -8
+    got = op_value(server, "map_increment", "m", field="n", by=0.5)
     assert got == -7.5 and isinstance(got, float)
-    value(server, "map_set", "m", field="f", value=1.5)
-    got = value(server, "map_increment", "m", field="f", by=2)
+    op_value(server, "map_set", "m", field="f", value=1.5)
+    got = op_value(server, "map_increment", "m", field="f", by=2)
     assert got == 3.5 and isinstance(got, float)
 
 
 @pytest.mark.parametrize("held", ["text", None, [1], {"a": 1}, True])
 def test_map_increment_of_a_non_number_is_409_and_changes_nothing(server, held):
-    value(server, "map_set", "m", fields={"f": held, "other": 1})
+    op_value(server, "map_set", "m", fields={"f": held, "other": 1})
     assert_error(op(server, "map_increment", "m", field="f", by=1), 409, "wrong_type")
-    assert value(server, "map_all", "m") == {"f": held, "other": 1}
+    assert op_value(server, "map_all", "m") == {"f": held, "other": 1}
 
 
 # -- counters ---------------------------------------------------------------------------------
 
 def test_counter_increments_and_decrements(server):
-    assert value(server, "counter_get", "c") == 0
+    assert op_value(server, "counter_get", "c") == 0
     assert "c" not in cached_keys(server)
-    assert value(server, "counter_increment", "c") == 1
-    assert value(server, "counter_increment", "c", by=10) == 11
-    assert value(server, "counter_decrement", "c") == 10
-    assert value(server, "counter_decrement", "c", by=25) == -15
-    assert value(server, "counter_increment", "c", by=-5) == -20
-    assert value(server, "counter_get", "c") == -20
+    assert op_value(server, "counter_increment", "c") == 1
+    assert op_value(server, "counter_increment", "c", by=10) == 11
+    assert op_value(server, "counter_decrement", "c") == 10
+    assert op_value(server, "counter_decrement", "c", by=25) == -15
+    assert op_value(server, "counter_increment", "c", by=-5) == -20
+    assert op_value(server, "counter_get", "c") == -20
     assert read_data(server, "c") == -20
 
 
 @pytest.mark.parametrize("by", [1.5, "2", [1], {"n": 1}, True])
 def test_counter_by_must_be_an_integer(server, by):
-    value(server, "counter_increment", "c", by=3)
+    op_value(server, "counter_increment", "c", by=3)
     assert_error(op(server, "counter_increment", "c", by=by), 400, "bad_request")
-    assert value(server, "counter_get", "c") == 3
+    assert op_value(server, "counter_get", "c") == 3
 
 
 # -- errors change nothing --------------------------------------------------------------------
@@ -304,7 +280,7 @@ COLLECTIONS = {"list": ("list_push", {"values": [1, 2]}),
 @pytest.mark.parametrize("held", list(COLLECTIONS))
 def test_an_operation_for_another_type_is_409_wrong_type_and_changes_nothing(server, held):
     function, args = COLLECTIONS[held]
-    value(server, function, "k", **args)
+    op_value(server, function, "k", **args)
     before = read_data(server, "k")
     for name, op_args in WRONG_TYPE_OPS:
         if name.split("_")[0] == held:
@@ -350,7 +326,7 @@ def test_missing_or_invalid_arguments_are_400_and_create_nothing(server, functio
                                            ("set_add", {"value": "v"}),
                                            ("map_set", {"field": "f", "value": "v"})])
 def test_invalid_arguments_leave_an_existing_collection_unchanged(server, function, args):
-    value(server, function, "k", **args)
+    op_value(server, function, "k", **args)
     before = read_data(server, "k")
     assert_error(op(server, function, "k"), 400, "bad_request")
     assert read_data(server, "k") == before
@@ -364,9 +340,9 @@ def test_a_collection_operation_without_a_key_is_400(server):
 
 def make_each_collection(server) -> dict:
     make_list(server, "the-list", [1, "two", None])
-    value(server, "set_add", "the-set", values=["b", "a"])
-    value(server, "map_set", "the-map", fields={"x": 1, "y": [2]})
-    value(server, "counter_increment", "the-counter", by=12)
+    op_value(server, "set_add", "the-set", values=["b", "a"])
+    op_value(server, "map_set", "the-map", fields={"x": 1, "y": [2]})
+    op_value(server, "counter_increment", "the-counter", by=12)
     return {"the-list": ("list", [1, "two", None]), "the-set": ("set", ["a", "b"]),
             "the-map": ("map", {"x": 1, "y": [2]}), "the-counter": ("counter", 12)}
 
@@ -407,9 +383,9 @@ def test_delete_removes_a_collection(server):
         assert_error(server.get(function="read", key=key), 404)
         assert_error(server.get(function="delete", key=key), 404)
     assert cached_keys(server) == []
-    assert value(server, "list_length", "the-list") == 0
-    assert value(server, "counter_get", "the-counter") == 0
-    assert value(server, "map_all", "the-map") == {}
+    assert op_value(server, "list_length", "the-list") == 0
+    assert op_value(server, "counter_get", "the-counter") == 0
+    assert op_value(server, "map_all", "the-map") == {}
 
 
 def test_put_replaces_a_collection(server):
@@ -425,7 +401,7 @@ def test_put_replaces_a_collection(server):
 def test_a_new_collection_after_delete_may_be_another_type(server):
     make_list(server, "k", [1])
     ok(server.get(function="delete", key="k"))
-    assert value(server, "map_set", "k", field="f", value=1) == 1
+    assert op_value(server, "map_set", "k", field="f", value=1) == 1
     assert ok(server.get(function="read", key="k"))["type"] == "map"
 
 
@@ -433,11 +409,11 @@ def test_a_new_collection_after_delete_may_be_another_type(server):
 
 def test_collections_survive_a_restart(server):
     kinds = make_each_collection(server)
-    value(server, "list_pop", "the-list", end="front")
-    value(server, "set_remove", "the-set", value="a")
-    value(server, "map_delete", "the-map", field="x")
-    value(server, "map_increment", "the-map", field="n", by=2.5)
-    value(server, "counter_decrement", "the-counter", by=2)
+    op_value(server, "list_pop", "the-list", end="front")
+    op_value(server, "set_remove", "the-set", value="a")
+    op_value(server, "map_delete", "the-map", field="x")
+    op_value(server, "map_increment", "the-map", field="n", by=2.5)
+    op_value(server, "counter_decrement", "the-counter", by=2)
     server.restart()
     assert read_data(server, "the-list") == ["two", None]
     assert read_data(server, "the-set") == ["b"]
@@ -445,8 +421,8 @@ def test_collections_survive_a_restart(server):
     assert read_data(server, "the-counter") == 10
     assert sorted(cached_keys(server)) == sorted(kinds)
     # and they keep working
-    assert value(server, "list_push", "the-list", value="three") == 3
-    assert value(server, "counter_increment", "the-counter") == 11
+    assert op_value(server, "list_push", "the-list", value="three") == 3
+    assert op_value(server, "counter_increment", "the-counter") == 11
 
 
 def test_a_deleted_collection_stays_deleted_after_a_restart(server):
@@ -455,19 +431,18 @@ def test_a_deleted_collection_stays_deleted_after_a_restart(server):
     ok(server.get(function="delete", key="gone"))
     server.restart()
     assert cached_keys(server) == ["kept"]
-    assert value(server, "list_length", "gone") == 0
+    assert op_value(server, "list_length", "gone") == 0
 
 
 def test_acknowledged_changes_survive_a_crash_with_fsync_always(make_server):
     server = make_server(env={"ASIDE_FSYNC": "always"})
     for i in range(50):
-        value(server, "counter_increment", "c")
-        value(server, "list_push", "l", value=i)
+        op_value(server, "counter_increment", "c")
+        op_value(server, "list_push", "l", value=i)
     server.kill()
-    server.session = requests.Session()
     server.start()
-    assert value(server, "counter_get", "c") == 50
-    assert value(server, "list_range", "l") == list(range(50))
+    assert op_value(server, "counter_get", "c") == 50
+    assert op_value(server, "list_range", "l") == list(range(50))
 
 
 # -- the memory budget ------------------------------------------------------------------------
@@ -485,7 +460,7 @@ def test_a_collection_that_would_pass_the_memory_budget_is_507_full(make_server)
     else:
         pytest.fail("pushing 4 MB into a 1 MiB budget never answered 507")
     assert length > 0
-    assert value(server, "list_length", "big") == length  # the refused push changed nothing
+    assert op_value(server, "list_length", "big") == length  # the refused push changed nothing
     assert telemetry(server)["memory"]["used_bytes"] <= telemetry(server)["memory"]["limit_bytes"]
 
 
@@ -509,8 +484,8 @@ def test_concurrent_increments_from_16_clients_are_exact(server):
     with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
         for future in [pool.submit(work, w) for w in range(CLIENTS)]:
             future.result(timeout=300)
-    assert value(server, "counter_get", "hits") == CLIENTS * INCREMENTS
-    totals = value(server, "map_all", "totals")
+    assert op_value(server, "counter_get", "hits") == CLIENTS * INCREMENTS
+    totals = op_value(server, "map_all", "totals")
     assert totals.pop("n") == CLIENTS * INCREMENTS
     assert totals == {f"w{w}": 2 * INCREMENTS for w in range(CLIENTS)}
 
@@ -527,4 +502,4 @@ def test_a_file_is_never_read_or_written_as_a_collection(server):
     assert read_data(server, "items.json") == [1, 2, 3]
     ok(server.call("POST", params={"function": "put", "key": "made", "type": "list"},
                    data=b"[1, 2]"))
-    assert value(server, "list_length", "made") == 2
+    assert op_value(server, "list_length", "made") == 2

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import cached_keys, disk_sidecars, disk_tmp_files, disk_values, put_sor, telemetry
+from helpers import cached_keys, disk_sidecars, disk_tmp_files, disk_values, put_sor, telemetry
 
 
 def run_parallel(n, fn):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import SERVER_BINARY, cached_keys, put_sor, telemetry
+from helpers import SERVER_BINARY, cached_keys, put_sor, telemetry
 
 ENV_VARS = ["LOCAL_DATA_DIR", "REMOTE_STORAGE", "ASIDE_BIND", "ASIDE_PORT", "ASIDE_MEMORY_LIMIT",
             "ASIDE_DISK_LIMIT", "ASIDE_THREADS"]

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import API, assert_error, telemetry
+from helpers import API, assert_error, op, op_value, telemetry
 
 POLICIES = ["always", "everysec", "never"]
 THREADS = 4
@@ -30,23 +30,6 @@ PAD = "abcdefghijklmnopqrstuvwx"  # 24 letters: a torn element would not match E
 
 def journal_path(server):
     return server.cache / ".aside" / "journal"
-
-
-def op(session: requests.Session, server, function: str, key: str, **args) -> requests.Response:
-    return session.post(server.api, json={"data": {"function": function, "key": key, **args}},
-                        timeout=30)
-
-
-def value_of(server, function: str, key: str, **args):
-    r = op(server.session, server, function, key, **args)
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()["return"]["value"]
-
-
-def restart_after_kill(server) -> None:
-    server.kill()
-    server.session = requests.Session()
-    server.start()
 
 
 class Storm:
@@ -81,11 +64,11 @@ class Storm:
                 field = {"t": t, "i": i, "pad": PAD * 4}
                 try:
                     if kind == 0:
-                        r = op(session, self.server, "list_push", "storm-list", value=element)
+                        r = op(self.server, "list_push", "storm-list", session=session, value=element)
                     elif kind == 1:
-                        r = op(session, self.server, "counter_increment", "storm-counter")
+                        r = op(self.server, "counter_increment", "storm-counter", session=session)
                     else:
-                        r = op(session, self.server, "map_set", "storm-map", field=element,
+                        r = op(self.server, "map_set", "storm-map", session=session, field=element,
                                value=field)
                 except requests.RequestException:
                     with self.lock:  # sent, never answered: in flight when the server died
@@ -164,10 +147,9 @@ def test_a_kill_during_a_write_storm_loses_nothing_acknowledged(make_server, pol
     assert storm.failures == []
     assert storm.acks() >= KILL_AFTER_ACKS // 2, "the storm hardly ran before the kill"
     assert storm.reads > 0
-    server.session = requests.Session()
     server.start()
 
-    elements = value_of(server, "list_range", "storm-list")
+    elements = op_value(server, "list_range", "storm-list")
     assert all(isinstance(e, str) and ELEMENT.match(e) for e in elements)  # each whole
     assert len(elements) == len(set(elements))                              # none twice
     assert storm.acked_elements <= set(elements)                            # none lost
@@ -177,39 +159,39 @@ def test_a_kill_during_a_write_storm_loses_nothing_acknowledged(make_server, pol
         mine = [int(ELEMENT.match(e).group(2)) for e in elements if e.startswith(f"t{t}-")]
         assert mine == sorted(mine)
 
-    counter = value_of(server, "counter_get", "storm-counter")
+    counter = op_value(server, "counter_get", "storm-counter")
     assert storm.acked_increments <= counter <= \
         storm.acked_increments + storm.inflight_increments
 
-    fields = value_of(server, "map_all", "storm-map")
+    fields = op_value(server, "map_all", "storm-map")
     for name, field in storm.acked_fields.items():
         assert fields.get(name) == field
     for name, field in fields.items():
         assert name in storm.acked_fields or storm.inflight_fields.get(name) == field
 
     # the journal goes on from a record boundary: later changes survive another crash
-    assert value_of(server, "list_push", "storm-list", value=f"t9-0-{PAD}") == len(elements) + 1
-    assert value_of(server, "counter_increment", "storm-counter") == counter + 1
-    restart_after_kill(server)
-    assert value_of(server, "list_range", "storm-list") == elements + [f"t9-0-{PAD}"]
-    assert value_of(server, "counter_get", "storm-counter") == counter + 1
-    assert value_of(server, "map_all", "storm-map") == fields
+    assert op_value(server, "list_push", "storm-list", value=f"t9-0-{PAD}") == len(elements) + 1
+    assert op_value(server, "counter_increment", "storm-counter") == counter + 1
+    server.restart_after_kill()
+    assert op_value(server, "list_range", "storm-list") == elements + [f"t9-0-{PAD}"]
+    assert op_value(server, "counter_get", "storm-counter") == counter + 1
+    assert op_value(server, "map_all", "storm-map") == fields
 
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_the_fsync_policy_is_accepted_as_a_flag_too(make_server, policy):
     server = make_server(args=[f"--fsync={policy}"])
-    assert value_of(server, "counter_increment", "c", by=5) == 5
-    restart_after_kill(server)
-    assert value_of(server, "counter_get", "c") == 5
+    assert op_value(server, "counter_increment", "c", by=5) == 5
+    server.restart_after_kill()
+    assert op_value(server, "counter_get", "c") == 5
 
 
 def make_values(server) -> dict:
-    value_of(server, "list_push", "l", values=["a", "b", "c"])
-    value_of(server, "set_add", "s", values=[1, 2, 3])
-    value_of(server, "map_set", "m", fields={"x": 1, "y": [2]})
-    value_of(server, "counter_increment", "n", by=42)
-    value_of(server, "json_set", "d.json", pointer="", value={"doc": True})
+    op_value(server, "list_push", "l", values=["a", "b", "c"])
+    op_value(server, "set_add", "s", values=[1, 2, 3])
+    op_value(server, "map_set", "m", fields={"x": 1, "y": [2]})
+    op_value(server, "counter_increment", "n", by=42)
+    op_value(server, "json_set", "d.json", pointer="", value={"doc": True})
     return {"l": ["a", "b", "c"], "s": [1, 2, 3], "m": {"x": 1, "y": [2]}, "n": 42,
             "d.json": {"doc": True}}
 
@@ -226,7 +208,6 @@ def restart_with_damage(server, damage: bytes) -> str:
     server.stop()
     with open(journal_path(server), "ab") as journal:
         journal.write(damage)
-    server.session = requests.Session()
     server.start()
     return server.log_text()[server.log_offset:]
 
@@ -246,8 +227,8 @@ def test_a_journal_damaged_at_its_end_is_cut_and_the_values_before_survive(make_
     assert journal_path(server).stat().st_size == size
     assert_values(server, want)
     # appends after the cut replay after a crash
-    assert value_of(server, "counter_increment", "n") == 43
-    restart_after_kill(server)
+    assert op_value(server, "counter_increment", "n") == 43
+    server.restart_after_kill()
     want["n"] = 43
     assert_values(server, want)
     assert "dropping" not in server.log_text()[server.log_offset:]
@@ -255,21 +236,20 @@ def test_a_journal_damaged_at_its_end_is_cut_and_the_values_before_survive(make_
 
 def test_a_journal_damaged_in_the_middle_keeps_what_precedes_the_damage(make_server):
     server = make_server()
-    value_of(server, "counter_increment", "before", by=7)
+    op_value(server, "counter_increment", "before", by=7)
     middle = journal_path(server).stat().st_size
-    value_of(server, "list_push", "damaged", value="x" * 200)
-    value_of(server, "counter_increment", "after", by=9)
+    op_value(server, "list_push", "damaged", value="x" * 200)
+    op_value(server, "counter_increment", "after", by=9)
     server.stop()
     data = bytearray(journal_path(server).read_bytes())
     data[middle + 16 + 50] ^= 0x01  # one bit of the second record's payload
     journal_path(server).write_bytes(bytes(data))
-    server.session = requests.Session()
     server.start()
     assert "dropping" in server.log_text()[server.log_offset:]
-    assert value_of(server, "counter_get", "before") == 7
+    assert op_value(server, "counter_get", "before") == 7
     # never a damaged record, and nothing after one
-    assert value_of(server, "list_length", "damaged") == 0
-    assert value_of(server, "counter_get", "after") == 0
+    assert op_value(server, "list_length", "damaged") == 0
+    assert op_value(server, "counter_get", "after") == 0
     assert journal_path(server).stat().st_size == middle
 
 
@@ -285,11 +265,11 @@ def test_the_journal_compacts_itself_and_a_crash_after_restores_the_same(make_se
         done = 0
         with requests.Session() as session:
             for i in range(300):
-                r = op(session, server, "counter_increment", "counter")
+                r = op(server, "counter_increment", "counter", session=session)
                 assert r.status_code == 200, r.text
-                r = op(session, server, "list_push", "window", value=f"{t}-{i}")
+                r = op(server, "list_push", "window", session=session, value=f"{t}-{i}")
                 assert r.status_code == 200, r.text
-                r = op(session, server, "list_trim", "window", start=-10)
+                r = op(server, "list_trim", "window", session=session, start=-10)
                 assert r.status_code == 200, r.text
                 done += 1
         return done
@@ -315,19 +295,19 @@ def test_the_journal_compacts_itself_and_a_crash_after_restores_the_same(make_se
     assert size == log["bytes"]
     assert size < appended
 
-    counter = value_of(server, "counter_get", "counter")
-    window = value_of(server, "list_range", "window")
+    counter = op_value(server, "counter_get", "counter")
+    window = op_value(server, "list_range", "window")
     assert counter == ops and len(window) == 10
-    restart_after_kill(server)
-    assert value_of(server, "counter_get", "counter") == counter
-    assert value_of(server, "list_range", "window") == window
+    server.restart_after_kill()
+    assert op_value(server, "counter_get", "counter") == counter
+    assert op_value(server, "list_range", "window") == window
     assert journal_path(server).stat().st_size == size
 
 
 def test_compact_on_demand_answers_the_new_size_of_the_log(server):
     for i in range(200):
-        value_of(server, "counter_increment", "n")
-        value_of(server, "map_set", "m", field=f"f{i % 5}", value=i)
+        op_value(server, "counter_increment", "n")
+        op_value(server, "map_set", "m", field=f"f{i % 5}", value=i)
     before = telemetry(server)["log"]
     r = server.get(function="compact")
     assert r.status_code == 200, r.text
@@ -339,20 +319,20 @@ def test_compact_on_demand_answers_the_new_size_of_the_log(server):
     assert after["compactions"] == before["compactions"] + 1
     assert after["bytes"] == answer["log_bytes"]
     assert not (server.cache / ".aside" / "journal.new").exists()
-    restart_after_kill(server)
-    assert value_of(server, "counter_get", "n") == 200
-    assert value_of(server, "map_all", "m") == {f"f{k}": 195 + k for k in range(5)}
+    server.restart_after_kill()
+    assert op_value(server, "counter_get", "n") == 200
+    assert op_value(server, "map_all", "m") == {f"f{k}": 195 + k for k in range(5)}
 
 
 def test_compact_with_nothing_to_keep_empties_the_log(server):
-    value_of(server, "list_push", "l", value=1)
+    op_value(server, "list_push", "l", value=1)
     assert server.get(function="delete", key="l").status_code == 200
     r = server.get(function="compact")
     assert r.status_code == 200
     assert r.json()["return"]["value"]["log_bytes"] == 0
     assert journal_path(server).stat().st_size == 0
-    restart_after_kill(server)
-    assert value_of(server, "list_length", "l") == 0
+    server.restart_after_kill()
+    assert op_value(server, "list_length", "l") == 0
     assert_error(server.get(function="read", key="l"), 404)
 
 
@@ -362,18 +342,17 @@ def test_a_compaction_left_unfinished_by_a_crash_is_ignored(make_server):
     server.kill()
     # what a crash in the middle of a compaction leaves: a half-written new journal
     (server.cache / ".aside" / "journal.new").write_bytes(b"ASJ1" + bytes(20))
-    server.session = requests.Session()
     server.start()
     assert_values(server, want)
     assert not (server.cache / ".aside" / "journal.new").exists()
 
 
 def test_compact_answers_over_post_too(server):
-    value_of(server, "counter_increment", "n")
+    op_value(server, "counter_increment", "n")
     r = server.post({"function": "compact"})
     assert r.status_code == 200, r.text
     assert r.json()["return"]["value"]["log_bytes"] == journal_path(server).stat().st_size
-    assert value_of(server, "counter_get", "n") == 1
+    assert op_value(server, "counter_get", "n") == 1
     assert r.json()["return"]["uri"] == API
 
 
@@ -420,9 +399,9 @@ def test_changes_waiting_for_the_disk_are_answered_while_compactions_run(make_se
     stop.set()
     compactor.join(timeout=60)
     # a crash now, before any check: a change stuck waiting would also keep a stop from ending
-    restart_after_kill(server)
+    server.restart_after_kill()
     assert refused == []
     assert len(answers) == THREADS * pushes
     assert compactions and set(compactions) == {200}
     for t in range(THREADS):
-        assert value_of(server, "list_range", f"q{t}") == list(range(pushes))
+        assert op_value(server, "list_range", f"q{t}") == list(range(pushes))

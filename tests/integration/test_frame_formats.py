@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import cached_keys, put_sor, telemetry
+from helpers import cached_keys, put_sor, telemetry
 from frame_data import (ARROW_STREAM, FEATHER_CODECS, PARQUET, PARQUET_CODECS, arrow_frame,
                         arrow_table, assert_describe_matches, assert_info_matches,
                         assert_rows_match, frame_value, portable_file, read_expected,

@@ -3,7 +3,6 @@ it to the disk tier (from where it is decoded again), a frame larger than memory
 without leaving anything behind, restarts are warm, and writes of frames validate first."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from conftest import assert_error, assert_nothing_cached, disk_values, put_sor, telemetry
+from helpers import (assert_error, assert_nothing_cached, disk_values, entry, parquet_bytes, put_sor,
+                     telemetry)
 
 ROWS = 50_000
 
@@ -22,23 +22,10 @@ def frame(seed: int) -> pd.DataFrame:
                          "g": rng.choice(["a", "b", "c"], ROWS)})
 
 
-def parquet_bytes(df: pd.DataFrame) -> bytes:
-    out = io.BytesIO()
-    df.to_parquet(out)
-    return out.getvalue()
-
-
 def info(server, key, **params):
     r = server.get(function="info", key=key, **params)
     assert r.status_code == 200, r.text
     return r.json()["return"]["value"]
-
-
-def entry(server, key):
-    """The key's telemetry (cache_head: for a frame key, head means its first rows)."""
-    r = server.get(function="cache_head", path=key)
-    assert r.status_code == 200, r.text
-    return r.json()["return"]["value"]["entries"][0]
 
 
 def test_frame_memory_is_counted_at_its_decoded_size(server):

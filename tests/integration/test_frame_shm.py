@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from conftest import assert_error, assert_nothing_cached, disk_values, put_sor, telemetry
+from helpers import (assert_error, assert_nothing_cached, disk_values, parquet_bytes, put_sor,
+                     telemetry)
 
 ROWS = 40_000
 
@@ -23,12 +24,6 @@ def frame(seed: int) -> pd.DataFrame:
     return pd.DataFrame({"x": rng.integers(0, 1000, ROWS), "y": rng.random(ROWS),
                          "s": rng.choice(["red", "green", "blue"], ROWS),
                          "t": pd.date_range("2024-01-01", periods=ROWS, freq="s", tz="UTC")})
-
-
-def parquet_bytes(df: pd.DataFrame) -> bytes:
-    out = io.BytesIO()
-    df.to_parquet(out)
-    return out.getvalue()
 
 
 def map_value(server, key: str, **params) -> dict:

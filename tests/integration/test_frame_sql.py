@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import cached_keys, disk_tmp_files, put_sor, telemetry
+from helpers import cached_keys, disk_tmp_files, put_sor, telemetry
 from frame_data import (ARROW_STREAM, PARQUET, arrow_frame, assert_info_matches,
                         assert_rows_match, csv_bytes, frame_value, parquet_bytes, read_expected,
                         regions_frame, rows_of, sales_frame, typed_parquet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import API, cached_keys, disk_tmp_files, put_sor, telemetry
+from helpers import API, cached_keys, disk_tmp_files, put_sor, telemetry
 from frame_data import (ARROW_STREAM, arrow_frame, assert_describe_matches, assert_info_matches,
                         assert_rows_match, frame_value, read_expected, typed_parquet)
 
@@ -118,12 +118,22 @@ def test_head_and_tail_of_n_rows_equal_pandas_slices(server, n):
     assert_rows_match(call(server, "tail", n=n), want.tail(n))
 
 
-@pytest.mark.parametrize("orient", ["records", "split", "columns"])
+@pytest.mark.parametrize("orient", ["records", "split", "columns", "index", "values"])
 def test_head_and_tail_orients_carry_the_pandas_labels(server, orient):
     want = put_typed(server)
     assert_rows_match(call(server, "head", n=6, orient=orient), want.head(6), orient,
                       check_index=True)
     assert_rows_match(call(server, "tail", n=6, orient=orient), want.tail(6), orient,
+                      check_index=True)
+
+
+@pytest.mark.parametrize("n", [-1, -3, -SMALL, -SMALL - 7])
+def test_a_negative_n_counts_as_pandas_does(server, n):
+    """head(-k): every row but the last k; tail(-k): every row but the first k."""
+    want = put_typed(server)
+    assert_rows_match(call(server, "head", n=n, orient="split"), want.head(n), "split",
+                      check_index=True)
+    assert_rows_match(call(server, "tail", n=n, orient="split"), want.tail(n), "split",
                       check_index=True)
 
 

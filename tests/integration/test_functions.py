@@ -7,26 +7,16 @@ import json
 import pathlib
 import shutil
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import REPO, assert_error, put_sor
+from helpers import REPO, assert_error, install, ok, put_sor
 
 EXAMPLES = REPO / "functions"
-
-
-def install(server, name: str, source: str) -> pathlib.Path:
-    path = server.functions / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    return path
-
-
-def value(r):
-    assert r.status_code == 200, r.text
-    return r.json()["return"]["value"]
 
 
 def create(server, name: str, source: str):
@@ -49,25 +39,25 @@ def examples(server):
 
 def test_the_examples_answer_as_the_original_called_them(examples):
     s = examples
-    assert value(s.get(function="echo", message="hello")) == "hello"
-    n = value(s.get(function="random_number", start="3", stop="9"))
+    assert ok(s.get(function="echo", message="hello")) == "hello"
+    n = ok(s.get(function="random_number", start="3", stop="9"))
     assert isinstance(n, int) and 3 <= n <= 9
-    digits = value(s.get(function="pi", significant_digits="12"))
+    digits = ok(s.get(function="pi", significant_digits="12"))
     assert str(digits).replace(".", "").startswith("31415926535")
-    q = value(s.get(function="query", q="abc"))
+    q = ok(s.get(function="query", q="abc"))
     assert "abc" in json.dumps(q)
 
 
 def test_get_values_become_numbers_unless_annotated_str_and_post_keeps_json(server):
-    install(server, "kinds", '''
+    install(server.functions, "kinds", '''
         def main(cache, a, b: str, c=None):
             return {"a": [type(a).__name__, a], "b": [type(b).__name__, b], "c": c}
     ''')
-    got = value(server.get(function="kinds", a="42", b="7"))
+    got = ok(server.get(function="kinds", a="42", b="7"))
     assert got["a"] == ["int", 42] and got["b"] == ["str", "7"]
-    got = value(server.get(function="kinds", a="2.5", b="x"))
+    got = ok(server.get(function="kinds", a="2.5", b="x"))
     assert got["a"] == ["float", 2.5]
-    got = value(server.post({"function": "kinds", "a": [1, 2], "b": "y", "c": {"k": True}}))
+    got = ok(server.post({"function": "kinds", "a": [1, 2], "b": "y", "c": {"k": True}}))
     assert got == {"a": ["list", [1, 2]], "b": ["str", "y"], "c": {"k": True}}
 
 
@@ -77,23 +67,23 @@ def test_the_cache_argument_reads_frames_and_json_and_loads_on_a_miss(server):
     df.to_parquet(out)
     put_sor(server, "t.parquet", out.getvalue())
     put_sor(server, "doc.json", '{"n": 5}')
-    install(server, "use_cache", '''
+    install(server.functions, "use_cache", '''
         def main(cache, key):
             frame = cache[key]
             return {"rows": len(frame), "sum": int(frame["x"].sum()),
                     "doc": cache["doc.json"]["n"], "has": "doc.json" in cache}
     ''')
-    got = value(server.get(function="use_cache", key="t.parquet"))
+    got = ok(server.get(function="use_cache", key="t.parquet"))
     assert got == {"rows": 3, "sum": 6, "doc": 5, "has": True}
 
 
 def test_a_frame_result_comes_back_like_a_frame_function_answer(server):
-    install(server, "make_frame", '''
+    install(server.functions, "make_frame", '''
         import pandas as pd
         def main(cache, n):
             return pd.DataFrame({"i": list(range(n)), "sq": [i * i for i in range(n)]})
     ''')
-    assert value(server.get(function="make_frame", n="3")) == [
+    assert ok(server.get(function="make_frame", n="3")) == [
         {"i": 0, "sq": 0}, {"i": 1, "sq": 1}, {"i": 2, "sq": 4}]
     r = server.get(function="make_frame", n="4", format="arrow")
     assert r.status_code == 200, r.text
@@ -102,19 +92,19 @@ def test_a_frame_result_comes_back_like_a_frame_function_answer(server):
 
 
 def test_create_call_replace_call_delete(server):
-    assert value(create(server, "greet", '''
+    assert ok(create(server, "greet", '''
         def main(cache, name):
             return "hello " + name
     ''')) == {"result": "success", "function": "greet"}
-    assert value(server.get(function="greet", name="ada")) == "hello ada"
+    assert ok(server.get(function="greet", name="ada")) == "hello ada"
     create(server, "greet", '''
         def main(cache, name):
             return "bonjour " + name
     ''')
-    assert value(server.get(function="greet", name="ada")) == "bonjour ada"
-    listed = value(server.get(function="functions"))
+    assert ok(server.get(function="greet", name="ada")) == "bonjour ada"
+    listed = ok(server.get(function="functions"))
     assert any(f["name"] == "greet" and "name" in f["signature"] for f in listed)
-    assert value(server.get(function="function_delete", function_name="greet"))
+    assert ok(server.get(function="function_delete", function_name="greet"))
     assert_error(server.get(function="greet", name="ada"), 404)
     assert_error(server.get(function="function_delete", function_name="greet"), 404)
 
@@ -129,12 +119,12 @@ def test_a_syntax_error_is_400_with_pythons_message_and_saves_nothing(server):
 
 def test_register_installs_a_function_from_the_system_of_record(server):
     put_sor(server, "functions/twice.py", "def main(cache, x):\n    return 2 * x\n")
-    assert value(server.get(function="function_register", path="twice.py"))
-    assert value(server.get(function="twice", x="21")) == 42
+    assert ok(server.get(function="function_register", path="twice.py"))
+    assert ok(server.get(function="twice", x="21")) == 42
 
 
 def test_an_exception_is_500_with_its_type_and_the_users_traceback(server):
-    install(server, "fails", '''
+    install(server.functions, "fails", '''
         def helper(d):
             return 1 / d
         def main(cache, d):
@@ -145,52 +135,76 @@ def test_an_exception_is_500_with_its_type_and_the_users_traceback(server):
     assert err["type"] == "ZeroDivisionError"
     assert any("fails.py" in line for line in err["traceback"])
     assert all("worker" not in line for line in err["traceback"])
-    assert value(server.get(function="fails", d="4")) == 0.25
+    assert ok(server.get(function="fails", d="4")) == 0.25
 
 
 def test_a_bad_argument_is_400(server):
-    install(server, "one", "def main(cache, a):\n    return a\n")
+    install(server.functions, "one", "def main(cache, a):\n    return a\n")
     assert_error(server.get(function="one"), 400)
     assert_error(server.get(function="one", a="1", b="2"), 400)
 
 
-def test_a_runaway_function_is_stopped_and_others_keep_answering(make_server):
+# A runaway function's time limit: long enough that the other calls are answered while it runs,
+# on a loaded machine too.
+SPIN_TIMEOUT_S = 10
+
+
+def wait_for_file(path: pathlib.Path, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.02)
+    return path.exists()
+
+
+def test_a_runaway_function_is_stopped_and_others_keep_answering(make_server, tmp_path):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "2"})
-    install(server, "spin", "def main(cache):\n    while True:\n        pass\n")
-    install(server, "echo", "def main(cache, message):\n    return message\n")
+    started = tmp_path / "spin-started"
+    install(server.functions, "spin", f"""
+        import pathlib
+        def main(cache):
+            pathlib.Path({str(started)!r}).touch()
+            while True:
+                pass
+    """)
+    install(server.functions, "echo", "def main(cache, message):\n    return message\n")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        slow = pool.submit(server.get, function="spin", timeout="1")
-        quick = [value(server.get(function="echo", message=str(i))) for i in range(5)]
+        slow = pool.submit(server.get, function="spin", timeout=str(SPIN_TIMEOUT_S))
+        # the runaway is observably running before the others are asked
+        assert wait_for_file(started), "the runaway function never started"
+        quick = [ok(server.get(function="echo", message=str(i))) for i in range(5)]
+        assert not slow.done(), "the others were answered only after the runaway ended"
         assert_error(slow.result(), 504, "timeout")
     assert quick == list(range(5))  # numeric-looking GET values arrive as numbers
-    assert value(server.get(function="echo", message="after")) == "after"
+    assert ok(server.get(function="echo", message="after")) == "after"
     stats = functions_stats(server)
     assert stats["timeouts"] == 1 and stats["started"] >= 2
 
 
 def test_an_allocation_bomb_hits_the_memory_limit(make_server):
     server = make_server(env={"ASIDE_FUNCTION_MEMORY": "1GiB"})
-    install(server, "bomb", "def main(cache):\n    return len(bytearray(8 * 1024 ** 3))\n")
-    install(server, "echo", "def main(cache, message):\n    return message\n")
+    install(server.functions, "bomb", "def main(cache):\n    return len(bytearray(8 * 1024 ** 3))\n")
+    install(server.functions, "echo", "def main(cache, message):\n    return message\n")
     err = assert_error(server.get(function="bomb"), 507)
     assert err["type"] == "MemoryError"
-    assert value(server.get(function="echo", message="fine")) == "fine"
+    assert ok(server.get(function="echo", message="fine")) == "fine"
 
 
 def test_a_crashing_worker_is_replaced(server):
-    install(server, "crash", "import os\ndef main(cache):\n    os.abort()\n")
-    install(server, "echo", "def main(cache, message):\n    return message\n")
+    install(server.functions, "crash", "import os\ndef main(cache):\n    os.abort()\n")
+    install(server.functions, "echo", "def main(cache, message):\n    return message\n")
     err = assert_error(server.get(function="crash"), 500, "worker_died")
     assert "signal 6" in err["message"]
-    assert value(server.get(function="echo", message="alive")) == "alive"
+    assert ok(server.get(function="echo", message="alive")) == "alive"
     assert functions_stats(server)["crashes"] == 1
 
 
 def test_32_concurrent_calls_across_the_pool(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "4", "ASIDE_LOAD_THREADS": "32"})
-    install(server, "square", "def main(cache, x):\n    return x * x\n")
+    install(server.functions, "square", "def main(cache, x):\n    return x * x\n")
     with ThreadPoolExecutor(max_workers=32) as pool:
-        got = list(pool.map(lambda i: value(server.get(function="square", x=str(i))),
+        got = list(pool.map(lambda i: ok(server.get(function="square", x=str(i))),
                             range(32)))
     assert got == [i * i for i in range(32)]
     assert 1 <= functions_stats(server)["workers"] <= 4
@@ -203,15 +217,15 @@ def test_an_unknown_function_is_404(server):
 
 def test_the_workers_stop_with_the_server(make_server):
     server = make_server()
-    install(server, "pid", "import os\ndef main(cache):\n    return os.getpid()\n")
-    pid = value(server.get(function="pid"))
+    install(server.functions, "pid", "import os\ndef main(cache):\n    return os.getpid()\n")
+    pid = ok(server.get(function="pid"))
     server.stop()
     assert not pathlib.Path(f"/proc/{pid}").exists()
 
 
 def test_memoisation_figures_reach_the_telemetry(make_server):
     server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
-    install(server, "memo", '''
+    install(server.functions, "memo", '''
         import aside
 
         @aside.lru_cache(maxsize=8)
@@ -222,7 +236,7 @@ def test_memoisation_figures_reach_the_telemetry(make_server):
             return square(x)
     ''')
     for x in (3, 3, 3, 4):
-        value(server.get(function="memo", x=str(x)))
+        ok(server.get(function="memo", x=str(x)))
     lru = functions_stats(server)["memo"]["lru"]
     (name, figures), = [(k, v) for k, v in lru.items() if k.endswith("square")]
     assert (figures["hits"], figures["misses"], figures["currsize"]) == (2, 2, 2)

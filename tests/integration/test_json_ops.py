@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
-from conftest import API, assert_error, cached_keys, put_sor, telemetry
+from helpers import assert_error, cached_keys, ok, op, op_value, put_sor, read_data, telemetry
 
 RFC6901_DOC = {"foo": ["bar", "baz"], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4,
                "i\\j": 5, "k\"l": 6, " ": 7, "m~n": 8}
@@ -37,27 +36,8 @@ RFC7386_CASES = [
 ]
 
 
-def op(server, function: str, key: str, **args) -> requests.Response:
-    return server.post({"function": function, "key": key, **args})
-
-
-def ok(r: requests.Response):
-    assert r.status_code == 200, (r.status_code, r.text)
-    body = r.json()["return"]
-    assert body["uri"] == API
-    return body["value"]
-
-
-def value(server, function: str, key: str, **args):
-    return ok(op(server, function, key, **args))
-
-
-def read_data(server, key: str):
-    return ok(server.get(function="read", key=key, **{"return": "data"}))
-
-
 def make_doc(server, key: str, doc) -> None:
-    assert value(server, "json_set", key, pointer="", value=doc) == {"result": "success"}
+    assert op_value(server, "json_set", key, pointer="", value=doc) == {"result": "success"}
 
 
 # -- json_get ---------------------------------------------------------------------------------
@@ -72,7 +52,7 @@ def test_json_set_of_the_whole_document_creates_a_json_key(server):
 @pytest.mark.parametrize("pointer,want", RFC6901_EXAMPLES)
 def test_rfc6901_examples_resolve_over_post(server, pointer, want):
     make_doc(server, "rfc.json", RFC6901_DOC)
-    assert value(server, "json_get", "rfc.json", pointer=pointer) == want
+    assert op_value(server, "json_get", "rfc.json", pointer=pointer) == want
 
 
 @pytest.mark.parametrize("pointer,want", RFC6901_EXAMPLES)
@@ -83,7 +63,7 @@ def test_rfc6901_examples_resolve_over_get(server, pointer, want):
 
 def test_json_get_without_a_pointer_is_the_whole_document(server):
     make_doc(server, "d", [1, {"x": None}])
-    assert value(server, "json_get", "d") == [1, {"x": None}]
+    assert op_value(server, "json_get", "d") == [1, {"x": None}]
 
 
 @pytest.mark.parametrize("pointer", ["/nope", "/foo/2", "/foo/-", "/foo/0/x", "/a~1b/c",
@@ -124,12 +104,12 @@ def test_a_pointer_that_is_not_a_string_is_400(server, pointer):
 
 def test_json_set_adds_and_replaces_members_and_elements(server):
     make_doc(server, "d", {"a": {"b": 1}, "list": [1, 2]})
-    value(server, "json_set", "d", pointer="/a/b", value=[True])
-    value(server, "json_set", "d", pointer="/a/c", value=None)
-    value(server, "json_set", "d", pointer="/x~1y", value="slash")
-    value(server, "json_set", "d", pointer="/list/0", value="one")
-    value(server, "json_set", "d", pointer="/list/2", value=3)
-    value(server, "json_set", "d", pointer="/list/-", value={"four": 4})
+    op_value(server, "json_set", "d", pointer="/a/b", value=[True])
+    op_value(server, "json_set", "d", pointer="/a/c", value=None)
+    op_value(server, "json_set", "d", pointer="/x~1y", value="slash")
+    op_value(server, "json_set", "d", pointer="/list/0", value="one")
+    op_value(server, "json_set", "d", pointer="/list/2", value=3)
+    op_value(server, "json_set", "d", pointer="/list/-", value={"four": 4})
     assert read_data(server, "d") == {"a": {"b": [True], "c": None}, "x/y": "slash",
                                       "list": ["one", 2, 3, {"four": 4}]}
 
@@ -166,7 +146,7 @@ def test_json_set_below_the_root_of_a_missing_key_is_404_and_creates_nothing(ser
 def test_json_delete_removes_members_and_elements(server):
     make_doc(server, "d", {"a": [1, 2, 3], "b": {"c": 1, "d": 2}, "e~": 0})
     for pointer in ("/a/1", "/b/c", "/e~0"):
-        assert value(server, "json_delete", "d", pointer=pointer) == {"result": "success"}
+        assert op_value(server, "json_delete", "d", pointer=pointer) == {"result": "success"}
     assert read_data(server, "d") == {"a": [1, 3], "b": {"d": 2}}
 
 
@@ -189,7 +169,7 @@ def test_json_delete_of_the_whole_document_is_refused(server):
 @pytest.mark.parametrize("original,patch,want", RFC7386_CASES)
 def test_rfc7386_appendix_a_cases(server, original, patch, want):
     make_doc(server, "m.json", original)
-    assert value(server, "json_merge", "m.json", patch=patch) == want
+    assert op_value(server, "json_merge", "m.json", patch=patch) == want
     assert read_data(server, "m.json") == want
 
 
@@ -202,8 +182,8 @@ def test_rfc7386_section3_example(server):
              "author": {"familyName": None}, "tags": ["example"]}
     want = {"title": "Hello!", "author": {"givenName": "John"}, "tags": ["example"],
             "content": "This will be unchanged", "phoneNumber": "+01-123-456-7890"}
-    assert value(server, "json_merge", "m.json", patch=patch) == want
-    assert value(server, "json_get", "m.json", pointer="") == want
+    assert op_value(server, "json_merge", "m.json", patch=patch) == want
+    assert op_value(server, "json_get", "m.json", pointer="") == want
 
 
 def test_json_merge_without_a_patch_is_400(server):
@@ -243,10 +223,10 @@ def test_list_operations_on_a_json_document_are_409(server):
 def test_a_json_key_from_the_sor_is_read_through_then_edited_in_the_cache_only(server):
     original = json.dumps(RFC6901_DOC).encode()
     put_sor(server, "rfc.json", original)
-    assert value(server, "json_get", "rfc.json", pointer="/foo/1") == "baz"
+    assert op_value(server, "json_get", "rfc.json", pointer="/foo/1") == "baz"
     assert cached_keys(server) == ["rfc.json"]
-    value(server, "json_set", "rfc.json", pointer="/foo/1", value="edited")
-    value(server, "json_delete", "rfc.json", pointer="/m~0n")
+    op_value(server, "json_set", "rfc.json", pointer="/foo/1", value="edited")
+    op_value(server, "json_delete", "rfc.json", pointer="/m~0n")
     want = dict(RFC6901_DOC, foo=["bar", "edited"])
     del want["m~n"]
     assert read_data(server, "rfc.json") == want
@@ -261,7 +241,7 @@ def test_a_json_key_from_the_sor_is_read_through_then_edited_in_the_cache_only(s
 
 def test_an_edited_document_survives_a_restart(server):
     put_sor(server, "doc.json", '{"v": 1}')
-    value(server, "json_merge", "doc.json", patch={"v": 2, "w": [3]})
+    op_value(server, "json_merge", "doc.json", patch={"v": 2, "w": [3]})
     server.restart()
     assert read_data(server, "doc.json") == {"v": 2, "w": [3]}
     assert (server.sor / "doc.json").read_bytes() == b'{"v": 1}'

@@ -9,7 +9,7 @@ import os
 import pytest
 import requests
 
-from conftest import (assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
+from helpers import (assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
                       disk_tmp_files, disk_values, put_sor, telemetry)
 
 KIB = 1024

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import (assert_error, cached_keys, disk_sidecars, disk_tmp_files, disk_values,
+from helpers import (assert_error, cached_keys, disk_sidecars, disk_tmp_files, disk_values,
                       put_sor, telemetry)
 
 
@@ -80,8 +80,14 @@ def test_cached_keys_are_served_from_disk_after_sigkill(server):
     assert disk_tmp_files(server) == []
 
 
+# The kill comes once KILL_AFTER_LOADS of HEAVY_KEYS loads are done: loads finished and loads
+# to come on either side of it, on however fast or slow a machine.
+HEAVY_KEYS = 200
+KILL_AFTER_LOADS = 10
+
+
 def test_sigkill_during_heavy_reading_leaves_a_consistent_tier(server):
-    keys = {f"k{i:02}.bin": os.urandom(50_000 + i) for i in range(30)}
+    keys = {f"k{i:03}.bin": os.urandom(50_000 + i) for i in range(HEAVY_KEYS)}
     for key, data in keys.items():
         put_sor(server, key, data)
     stop = threading.Event()
@@ -99,7 +105,12 @@ def test_sigkill_during_heavy_reading_leaves_a_consistent_tier(server):
     threads = [threading.Thread(target=reader, args=(names[i::4],)) for i in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.15)
+    deadline = time.monotonic() + 60
+    fetched = 0
+    while fetched < KILL_AFTER_LOADS and time.monotonic() < deadline:
+        time.sleep(0.01)
+        fetched = telemetry(server)["sor_fetches"]
+    assert KILL_AFTER_LOADS <= fetched < HEAVY_KEYS, fetched
     server.kill()
     stop.set()
     for t in threads:

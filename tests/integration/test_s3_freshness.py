@@ -30,6 +30,28 @@ def test_copy_older_than_max_age_is_served_then_revalidated_in_the_background(s3
     assert s3_server.get(path="age.json", max_age=60).json()["return"]["value"].get("stale") is None
 
 
+def test_one_revalidation_per_key_at_a_time(s3, proxied, fault_proxy):
+    """README (max_age): reads of a stale copy are answered at once while one revalidation of
+    the key is in flight; they start no other."""
+    s3.put("busy.json", '{"v": 1}')
+    server = proxied()
+    assert read_raw(server, "busy.json")[0] == 200
+    time.sleep(1.3)  # the copy is now older than max_age=1
+    fault_proxy.reset_log()
+    hold = fault_proxy.fail("delay", method=None, delay=60.0, path_contains="busy.json")
+    try:
+        r = server.get(path="busy.json", max_age=1)
+        assert r.json()["return"]["value"]["stale"] is True
+        assert wait_for(lambda: hold.applied == 1, timeout=30), "no revalidation started"
+        for _ in range(10):
+            r = server.get(path="busy.json", max_age=1)
+            value = r.json()["return"]["value"]
+            assert value["stale"] is True and value["source"] == "memory", value
+        assert len(fault_proxy.requests(key="busy.json")) == 1
+    finally:
+        hold.release.set()
+
+
 def test_copy_younger_than_max_age_is_not_revalidated(s3, proxied, fault_proxy):
     s3.put("young.json", '{"v": 1}')
     server = proxied()

@@ -15,7 +15,7 @@ import requests
 
 pytest.register_assert_rewrite("s3_fixtures")
 
-from conftest import (API, assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
+from helpers import (API, assert_error, assert_nothing_cached, cached_keys, disk_sidecars,
                       disk_tmp_files, disk_values, put_sor, telemetry)
 from s3_fixtures import ANY_KEY_ID, ANY_SECRET, PART, assert_ranges_tile, ranges_of, read_meta, read_raw
 

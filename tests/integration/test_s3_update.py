@@ -8,7 +8,7 @@ import pytest
 
 pytest.register_assert_rewrite("s3_fixtures")
 
-from conftest import assert_error, assert_nothing_cached, cached_keys, disk_values, telemetry  # noqa: E402
+from helpers import assert_error, assert_nothing_cached, cached_keys, disk_values, telemetry  # noqa: E402
 from s3_fixtures import PART, read_raw  # noqa: E402
 
 pytest_plugins = ["s3_fixtures"]

@@ -12,7 +12,7 @@ import pytest
 
 pytest.register_assert_rewrite("s3_fixtures")
 
-from conftest import (assert_error, assert_nothing_cached, cached_keys, disk_tmp_files,  # noqa: E402
+from helpers import (assert_error, assert_nothing_cached, cached_keys, disk_tmp_files,  # noqa: E402
                       disk_values, put_sor, telemetry)
 from s3_fixtures import read_raw  # noqa: E402
 

@@ -4,7 +4,6 @@ and SIGHUP without dropping cached data, SQL views materialised and refreshed wh
 changes, and functions registered from the system of record."""
 from __future__ import annotations
 
-import io
 import os
 import signal
 import textwrap
@@ -13,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, assert_error, cached_keys, put_sor, telemetry
+from helpers import REPO, assert_error, cached_keys, entry, ok, parquet_bytes, put_sor, telemetry
 
 WAIT_S = 30.0      # every wait below is bounded by this
 POLL_S = 0.05
@@ -73,26 +72,8 @@ def preload_finished(server, run: int = 1) -> dict:
     return until(finished, f"preload run {run} to finish")
 
 
-def value(r):
-    assert r.status_code == 200, r.text
-    return r.json()["return"]["value"]
-
-
-def entry(server, key: str) -> dict:
-    """The key's telemetry (cache_head: head with a frame's key answers its rows)."""
-    r = server.get(function="cache_head", path=key)
-    assert r.status_code == 200, r.text
-    return r.json()["return"]["value"]["entries"][0]
-
-
-def parquet(df: pd.DataFrame) -> bytes:
-    out = io.BytesIO()
-    df.to_parquet(out, index=False)
-    return out.getvalue()
-
-
 def rows(server, key: str) -> list:
-    return value(server.get(function="head", path=key, n="100"))
+    return ok(server.get(function="head", path=key, n="100"))
 
 
 # -- validation at start ----------------------------------------------------------------------
@@ -158,7 +139,7 @@ def test_preload_loads_a_key_a_glob_and_a_prefix_and_telemetry_shows_it_done(mak
     assert p["eta_seconds"] == 0 and p["rate_bytes_per_second"] > 0 and p["errors"] == []
     assert sorted(cached_keys(server)) == PRELOADED
     assert all(entry(server, k)["tier"] == "memory" for k in PRELOADED)
-    r = value(server.get(path="logs/b.json"))
+    r = ok(server.get(path="logs/b.json"))
     assert r["source"] == "memory"
     log = server.log_text()
     assert "preload: done" in log and "5 items loaded, 0 failed" in log
@@ -175,8 +156,8 @@ def test_a_dtype_mismatch_is_reported_and_the_key_is_not_kept(make_server):
             columns: {missing: int64}
           - key: good.parquet
             columns: {amount: int64}
-    """, {"sales.parquet": parquet(frame), "other.parquet": parquet(frame),
-          "good.parquet": parquet(frame)})
+    """, {"sales.parquet": parquet_bytes(frame, index=False), "other.parquet": parquet_bytes(frame, index=False),
+          "good.parquet": parquet_bytes(frame, index=False)})
     p = preload_finished(server)
     assert p["state"] == "failed"
     assert p["items"] == {"done": 1, "failed": 2, "total": 3}
@@ -199,7 +180,7 @@ def test_a_missing_key_and_an_empty_glob_are_reported(make_server):
     assert p["state"] == "failed" and p["items"]["failed"] == 1 and p["warnings"] == 1
     assert any(e.startswith("absent.json: ") for e in p["errors"])
     assert any("none/*.csv (line 4): matches no object" in e for e in p["errors"])
-    assert value(server.get(function="stats_cache")) == []
+    assert ok(server.get(function="stats_cache")) == []
 
 
 def test_pin_and_ttl_are_applied_to_preloaded_keys(make_server):
@@ -234,7 +215,7 @@ def test_function_spec_shows_the_spec_in_force(make_server):
           - key: sales.json
             revalidate: 90
     """, {"sales.json": "{}"})
-    got = value(server.get(function="spec"))
+    got = ok(server.get(function="spec"))
     assert got["path"].endswith("spec.yaml") and got["reloads"] == 0
     assert got["loaded_at"].endswith("Z")
     d = got["spec"]["datasets"][0]
@@ -246,21 +227,21 @@ def test_reload_loads_a_new_dataset_without_dropping_cached_keys(make_server):
     server = start_with_spec(make_server, "version: 1\ndatasets:\n  - key: a.json\n",
                              {"a.json": "[1]", "b.json": "[2]", "c.json": "[3]"})
     preload_finished(server)
-    assert value(server.get(path="b.json"))["source"] == "sor"   # cached by a client
+    assert ok(server.get(path="b.json"))["source"] == "sor"   # cached by a client
     write_spec(server, """
         version: 1
         datasets:
           - key: c.json
     """)
-    got = value(server.get(function="reload_spec"))
+    got = ok(server.get(function="reload_spec"))
     assert got["result"] == "success"
     assert got["datasets"] == {"added": 1, "changed": 0, "removed": 1, "unchanged": 0}
     p = preload_finished(server, run=2)
     assert p["items"] == {"done": 1, "failed": 0, "total": 1} and p["reloads"] == 1
     assert sorted(cached_keys(server)) == ["a.json", "b.json", "c.json"]
     for key in ("a.json", "b.json", "c.json"):
-        assert value(server.get(path=key))["source"] == "memory"
-    assert value(server.get(function="spec"))["spec"]["datasets"][0]["key"] == "c.json"
+        assert ok(server.get(path=key))["source"] == "memory"
+    assert ok(server.get(function="spec"))["spec"]["datasets"][0]["key"] == "c.json"
 
 
 def test_a_bad_reload_keeps_the_spec_in_force_and_answers_400_with_the_line(make_server):
@@ -270,7 +251,7 @@ def test_a_bad_reload_keeps_the_spec_in_force_and_answers_400_with_the_line(make
     write_spec(server, "version: 1\ndatasets:\n  - key: a.json\n    ttl: soon\n")
     err = assert_error(server.get(function="reload_spec"), 400, "bad_spec")
     assert "spec.yaml:4:10: ttl:" in err["message"] and "not a duration" in err["message"]
-    got = value(server.get(function="spec"))
+    got = ok(server.get(function="spec"))
     assert got["reloads"] == 0 and got["spec"]["datasets"][0]["ttl_seconds"] is None
     assert cached_keys(server) == ["a.json"]
     assert "reload refused, the spec in force stays: " in server.log_text()
@@ -281,13 +262,13 @@ def test_sighup_reloads_the_spec_and_a_bad_one_is_logged(make_server):
     write_spec(server, "version: 1\ndatasets:\n  - key: new.json\n")
     server.proc.send_signal(signal.SIGHUP)
     until(lambda: "new.json" in cached_keys(server), "the SIGHUP reload to load new.json")
-    assert value(server.get(function="spec"))["reloads"] == 1
+    assert ok(server.get(function="spec"))["reloads"] == 1
     write_spec(server, "version: 1\ndatasets: [\n")
     server.proc.send_signal(signal.SIGHUP)
     until(lambda: "reload on SIGHUP refused" in server.log_text(), "the refusal in the log")
     assert "spec.yaml:3:1: invalid YAML" in server.log_text()
-    assert value(server.get(function="spec"))["reloads"] == 1
-    assert value(server.get(path="new.json"))["source"] == "memory"
+    assert ok(server.get(function="spec"))["reloads"] == 1
+    assert ok(server.get(path="new.json"))["source"] == "memory"
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -305,8 +286,8 @@ VIEW_SPEC = """
 
 
 def sales(north: int, south: int) -> bytes:
-    return parquet(pd.DataFrame({"region": ["north", "south", "north"],
-                                 "amount": [north, south, 0]}))
+    return parquet_bytes(pd.DataFrame({"region": ["north", "south", "north"],
+                                 "amount": [north, south, 0]}), index=False)
 
 
 def totals_are(server, north: int, south: int):
@@ -333,7 +314,7 @@ def test_a_view_is_refreshed_after_an_update_from_the_system_of_record(make_serv
     path = put_sor(server, "sales.parquet", sales(10, 20))
     later = time.time() + 5
     os.utime(server.sor / "sales.parquet", (later, later))   # a new version tag for sure
-    assert value(server.get(function="update", path="sales.parquet"))["revalidated"] is False
+    assert ok(server.get(function="update", path="sales.parquet"))["revalidated"] is False
     until(totals_are(server, 10, 20), "the view to be refreshed after an update")
     assert path
 
@@ -365,7 +346,7 @@ def test_functions_in_the_spec_are_registered_from_the_system_of_record(make_ser
     assert p["functions"] == {"registered": 1, "failed": 1}
     assert p["state"] == "failed"
     assert any(e.startswith("function broken (line 4): SyntaxError") for e in p["errors"]), p
-    assert value(server.get(function="twice", x="21")) == 42
+    assert ok(server.get(function="twice", x="21")) == 42
     assert not (server.functions / "broken.py").exists()
 
 
@@ -383,7 +364,7 @@ def test_revalidate_brings_a_change_in_the_system_of_record_into_the_cache(make_
 
     def changed():
         r = server.get(path="conf/a.json", **{"return": "data"})
-        return value(r) == {"v": 2, "more": True}
+        return ok(r) == {"v": 2, "more": True}
     until(changed, "the revalidation to reload conf/a.json")
     assert "revalidate: conf/a.json changed in the system of record: reloaded" in \
         server.log_text()
@@ -396,7 +377,7 @@ def test_the_example_spec_preloads_checks_pins_and_materialises(make_server):
     sales = pd.DataFrame({"region": ["north", "south", "north"], "amount": [1.5, 2.0, 3.25],
                           "day": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-02-01"])})
     server = start_with_spec(make_server, (REPO / "examples" / "spec.yaml").read_text(), {
-        "sales/2024.parquet": parquet(sales), "logs/a.json": "{}", "logs/old/b.json": "{}",
+        "sales/2024.parquet": parquet_bytes(sales, index=False), "logs/a.json": "{}", "logs/old/b.json": "{}",
         "raw/2024/x.bin": b"x", "functions/frame_summary.py":
             (REPO / "functions" / "frame_summary.py").read_text()})
     p = preload_finished(server)
@@ -409,5 +390,5 @@ def test_the_example_spec_preloads_checks_pins_and_materialises(make_server):
     assert rows(server, "reports/totals.parquet") == [
         {"region": "north", "total": 4.75, "sales": 2}, {"region": "south", "total": 2.0,
                                                         "sales": 1}]
-    summary = value(server.get(function="frame_summary", key="sales/2024.parquet"))
+    summary = ok(server.get(function="frame_summary", key="sales/2024.parquet"))
     assert [c["dtype"] for c in summary] == ["object", "float64", "datetime64[ns]"]

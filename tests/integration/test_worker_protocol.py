@@ -3,7 +3,6 @@ directly: the test is the server's side of a socketpair whose other end is the w
 A real aside-server holds the cache the functions read and where results are kept."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import pathlib
@@ -12,14 +11,13 @@ import socket
 import struct
 import subprocess
 import sys
-import textwrap
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 import aside
-from conftest import REPO, put_sor
+from helpers import REPO, install, parquet_bytes, put_sor
 
 EXAMPLES = REPO / "functions"
 PROTOCOL_FD = 3
@@ -138,18 +136,6 @@ def error(answer: tuple[dict, bytes], status: int, type_name: str | None = None)
     if type_name is not None:
         assert err["type"] == type_name, err
     return err
-
-
-def install(folder: pathlib.Path, name: str, source: str) -> pathlib.Path:
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    return path
-
-
-def parquet(df: pd.DataFrame) -> bytes:
-    out = io.BytesIO()
-    df.to_parquet(out, index=False)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -461,7 +447,7 @@ def test_stats_reports_lru_cache_counts(server, worker):
 # -- the cache argument ---------------------------------------------------------------------------
 
 def test_the_cache_argument_is_a_mapping_over_the_server(server, worker, client):
-    put_sor(server, "t.parquet", parquet(pd.DataFrame({"x": [1, 2, 3]})))
+    put_sor(server, "t.parquet", parquet_bytes(pd.DataFrame({"x": [1, 2, 3]}), index=False))
     put_sor(server, "doc.json", '{"n": 5}')
     install(server.functions, "use", '''
         import pandas as pd
@@ -543,11 +529,11 @@ def test_compute_result_hits_until_an_input_changes(server, worker, client):
 
 def test_compute_result_recomputes_when_an_input_left_the_cache(server, worker, client):
     install(server.functions, "total", COMPUTE)
-    put_sor(server, "sor.parquet", parquet(pd.DataFrame({"x": [1, 1]})))
+    put_sor(server, "sor.parquet", parquet_bytes(pd.DataFrame({"x": [1, 1]}), index=False))
     assert value(worker.get("total", key="sor.parquet"))["sum"] == 2
     assert value(worker.get("total", key="sor.parquet"))["sum"] == 2
     client.delete("sor.parquet")                       # gone; the next read loads it again
-    put_sor(server, "sor.parquet", parquet(pd.DataFrame({"x": [5, 5]})))
+    put_sor(server, "sor.parquet", parquet_bytes(pd.DataFrame({"x": [5, 5]}), index=False))
     assert value(worker.get("total", key="sor.parquet"))["sum"] == 10
     assert results_stats(worker) == {"total.main": {"hits": 1, "misses": 2}}
     # other arguments are another result
