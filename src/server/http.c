@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "http.h"
 
 static void segments_release(http_segments *s)
 {
