@@ -97,6 +97,57 @@ const char *call_error_code(const aside_error *err)
                                               : aside_status_name(err->status);
 }
 
+/* The API's errors, one row per HTTP status: the codes answered with it and when. README's
+ * error table is printed from these rows (call_errors_markdown), and call_http_status is
+ * checked against them by tests/server/test_call.c. */
+static const call_error_row error_rows[] = {
+    {400, ASIDE_ERR_INVALID, "`bad_request`, `bad_query`, `bad_pointer`, `not_a_frame`, `bad_spec`",
+     "a bad parameter, body or path (absolute, `..`, control characters, over 1024 bytes, a "
+     "symlink leading out of the SOR); SQL that DuckDB refuses; a malformed JSON pointer; a frame "
+     "function or format for a value that is not a frame; a spec file that does not load"},
+    {401, -1, "`unauthorized`",
+     "a missing or wrong bearer token (when `ASIDE_TOKEN` is set), with `WWW-Authenticate`"},
+    {403, ASIDE_ERR_DENIED, "`access_denied`, or S3's own code (e.g. `AccessDenied`)",
+     "the SOR refused access"},
+    {404, ASIDE_ERR_NOT_FOUND, "`not_found`, `unknown_function`, `no_spec`, `empty`, "
+     "`out_of_range`, `no_field`, `no_such_pointer`",
+     "an unknown key, function or route; a spec function without a spec; what a collection "
+     "operation looked for is not there"},
+    {405, -1, "`method_not_allowed`", "a verb other than GET, HEAD, POST, PUT, DELETE"},
+    {409, ASIDE_ERR_CONFLICT, "`conflict`, `wrong_type`",
+     "a key clashing with a folder, a name that is one of the server's own functions; an "
+     "operation for another type"},
+    {413, ASIDE_ERR_TOO_LARGE, "`too_large`", "a body, value or result over a limit"},
+    {422, ASIDE_ERR_BAD_VALUE, "`bad_value`", "an invalid value (a `.json` key that is not JSON)"},
+    {431, -1, "`bad_request`", "request headers over the HTTP layer's limit"},
+    {500, ASIDE_ERR_INTERNAL, "`internal`, `io_error`, `worker_died`, `function_error`",
+     "the server failed: a disk error, a function worker that died, a user's function that "
+     "raised"},
+    {502, ASIDE_ERR_SOR, "`sor_error`, or S3's own code", "the SOR failed"},
+    {503, ASIDE_ERR_NOMEM, "`out_of_memory`",
+     "the server is short of memory for a moment; the request changed nothing and may be "
+     "retried"},
+    {504, ASIDE_ERR_TIMEOUT, "`timeout`",
+     "the SOR timed out, a query ran past `ASIDE_SQL_TIMEOUT`, a function past its deadline"},
+    {507, ASIDE_ERR_FULL, "`full`; `out_of_memory` from a user's function",
+     "memory that cannot be evicted (pins, collections) is full; a function's worker ran out "
+     "of `ASIDE_FUNCTION_MEMORY` (Python's `MemoryError`)"},
+};
+
+const call_error_row *call_error_rows(size_t *count)
+{
+    *count = sizeof error_rows / sizeof error_rows[0];
+    return error_rows;
+}
+
+void call_errors_markdown(buf *b)
+{
+    buf_puts(b, "| status | code | when |\n|---|---|---|\n");
+    for (size_t i = 0; i < sizeof error_rows / sizeof error_rows[0]; i++)
+        buf_printf(b, "| %d | %s | %s |\n", error_rows[i].status, error_rows[i].codes,
+                   error_rows[i].when);
+}
+
 void call_error(call *c, int status, const char *code, const char *message)
 {
     http_response *res = c->res;

@@ -92,6 +92,19 @@ int         call_http_status(aside_status st);
 /* The error code word of err: its own code, else bad_request for ASIDE_ERR_INVALID, else
  * aside_status_name. */
 const char *call_error_code(const aside_error *err);
+/* One row of the API's error table: an HTTP status, the library status it answers (-1: none),
+ * the codes answered with it (Markdown) and when. */
+typedef struct call_error_row {
+    int         status;
+    int         library_status; /* an aside_status, or -1 */
+    const char *codes;
+    const char *when;
+} call_error_row;
+
+/* The error table: *count rows, by status. */
+const call_error_row *call_error_rows(size_t *count);
+/* Append README's error table to b, as Markdown. */
+void        call_errors_markdown(buf *b);
 /* Answer an error: status, a code word, a message. */
 void        call_error(call *c, int status, const char *code, const char *message);
 /* Answer err with the HTTP status its status maps to. */

@@ -3,6 +3,8 @@
  * limit, the options checked before any handler runs, and the envelope and error answers. No
  * cache is opened: the call module needs none. */
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -250,7 +252,52 @@ static void test_the_envelope_names_the_path(void)
     finish(&x);
 }
 
-int main(void)
+static void test_library_statuses_answer_as_the_error_table_says(void)
+{
+    size_t count = 0;
+    const call_error_row *rows = call_error_rows(&count);
+    CHECK(count > 10);
+    for (size_t i = 0; i < count; i++) {
+        CHECK(rows[i].codes && rows[i].when && (i == 0 || rows[i - 1].status < rows[i].status));
+        if (rows[i].library_status < 0)
+            continue;
+        aside_status st = (aside_status)rows[i].library_status;
+        CHECK(call_http_status(st) == rows[i].status);
+        char code[64];
+        snprintf(code, sizeof code, "`%s`", aside_status_name(st));
+        aside_error err = {.status = st};
+        if (st != ASIDE_ERR_INVALID)
+            CHECK(strcmp(call_error_code(&err), aside_status_name(st)) == 0);
+        CHECK(strstr(rows[i].codes, st == ASIDE_ERR_INVALID ? "`bad_request`" : code));
+    }
+}
+
+/* The file at path, NUL-terminated (free it), or NULL. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    return b.failed ? NULL : b.data;
+}
+
+static void test_readme_error_table_is_the_call_modules(const char *readme_path)
+{
+    char *readme = readme_path ? read_file(readme_path) : NULL;
+    buf md = {0};
+    call_errors_markdown(&md);
+    CHECK(readme && md.data && strstr(readme, md.data));
+    buf_free(&md);
+    free(readme);
+}
+
+int main(int argc, char **argv)
 {
     RUN(test_query_parameters_are_percent_decoded_and_the_last_one_wins);
     RUN(test_malformed_percent_encoding_is_400);
@@ -265,5 +312,10 @@ int main(void)
     RUN(test_the_parameter_table_says_who_gets_what);
     RUN(test_statuses_of_library_errors);
     RUN(test_the_envelope_names_the_path);
+    RUN(test_library_statuses_answer_as_the_error_table_says);
+    int before = check_failures;
+    test_readme_error_table_is_the_call_modules(argc > 1 ? argv[1] : NULL);
+    printf("%s test_readme_error_table_is_the_call_modules\n",
+           check_failures == before ? "ok  " : "FAIL");
     return CHECK_DONE();
 }
