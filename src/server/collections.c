@@ -19,11 +19,8 @@
 #include "util/util.h"
 #include "value/value.h"
 
-static bool always_text(const char *name)
-{
-    return strcmp(name, "field") == 0 || strcmp(name, "pointer") == 0 ||
-           strcmp(name, "end") == 0;
-}
+/* Arguments whose query-string value is always text, never parsed as JSON. */
+static const char *const text_arguments[] = {"field", "pointer", "end", NULL};
 
 /* "a,b,c" as ["a", "b", "c"]. */
 static json_t *split_keys(const char *text)
@@ -42,7 +39,7 @@ static json_t *split_keys(const char *text)
 /* One query-string parameter as a JSON value. */
 static json_t *query_value(const call_param *p)
 {
-    if (always_text(p->name))
+    if (text_in_list(p->name, text_arguments))
         return json_stringn(p->value, p->value_len);
     json_t *v = json_loadb(p->value, p->value_len, JSON_DECODE_ANY, NULL);
     if (!v && strcmp(p->name, "keys") == 0)
