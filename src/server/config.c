@@ -12,7 +12,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "config.h"
 
 typedef enum option_kind {
     OPT_TEXT,       /* const char * */
@@ -157,6 +157,8 @@ void server_config_print_help(const char *program)
     }
     printf("  --%-22s %-28s %s\n", "help", "", "print this help and exit");
     printf("  --%-22s %-28s %s\n", "version", "", "print the version and exit");
+    printf("  --%-22s %-28s %s\n", "list-functions", "",
+           "print the API's functions as Markdown tables and exit");
     printf("\nS3 credentials are found as the AWS SDKs find them: AWS_ACCESS_KEY_ID,\n"
            "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the shared files AWS_SHARED_CREDENTIALS_FILE\n"
            "and AWS_CONFIG_FILE for the profile AWS_PROFILE; ECS container credentials\n"
@@ -298,6 +300,10 @@ static aside_status collect(const char **texts, int argc, char **argv, server_co
         }
         if (strcmp(arg, "--version") == 0) {
             cfg->version = true;
+            continue;
+        }
+        if (strcmp(arg, "--list-functions") == 0) {
+            cfg->list_functions = true;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0)

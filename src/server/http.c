@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "http.h"
 
 static void segments_release(http_segments *s)
 {
@@ -527,7 +527,7 @@ static bool conn_respond(conn *c)
     http_response *res = &c->res;
     if (res->headers.failed || res->body.failed) {
         response_reset(res);
-        conn_fail(c, 500, "out_of_memory", "out of memory building the response");
+        conn_fail(c, 503, "out_of_memory", "out of memory building the response");
         return false;
     }
     compose(c, res, http_should_keep_alive(&c->parser));

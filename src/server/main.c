@@ -4,8 +4,12 @@
  * the start with a message naming it), then open the cache (re-indexing the disk tier), then
  * bind and serve. Signals are blocked in every thread and taken by the main thread with
  * sigwait, so shutdown runs in ordinary code: stop the HTTP workers, then close the cache.
- * SIGHUP reloads the data spec (ASIDE_SPEC, preload.c), which is checked before the cache opens
- * like every other setting. */
+ * SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked before the cache opens
+ * like every other setting.
+ *
+ * main owns what the API's handlers share (server.h): it opens the cache, creates the function
+ * pool and the spec's run, puts them in one server struct that the router hands to every call,
+ * and, once the HTTP server stopped, frees them in the reverse order. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +18,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "config.h"
+#include "function_pool.h"
+#include "http.h"
+#include "routes.h"
 #include "server.h"
+#include "spec_run.h"
 
 #define ASIDE_VERSION "0.1.0"
 
@@ -39,33 +48,15 @@ static void raise_file_limit(void)
     }
 }
 
-static int serve(server_config *cfg, preload *spec)
+/* The function pool, with the token the workers need to call back. */
+static function_pool *create_function_pool(server_config *cfg)
 {
-    aside_error err;
-    aside_cache *cache = NULL;
-    if (aside_cache_open(&cfg->cache, &cache, &err) != ASIDE_OK) {
-        log_line("error", "cannot open the cache: %s", err.message);
-        preload_destroy(spec);
-        return 1;
-    }
-    api *a = api_create(cache, &cfg->api);
-    if (a)
-        a->preload = spec;
-    http_server *server = NULL;
-    if (!a || http_server_start(&cfg->http, api_handle, a, &server, &err) != ASIDE_OK) {
-        log_line("error", "cannot start: %s", a ? err.message : "out of memory");
-        api_destroy(a);
-        preload_destroy(spec);
-        aside_cache_close(cache);
-        return 1;
-    }
-    char url[512];
-    snprintf(url, sizeof url, "http://%s:%d/cache/api/v1.0/",
-             strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
-             http_server_port(server));
-    api_set_url(a, url);
-    if (spec && preload_start(spec, cache, a, &err) != ASIDE_OK)
-        log_line("error", "spec: cannot start preloading: %s", err.message);
+    cfg->api.functions.token = cfg->api.token;
+    return function_pool_create(&cfg->api.functions);
+}
+
+static void log_listening(const server_config *cfg, aside_cache *cache, int port)
+{
     aside_stats stats;
     aside_stats_get(cache, &stats);
     const aside_s3_config *s3 = &cfg->cache.s3;
@@ -75,12 +66,16 @@ static int serve(server_config *cfg, preload *spec)
                  s3->prefix ? s3->prefix : "", cfg->cache.sor_dir);
     else
         snprintf(storage, sizeof storage, "%s", cfg->cache.sor_dir);
-    log_line("info", "listening on http://%s:%d" "/cache/api/v1.0/ (%d threads; system of record "
+    log_line("info", "listening on http://%s:%d" CALL_API_URI " (%d threads; system of record "
              "%s; disk tier %s with %llu keys; memory limit %llu bytes, disk limit %llu bytes)",
-             cfg->http.bind, http_server_port(server), cfg->http.threads, storage,
-             cfg->cache.data_dir, (unsigned long long)stats.keys,
-             (unsigned long long)stats.memory_limit_bytes,
+             cfg->http.bind, port, cfg->http.threads, storage, cfg->cache.data_dir,
+             (unsigned long long)stats.keys, (unsigned long long)stats.memory_limit_bytes,
              (unsigned long long)stats.disk_limit_bytes);
+}
+
+/* Serve until SIGINT or SIGTERM; SIGHUP reloads the spec. */
+static int wait_for_signals(spec_run *spec)
+{
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
@@ -88,12 +83,57 @@ static int serve(server_config *cfg, preload *spec)
     sigaddset(&stop, SIGHUP);
     int sig = 0;
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
-        preload_on_sighup(spec);
+        spec_run_on_sighup(spec);
+    return sig;
+}
+
+static int serve(server_config *cfg, spec_run *spec)
+{
+    aside_error err;
+    server s = {.spec = spec, .is_own_function = routes_has};
+    if (aside_cache_open(&cfg->cache, &s.cache, &err) != ASIDE_OK) {
+        log_line("error", "cannot open the cache: %s", err.message);
+        spec_run_destroy(spec);
+        return 1;
+    }
+    s.functions = create_function_pool(cfg);
+    s.defaults = cfg->api;
+    http_server *http = NULL;
+    if (!s.functions ||
+        http_server_start(&cfg->http, routes_handle, &s, &http, &err) != ASIDE_OK) {
+        log_line("error", "cannot start: %s", s.functions ? err.message : "out of memory");
+        function_pool_destroy(s.functions);
+        spec_run_destroy(spec);
+        aside_cache_close(s.cache);
+        return 1;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d" CALL_API_URI,
+             strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
+             http_server_port(http));
+    function_pool_set_url(s.functions, url);
+    if (spec && spec_run_start(spec, &s, &err) != ASIDE_OK)
+        log_line("error", "spec: cannot start preloading: %s", err.message);
+    log_listening(cfg, s.cache, http_server_port(http));
+    int sig = wait_for_signals(spec);
     log_line("info", "stopping on signal %d", sig);
-    http_server_stop(server);
-    preload_destroy(spec);
-    api_destroy(a);
-    aside_cache_close(cache);
+    http_server_stop(http);
+    spec_run_destroy(spec);
+    function_pool_destroy(s.functions);
+    aside_cache_close(s.cache);
+    return 0;
+}
+
+/* --list-functions: README's function tables, from the route table. */
+static int list_functions(void)
+{
+    buf b = {0};
+    routes_markdown(&b);
+    if (b.failed || fwrite(b.data, 1, b.len, stdout) != b.len) {
+        buf_free(&b);
+        return 1;
+    }
+    buf_free(&b);
     return 0;
 }
 
@@ -119,8 +159,10 @@ int main(int argc, char **argv)
         printf("aside-server %s\n", ASIDE_VERSION);
         return 0;
     }
-    preload *spec = NULL;
-    if (cfg.spec_path && !(spec = preload_create(cfg.spec_path, &err))) {
+    if (cfg.list_functions)
+        return list_functions();
+    spec_run *spec = NULL;
+    if (cfg.spec_path && !(spec = spec_run_create(cfg.spec_path, &err))) {
         fprintf(stderr, "aside-server: bad spec: %s\n", err.message);
         return 2;
     }

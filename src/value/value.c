@@ -35,6 +35,11 @@ const value_kind *value_kind_of(aside_value_type type)
     return &value_kind_bytes;
 }
 
+const char *value_kind_name(size_t i)
+{
+    return i < sizeof kinds / sizeof kinds[0] ? kinds[i]->name : NULL;
+}
+
 aside_value_type aside_value_type_for_key(const char *key)
 {
     size_t len = strlen(key);

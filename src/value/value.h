@@ -41,6 +41,9 @@ extern const value_kind value_kind_json;
 extern const value_kind value_kind_frame;
 
 const value_kind *value_kind_of(aside_value_type type);
+/* The i-th value type's name in the registry (bytes, json, frame, list, ...), NULL past the last:
+ * for messages that list them. */
+const char       *value_kind_name(size_t i);
 
 /* A value owning data (malloc'd, size bytes); NULL when out of memory (data is then freed). */
 aside_value *value_from_memory(aside_value_type type, void *data, uint64_t size);

@@ -1,0 +1,41 @@
+/* config.h -- aside-server's configuration: flags over environment variables over defaults,
+ * parsed and checked once at start (config.c); nothing else in the server reads the
+ * environment. */
+#ifndef ASIDE_SERVER_CONFIG_H
+#define ASIDE_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aside.h"
+#include "function_pool.h"
+#include "http.h"
+
+/* Defaults of per-request parameters, and what the API's handlers are configured with. */
+typedef struct api_defaults {
+    unsigned max_age_s;      /* max_age: revalidate older copies in the background; 0: never */
+    bool     stale_if_error; /* stale_if_error: update answers the cached copy if the SOR fails */
+    uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
+    unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
+    aside_fsync fsync;           /* the cache's: "always" makes changes wait for the disk */
+    const char *token;           /* when set, every request must carry "Authorization: Bearer
+                                    <token>" (else 401) */
+    function_pool_config functions;
+} api_defaults;
+
+typedef struct server_config {
+    aside_config cache;
+    http_config  http;
+    api_defaults api;
+    const char  *spec_path; /* ASIDE_SPEC: the data spec file (spec_run.h), or NULL */
+    bool         help;
+    bool         version;
+    bool         list_functions; /* --list-functions: print the API's functions as Markdown */
+} server_config;
+
+/* Parse flags over environment variables over defaults. On error writes the reason. The
+ * strings of cfg point into argv or the environment, or are static. */
+aside_status server_config_parse(server_config *cfg, int argc, char **argv, aside_error *err);
+void         server_config_print_help(const char *program);
+
+#endif

@@ -1,0 +1,99 @@
+/* http.h -- the HTTP/1.1 server: an epoll event loop per worker thread over Debian's
+ * http-parser (http.c): keep-alive, pipelining, bodies up to a limit, timeouts for slow and idle
+ * clients, zero-copy responses (writev from a cached value, sendfile from a disk-tier file).
+ *
+ * The handler is first called on the event-loop thread that read the request, with may_block
+ * false: it answers what it can without blocking (a memory hit, an error) and sets defer for the
+ * rest, which is then handed to a pool of blocking threads (loads from disk or S3, writes) and
+ * answered from there; the event loops keep serving meanwhile. The handler is called by many
+ * threads at once and must be thread-safe. */
+#ifndef ASIDE_SERVER_HTTP_H
+#define ASIDE_SERVER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/uio.h>
+
+#include "aside.h"
+#include "util/util.h"
+
+typedef enum http_method_kind {
+    HTTP_METHOD_GET,
+    HTTP_METHOD_HEAD,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+    HTTP_METHOD_DELETE,
+    HTTP_METHOD_OTHER
+} http_method_kind;
+
+typedef struct http_header {
+    const char *name;
+    size_t      name_len;
+    const char *value;
+    size_t      value_len;
+} http_header;
+
+/* A request; every pointer is valid only during the handler call. */
+typedef struct http_request {
+    http_method_kind   method;
+    const char        *method_name;
+    const char        *target; /* the raw request target: path and query */
+    size_t             target_len;
+    const http_header *headers;
+    size_t             header_count;
+    const char        *body;
+    size_t             body_len;
+    bool               may_block; /* false on an event-loop thread: defer what would block */
+} http_request;
+
+/* The value of the first header called name (case-insensitive), or NULL. */
+const char *http_request_header(const http_request *req, const char *name, size_t *len);
+
+/* A body made of memory segments, sent in order with writev, without copying; owner keeps them
+ * alive until release(owner) is called, after the last byte left (or the response is dropped). */
+typedef struct http_segments {
+    struct iovec *iov; /* owned by owner */
+    size_t        count;
+    uint64_t      total_bytes;
+    void         *owner;
+    void        (*release)(void *owner);
+} http_segments;
+
+/* The handler fills a response. The body is body (a buffer), value (a cached value the response
+ * holds a reference to, sent without copying) or segments. */
+typedef struct http_response {
+    int          status;
+    const char  *content_type; /* a static string */
+    buf          headers;      /* extra header lines, each ending in "\r\n" */
+    buf          body;
+    aside_value *value;
+    http_segments segments;    /* used when count > 0 */
+    bool         omit_body;    /* HEAD: send the headers of the body, not the body */
+    bool         defer;        /* (when !may_block) call me again on a thread that may block */
+} http_response;
+
+typedef void (*http_handler)(void *ctx, const http_request *req, http_response *res);
+
+typedef struct http_config {
+    const char *bind;
+    int         port;               /* 0: any free port */
+    int         threads;
+    uint64_t    max_body_bytes;     /* larger bodies get 413 */
+    int         idle_timeout_ms;    /* a keep-alive connection idle this long is closed */
+    int         request_timeout_ms; /* a request must arrive, and a response leave, this fast */
+    int         blocking_threads;   /* the pool for requests that load, fetch or write */
+} http_config;
+
+typedef struct http_server http_server;
+
+/* Bind and start the worker threads. The caller stops them with http_server_stop(). */
+aside_status http_server_start(const http_config *cfg, http_handler handler, void *ctx,
+                               http_server **out, aside_error *err);
+/* The port actually bound (useful with port 0). */
+int          http_server_port(const http_server *s);
+/* Stop accepting, close every connection, join the threads and free the server. */
+void         http_server_stop(http_server *s);
+
+#endif

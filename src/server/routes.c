@@ -1,0 +1,375 @@
+/* routes.c -- the router: the API's functions, one row each, and dispatch.
+ *
+ * A call is prepared first (call.c: route, token, verb, parameters, path); then the function it
+ * names is looked up in the table below, by name or alias. One name has two rows: "head" is the
+ * cache's telemetry (and the HEAD verb's), and pandas' first rows of a frame. The head rule
+ * picks the frame's when the verb is not HEAD, a path is given, and either n= is given, type=
+ * is frame, the key's name says frame, or the cached entry is a frame.
+ *
+ * A row says how its function may run on an event-loop thread. Those that run anywhere or try
+ * memory run at once (a read that misses memory sets defer itself); those that may block are
+ * deferred to the blocking pool (http.h), where the same call is routed again and runs. A name
+ * no row has is a user's function if the function folder holds NAME.py (always deferred),
+ * else 404 unknown_function listing every row.
+ *
+ * The rows are in the order README lists them; --list-functions prints README's tables from
+ * them, and a test compares the two. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache_api.h"
+#include "collections.h"
+#include "frames.h"
+#include "functions.h"
+#include "routes.h"
+#include "spec_api.h"
+#include "telemetry.h"
+#include "value/value.h"
+
+static const route routes[] = {
+    {"read", {"data_read", NULL}, cache_api_read, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_CACHE, false,
+     "memory hit → serve; else disk tier → load → serve; else fetch from the SOR → "
+     "disk tier → memory → serve. Meta: `{\"result\": \"success\", \"source\": "
+     "\"memory\\|disk\\|sor\", \"type\": \"json\\|bytes\", \"bytes\": N}`"},
+    {"create", {"cache_create", NULL}, cache_api_read, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_CACHE, false,
+     NULL},
+    {"update", {NULL}, cache_api_update, ROUTE_MAY_BLOCK, true, ROUTE_DOC_CACHE, false,
+     "revalidate with the SOR (a conditional request on the stored version tag: S3's "
+     "ETag, a file's mtime and size): unchanged → the copy is kept and meta says "
+     "`\"revalidated\": true`; changed → the new content replaces it; gone from the "
+     "SOR → the key leaves the cache (404); the SOR fails → the old copy stays"},
+    {"write", {NULL}, cache_api_write, ROUTE_MAY_BLOCK, true, ROUTE_DOC_CACHE, false,
+     "the request body (raw bytes, POST or PUT) becomes the object `path` in the SOR "
+     "(S3: multipart above a threshold), then the cached value. Invalid JSON for a "
+     "`.json` key → 422 and nothing is written; a failed write changes neither the "
+     "SOR nor the cache. Value: `{\"result\": \"success\", \"bytes\": N, \"etag\": "
+     "\"...\"}`"},
+    {"list", {NULL}, cache_api_list, ROUTE_MAY_BLOCK, false, ROUTE_DOC_CACHE, false,
+     "the SOR's objects under `prefix` (optional), sorted: `[{\"path\", \"bytes\", "
+     "\"last_modified\"}]`"},
+    {"delete", {"cache_delete", NULL}, cache_api_delete, ROUTE_RUNS_ANYWHERE, true, ROUTE_DOC_CACHE, false,
+     "remove from memory and disk tier, never from the SOR; a key not cached → 404"},
+    {"head", {"cache_head", NULL}, telemetry_head, ROUTE_RUNS_ANYWHERE, false, ROUTE_DOC_CACHE, false,
+     "telemetry: every key with type, bytes, tier, hits, last access; memory and disk "
+     "used/limit; hits, misses, evictions, SOR fetches; uptime. With `path`: that key "
+     "only. The HTTP verb HEAD gives the same figures as `X-Aside-*` headers"},
+    {"stats_cache", {NULL}, telemetry_stats_cache, ROUTE_RUNS_ANYWHERE, false, ROUTE_DOC_CACHE, false,
+     "the list of cached keys"},
+    {"put", {NULL}, cache_api_put, ROUTE_MAY_BLOCK, true, ROUTE_DOC_CACHE, false,
+     "the request body (raw bytes, POST or PUT) becomes the cached value of `path` "
+     "**without touching the SOR**: validated by type like `write` (JSON parsed, a "
+     "frame decoded), kept in memory and the disk tier until evicted or deleted. "
+     "Value: `{\"result\": \"success\", \"bytes\": N, \"type\": \"...\"}`"},
+    {"map", {NULL}, frames_map, ROUTE_MAY_BLOCK, true, ROUTE_DOC_CACHE, false,
+     "a frame published for processes on the same host: an immutable Arrow IPC file "
+     "in the shared-memory folder, named by key and generation. Value: `{\"result\": "
+     "\"success\", \"path\", \"format\": \"arrow-file\", \"generation\", \"bytes\", "
+     "\"rows\", \"columns\": [{\"name\", \"dtype\"}]}`. Map it with "
+     "`pyarrow.memory_map(path)` and `pyarrow.ipc.open_file`: no copy of the data. "
+     "The file counts in the memory budget and is unlinked when the frame leaves "
+     "memory, changes or is deleted; a process that mapped it keeps a valid mapping"},
+    {"info", {"cache_item_stats", "stats_cache_item", NULL}, frames_info, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, false,
+     "pandas' `df.info()`: per column position, name, non-null count, dtype; dtype "
+     "counts; memory usage in bytes and as pandas prints it; the text"},
+    {"describe", {NULL}, frames_describe, ROUTE_MAY_BLOCK, true, ROUTE_DOC_FRAMES, false,
+     "pandas' `df.describe()`: numeric and datetime columns (count, mean, std, min, "
+     "25%, 50%, 75%, max, linear interpolation); `include=all` adds count, unique, "
+     "top, freq for the others. Default orient `columns`"},
+    {"head", {NULL}, frames_head, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, true,
+     "the first / last `n` rows (default 5; a negative `n` counts as pandas does). "
+     "`function=head` without a frame key stays the telemetry call"},
+    {"tail", {NULL}, frames_tail, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, false,
+     NULL},
+    {"shape", {NULL}, frames_shape, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, false,
+     "as pandas names them"},
+    {"columns", {NULL}, frames_columns, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, false,
+     NULL},
+    {"dtypes", {NULL}, frames_dtypes, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_FRAMES, false,
+     NULL},
+    {"select", {NULL}, frames_select, ROUTE_MAY_BLOCK, true, ROUTE_DOC_FRAMES, false,
+     "`columns=a,b`, `where=` (an SQL condition over the frame), `order_by=`, "
+     "`limit`, `offset`"},
+    {"sql", {NULL}, frames_sql, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FRAMES, false,
+     "`query=`: one SQL `SELECT` in which every cached frame is a table named by its "
+     "key, quoted: `SELECT g, avg(x) FROM \"sales.parquet\" GROUP BY g`. A frame the "
+     "query names that is not cached is loaded first. `into=KEY` keeps the result as "
+     "a new cached frame (parquet on disk for a `.parquet` key, else Arrow IPC), "
+     "answering `{\"result\": \"success\", \"path\", \"rows\", \"columns\"}`"},
+    {"list_push", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`value`, or `values` (an array, pushed in order); `end=back` (default) or "
+     "`front` | the new length"},
+    {"list_pop", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`end=back` (default) or `front`; `count` (optional) | the value (an empty list: "
+     "404 `empty`), or with `count` an array of up to `count` values"},
+    {"list_range", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`start`, `stop`: Python slice semantics (negatives from the end, `stop` "
+     "excluded) | an array"},
+    {"list_length", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "| the length"},
+    {"list_index", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`index` (negatives from the end) | the value (404 `out_of_range`)"},
+    {"list_trim", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`start`, `stop`: keeps `list[start:stop]` | the new length"},
+    {"set_add", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`value` or `values` | how many were added / removed"},
+    {"set_remove", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     NULL},
+    {"set_members", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "| the members, ordered by their JSON text"},
+    {"set_contains", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`value` | `true` or `false`"},
+    {"set_size", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "| the number of members"},
+    {"set_union", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`keys`; `key`, when given, is the first operand. Missing keys are empty sets | "
+     "the members"},
+    {"set_intersection", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     NULL},
+    {"set_difference", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     NULL},
+    {"map_set", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`field` and `value`, or `fields` (an object) | how many fields were new"},
+    {"map_get", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`field` | its value (404 `no_field`)"},
+    {"map_delete", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`field`, or `fields` (an array) | how many were removed"},
+    {"map_all", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "| the object; the number of fields"},
+    {"map_length", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     NULL},
+    {"map_increment", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`field`, `by` (default 1; integer stays integer, else float) | the new value "
+     "(409 for a field that is not a number)"},
+    {"counter_increment", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`by` (default 1) | the new value (64-bit; overflow is 400)"},
+    {"counter_decrement", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     NULL},
+    {"counter_get", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "| the value (0 when missing)"},
+    {"json_get", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`pointer` (RFC 6901; empty: the whole document) | the value there (404 "
+     "`no_such_pointer`; a malformed pointer is 400 `bad_pointer`)"},
+    {"json_set", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`pointer`, `value`; an array index equal to the length, or `-`, appends | "
+     "success"},
+    {"json_delete", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`pointer` | success"},
+    {"json_merge", {NULL}, collections_operation, ROUTE_AS_OPERATION, false, ROUTE_DOC_COLLECTIONS, false,
+     "`patch` (RFC 7386 merge patch) | the new document"},
+    {"expire", {NULL}, collections_expire, ROUTE_MAY_BLOCK, true, ROUTE_DOC_OPERATOR, false,
+     "`seconds=N`: the key leaves the cache (memory and disk, never the SOR) N "
+     "seconds from now. Answer: `{\"result\": \"success\", \"expires\": \"...\"}`"},
+    {"persist", {NULL}, collections_persist, ROUTE_MAY_BLOCK, true, ROUTE_DOC_OPERATOR, false,
+     "removes the key's time to live"},
+    {"ttl", {NULL}, collections_ttl, ROUTE_RUNS_ANYWHERE, true, ROUTE_DOC_OPERATOR, false,
+     "seconds left, or `null` when the key does not expire"},
+    {"pin", {NULL}, collections_pin, ROUTE_MAY_BLOCK, true, ROUTE_DOC_OPERATOR, false,
+     "loads the key if need be and keeps it in memory for good: never evicted until "
+     "`unpin`. Pins count against the memory budget; one that cannot fit is **507 "
+     "`full`**"},
+    {"unpin", {NULL}, collections_unpin, ROUTE_MAY_BLOCK, true, ROUTE_DOC_OPERATOR, false,
+     "the key is evictable again"},
+    {"load", {NULL}, cache_api_read, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_OPERATOR, false,
+     "reads the key through (SOR → disk → memory) and answers its meta, like `read`: "
+     "the operator's name for warming a key"},
+    {"evict", {"free", NULL}, collections_evict, ROUTE_RUNS_ANYWHERE, true, ROUTE_DOC_OPERATOR, false,
+     "drops the key from memory, keeps it on disk (409 for a collection, whose home "
+     "is memory, and for a pinned key)"},
+    {"compact", {NULL}, collections_compact, ROUTE_MAY_BLOCK, false, ROUTE_DOC_OPERATOR, false,
+     "compacts the journal now: `{\"result\": \"success\", \"log_bytes\": N}`"},
+    {"function_create", {NULL}, functions_create, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FUNCTIONS, false,
+     "`function_name` (an identifier) and `function_body` (the source, URL-encoded as "
+     "the original sends it): compiled first, never run; a syntax error is 400 with "
+     "Python's message and saves nothing; else the file is written atomically"},
+    {"function_register", {NULL}, functions_register, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FUNCTIONS, false,
+     "`path=NAME.py`: fetches the key `AWS_FUNCTION_DIR/NAME.py` (default "
+     "`functions/NAME.py`) from the system of record (`storage=` picks it; in S3 the "
+     "key is under `AWS_DATA_DIR` like every key), always asking the system of record "
+     "for its current version, and installs it like `function_create`"},
+    {"function_delete", {NULL}, functions_delete, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FUNCTIONS, false,
+     "`function_name`: removes it (404 if there is none)"},
+    {"functions", {NULL}, functions_list, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FUNCTIONS, false,
+     "every function with its signature and first docstring line (read from the "
+     "source, not run)"},
+    {"function_stats", {NULL}, functions_stats, ROUTE_MAY_BLOCK, false, ROUTE_DOC_FUNCTIONS, false,
+     "a worker's `@lru_cache` statistics"},
+    {"spec", {NULL}, spec_api_spec, ROUTE_RUNS_ANYWHERE, false, ROUTE_DOC_SPEC, false,
+     "the spec in force: its `path`, `loaded_at`, how many `reloads` put a new one in "
+     "force, and the `spec` itself as JSON (404 `no_spec` when the server runs "
+     "without one)"},
+    {"reload_spec", {NULL}, spec_api_reload, ROUTE_MAY_BLOCK, false, ROUTE_DOC_SPEC, false,
+     "reads the file again, as SIGHUP does: a bad file keeps the spec in force (400 "
+     "`bad_spec` with the line); a good one puts what is new or changed to work and "
+     "never drops cached data. Value: `datasets`, `views` and `functions`, each with "
+     "the counts `added`, `changed`, `removed` and `unchanged`"},
+};
+
+enum { ROUTE_COUNT = sizeof routes / sizeof routes[0] };
+
+const route *routes_table(size_t *count)
+{
+    *count = ROUTE_COUNT;
+    return routes;
+}
+
+static bool route_named(const route *r, const char *name)
+{
+    if (strcmp(r->name, name) == 0)
+        return true;
+    for (size_t i = 0; r->aliases[i]; i++) {
+        if (strcmp(r->aliases[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+const route *routes_find(const char *name, bool frame_call)
+{
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        if (routes[i].frame_head == frame_call && route_named(&routes[i], name))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+bool routes_has(const char *name)
+{
+    return routes_find(name, false) || routes_find(name, true);
+}
+
+/* ---- messages and docs -------------------------------------------------------------------- */
+
+/* True if name was listed by a row before row i. */
+static bool listed_before(size_t i, const char *name)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (route_named(&routes[j], name))
+            return true;
+    }
+    return false;
+}
+
+void routes_unknown_message(buf *b, const char *name)
+{
+    buf_printf(b, "unknown function \"%.100s\"; known:", name);
+    const char *sep = " ";
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        if (!listed_before(i, routes[i].name))
+            buf_printf(b, "%s%s", sep, routes[i].name);
+        sep = ", ";
+        for (size_t k = 0; routes[i].aliases[k]; k++)
+            buf_printf(b, ", %s", routes[i].aliases[k]);
+    }
+}
+
+static const char *const doc_headers[ROUTE_DOC_COUNT] = {
+    [ROUTE_DOC_CACHE] = "| function | answer |\n|---|---|\n",
+    [ROUTE_DOC_FRAMES] = "| function | answer |\n|---|---|\n",
+    [ROUTE_DOC_COLLECTIONS] = "| function | arguments | answer |\n|---|---|---|\n",
+    [ROUTE_DOC_OPERATOR] = "| function | what it does |\n|---|---|\n",
+    [ROUTE_DOC_FUNCTIONS] = "| function | answer |\n|---|---|\n",
+    [ROUTE_DOC_SPEC] = "| function | answer |\n|---|---|\n",
+};
+
+/* One line of a table: row i and the rows after it that join its line. */
+static size_t markdown_line(buf *b, size_t i)
+{
+    size_t end = i + 1;
+    while (end < ROUTE_COUNT && !routes[end].help)
+        end++;
+    size_t aliases = 0;
+    for (size_t j = i; j < end; j++) {
+        buf_printf(b, "%s`%s`", j == i ? "| " : ", ", routes[j].name);
+        for (size_t k = 0; routes[j].aliases[k]; k++)
+            aliases++;
+    }
+    size_t n = 0;
+    for (size_t j = i; j < end; j++) {
+        for (size_t k = 0; routes[j].aliases[k]; k++, n++)
+            buf_printf(b, "%s`%s`", n == 0 ? (aliases > 1 ? " (aliases " : " (alias ") : ", ",
+                       routes[j].aliases[k]);
+    }
+    buf_printf(b, "%s | %s |\n", aliases ? ")" : "", routes[i].help);
+    return end;
+}
+
+void routes_markdown(buf *b)
+{
+    for (int doc = 0; doc < ROUTE_DOC_COUNT; doc++) {
+        buf_puts(b, doc_headers[doc]);
+        for (size_t i = 0; i < ROUTE_COUNT;) {
+            if (routes[i].doc == (route_doc)doc && routes[i].help)
+                i = markdown_line(b, i);
+            else
+                i++;
+        }
+        buf_putc(b, '\n');
+    }
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+/* The head rule (see the top of this file). */
+static bool head_means_rows(const call *c)
+{
+    if (c->req->method == HTTP_METHOD_HEAD || !c->path)
+        return false;
+    const char *type = call_param_value(c, "type", NULL);
+    if (call_param_value(c, "n", NULL) || (type && strcmp(type, "frame") == 0) ||
+        aside_value_type_for_key(c->path) == ASIDE_TYPE_FRAME)
+        return true;
+    aside_entry_info e;
+    if (aside_entry(c->server->cache, c->path, &e, NULL) != ASIDE_OK)
+        return false;
+    free(e.key);
+    return e.type == ASIDE_TYPE_FRAME;
+}
+
+static bool route_blocks(const call *c, const route *r)
+{
+    switch (r->blocking) {
+    case ROUTE_MAY_BLOCK: return true;
+    case ROUTE_AS_OPERATION: return collections_operation_blocks(c->server, r->name);
+    default: return false;
+    }
+}
+
+static void answer_unknown_function(call *c, const char *name)
+{
+    buf message = {0};
+    routes_unknown_message(&message, name);
+    call_error(c, 404, "unknown_function", message.data && !message.failed ? message.data
+                                                                             : "unknown function");
+    buf_free(&message);
+}
+
+/* Run handler now, or defer it when it blocks and this thread may not. */
+static void run(call *c, call_handler handler, bool blocks)
+{
+    if (blocks && !c->req->may_block)
+        c->res->defer = true;
+    else
+        handler(c);
+}
+
+static void dispatch(call *c)
+{
+    const char *name = call_function_name(c);
+    const route *r = routes_find(name, strcmp(name, "head") == 0 && head_means_rows(c));
+    c->function = r ? r->name : name;
+    if (!r && functions_exists(c, name))
+        run(c, functions_call, true);
+    else if (!r)
+        answer_unknown_function(c, name);
+    else if (!r->needs_path || call_need_path(c))
+        run(c, r->run, route_blocks(c, r));
+}
+
+void routes_handle(void *ctx, const http_request *req, http_response *res)
+{
+    call c;
+    call_init(&c, ctx, req, res);
+    if (call_prepare(&c))
+        dispatch(&c);
+    call_finish(&c);
+}
