@@ -525,6 +525,61 @@ static void test_operations_waiting_for_the_disk_return_across_compactions(void)
     fixture_done(&f);
 }
 
+/* The text key reads as (aside_get), malloc'd; NULL when it cannot be read. */
+static char *text_of(aside_cache *c, const char *key)
+{
+    aside_value *v = NULL;
+    if (aside_get(c, key, &v, NULL, NULL) != ASIDE_OK)
+        return NULL;
+    char *text = strndup(aside_value_data(v), aside_value_size(v));
+    aside_value_release(v);
+    return text;
+}
+
+static void test_changes_made_while_the_journal_compacts_survive_a_restart(void)
+{
+    fixture f;
+    fixture_init(&f);
+    cache_options o = {.fsync = ASIDE_FSYNC_NEVER};
+    aside_cache *c = open_with(&f, &o);
+    pthread_t threads[WORKERS];
+    pusher pushers[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        pushers[i] = (pusher){c, i, 0, false};
+        pthread_create(&threads[i], NULL, push_always, &pushers[i]);
+    }
+    int compactions = 0;
+    bool all_done = false;
+    for (int i = 0; i < 20000 && !all_done; i++) {
+        compactions += aside_compact(c, NULL) == ASIDE_OK;
+        all_done = true;
+        for (int k = 0; k < WORKERS; k++)
+            all_done &= atomic_load(&pushers[k].done);
+    }
+    char *before[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(pushers[i].failures == 0);
+        char key[16];
+        snprintf(key, sizeof key, "q%d", i);
+        before[i] = text_of(c, key);
+        CHECK(before[i] != NULL);
+    }
+    CHECK(compactions > 0);
+    aside_cache_close(c);
+    c = open_with(&f, &o); /* the compacted journal and what was appended during compactions */
+    for (int i = 0; i < WORKERS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "q%d", i);
+        char *after = text_of(c, key);
+        CHECK(after && before[i] && same_json(after, before[i]));
+        free(after);
+        free(before[i]);
+    }
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_collection_operations_create_change_and_read_a_key);
@@ -540,5 +595,6 @@ int main(void)
     RUN(test_a_collection_is_reported_in_memory);
     RUN(test_concurrent_reads_and_edits_of_collections_are_whole_and_exact);
     RUN(test_operations_waiting_for_the_disk_return_across_compactions);
+    RUN(test_changes_made_while_the_journal_compacts_survive_a_restart);
     return CHECK_DONE();
 }

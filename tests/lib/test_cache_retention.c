@@ -2,6 +2,7 @@
  * times to live, their expiry and the default one, pins, unpinning, explicit eviction, and
  * their life across restarts. */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "cache_test.h"
 
@@ -364,6 +365,97 @@ static void test_the_default_time_to_live_applies_to_every_key_entering_the_cach
     fixture_done(&f);
 }
 
+/* ---- one writer of a key's file and sidecar ----------------------------------------------- */
+
+enum {
+    RACE_ROUNDS = 10,       /* each ends with a restart that checks the sidecar */
+    RACE_WRITES = 12,       /* commits of the key a round */
+    RACER_LOOPS_MAX = 100000
+};
+
+typedef struct racer {
+    aside_cache *c;
+    atomic_bool  done;
+    int          loops;
+} racer;
+
+/* Pin, give a time to live, unpin and take it away, over and over, until the writer is done. */
+static void *pin_and_expire(void *arg)
+{
+    racer *r = arg;
+    for (int i = 0; i < RACER_LOOPS_MAX && !atomic_load(&r->done); i++) {
+        aside_pin(r->c, "race.json", NULL, NULL);
+        aside_expire(r->c, "race.json", 3600 * 1000, NULL);
+        aside_unpin(r->c, "race.json", NULL);
+        aside_expire(r->c, "race.json", 0, NULL);
+        r->loops++;
+    }
+    return NULL;
+}
+
+/* The n-th content of race.json: its length changes with n, so a sidecar of another content
+ * does not match the file. */
+static int race_content(int n, char *out, size_t size)
+{
+    return snprintf(out, size, "{\"n\": %d, \"pad\": \"%.*s\"}", n, (n % 7) * 5,
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+/* Commit RACE_WRITES new contents of race.json (writes and updates in turn) while a thread
+ * pins and expires it; the last content is left in data. The count of failed commits. */
+static int race_commits(fixture *f, aside_cache *c, int round, char *data, size_t size, int *len)
+{
+    racer r = {c, false, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, pin_and_expire, &r);
+    int failures = 0;
+    for (int i = 1; i <= RACE_WRITES; i++) {
+        *len = race_content(round * RACE_WRITES + i, data, size);
+        if (i % 2) {
+            failures += aside_write(c, "race.json", NULL, data, (size_t)*len, NULL, NULL) !=
+                        ASIDE_OK;
+        } else {
+            write_file(f->sor, "race.json", data, (size_t)*len);
+            failures += aside_update(c, "race.json", NULL, NULL, NULL, NULL) != ASIDE_OK;
+        }
+    }
+    atomic_store(&r.done, true);
+    pthread_join(thread, NULL);
+    return failures + (r.loops == 0);
+}
+
+static void test_pins_and_times_to_live_never_rewrite_a_sidecar_over_a_new_value(void)
+{
+    fixture f;
+    fixture_init(&f);
+    char data[128];
+    int len = race_content(0, data, sizeof data);
+    write_file(f.sor, "race.json", data, (size_t)len);
+    int failures = 0, stale = 0, wrong = 0;
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        aside_cache *c = open_with(&f, &(cache_options){0});
+        failures += race_commits(&f, c, round, data, sizeof data, &len);
+        aside_value *v = NULL;
+        wrong += aside_get(c, "race.json", &v, NULL, NULL) != ASIDE_OK ||
+                 !value_is(v, data, (size_t)len);
+        aside_value_release(v);
+        aside_cache_close(c);
+        /* after a restart the file is served from the disk tier: its sidecar describes it */
+        c = open_with(&f, &(cache_options){0});
+        aside_source source = (aside_source)-1;
+        v = NULL;
+        wrong += aside_get(c, "race.json", &v, &source, NULL) != ASIDE_OK ||
+                 !value_is(v, data, (size_t)len);
+        stale += source != ASIDE_SOURCE_DISK;
+        aside_value_release(v);
+        aside_cache_close(c);
+    }
+    CHECK(failures == 0);
+    CHECK(wrong == 0);
+    CHECK(stale == 0);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_expire_sets_and_removes_a_time_to_live);
@@ -378,5 +470,6 @@ int main(void)
     RUN(test_evict_drops_memory_keeps_the_file_and_refuses_collections_and_pins);
     RUN(test_an_edit_keeps_the_time_to_live_of_a_json_document);
     RUN(test_the_default_time_to_live_applies_to_every_key_entering_the_cache);
+    RUN(test_pins_and_times_to_live_never_rewrite_a_sidecar_over_a_new_value);
     return CHECK_DONE();
 }
