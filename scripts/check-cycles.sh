@@ -42,4 +42,6 @@ if ! tsort "$tmp/calls" >/dev/null 2>"$tmp/loop"; then
     grep -v 'input contains a loop' "$tmp/loop" | sed 's/^tsort: /  /' >&2
     exit 1
 fi
-echo "check-cycles: $(wc -l <"$tmp/calls") calls between $(echo "$objects" | wc -l) files of $dir, no circle"
+calls=$(wc -l <"$tmp/calls")
+files=$(echo "$objects" | wc -l)
+echo "check-cycles: $calls calls between $files files of $dir, no circle"

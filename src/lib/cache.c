@@ -36,7 +36,7 @@ enum {
     GENERATION_SHIFT = 16       /* room for 65536 new contents a millisecond between runs */
 };
 
-/* ---- status names and config -------------------------------------------------------------- */
+/* ---- status names and config ----------------------------------------------------------------- */
 
 const char *aside_status_name(aside_status status)
 {
@@ -57,7 +57,7 @@ void aside_config_init(aside_config *cfg)
     cfg->policy = "s3fifo";
 }
 
-/* ---- telemetry ---------------------------------------------------------------------------- */
+/* ---- telemetry ------------------------------------------------------------------------------- */
 
 void aside_stats_get(aside_cache *c, aside_stats *out)
 {
@@ -149,7 +149,7 @@ aside_status aside_entry(aside_cache *c, const char *key, aside_entry_info *info
     return copy ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
-/* ---- open and close ----------------------------------------------------------------------- */
+/* ---- open and close -------------------------------------------------------------------------- */
 
 /* A file the scan of the disk tier found becomes key's entry (lock held). */
 static void index_stored_locked(aside_cache *c, const char *key, const store_meta *meta)
@@ -358,7 +358,7 @@ void aside_cache_close(aside_cache *c)
     free(c);
 }
 
-/* ---- frames for embedders ----------------------------------------------------------------- */
+/* ---- frames for embedders -------------------------------------------------------------------- */
 
 engine *aside_cache_engine(aside_cache *c) { return c->engine; }
 

@@ -22,18 +22,18 @@
  *
  * Locking: one mutex (cache->lock) guards the index, the policies, the budgets and every entry
  * field. It is held for lookups and bookkeeping. No file is read, fetched or synced under it,
- * and no value or sidecar is written under it. The file-system calls it does cover: appending
- * a journal record (one write(2), so records are in the order of the changes), creating a
+ * and no value or sidecar is written under it. The file-system calls it does cover: appending a
+ * journal record (one write(2), so records are in the order of the changes), creating a
  * compaction's new journal and writing its snapshots into it (no sync: that runs after
- * unlocking), unlinking a key's file and sidecar or its publication, and renaming a
- * publication into place. A journal append may wait for the journal's own lock, which the end
- * of a compaction holds while it carries over, syncs and swaps in the new journal. A thread never keeps an entry pointer
- * across an unlock: it finds the entry again. Functions said to run "lock held" assert it in
- * debug builds (cache_assert_locked).
+ * unlocking), unlinking a key's file and sidecar or its publication, and renaming a publication
+ * into place. A journal append may wait for the journal's own lock, which the end of a
+ * compaction holds while it carries over, syncs and swaps in the new journal. A thread never
+ * keeps an entry pointer across an unlock: it finds the entry again. Functions said to run "lock
+ * held" assert it in debug builds (cache_assert_locked).
  *
- * A key's file and sidecar have one writer at a time (store.h asks it): commits, pins, unpins
- * and times to live of a key hold its key lock (entry_key_lock) around the write, taken before
- * the cache lock and never while holding it. */
+ * A key's file and sidecar have one writer at a time (store.h asks it): commits, pins, unpins,
+ * times to live and deletes of a key hold its key lock (entry_key_lock) around the write, taken
+ * before the cache lock and never while holding it. */
 #ifndef ASIDE_CACHE_H
 #define ASIDE_CACHE_H
 
@@ -173,7 +173,7 @@ static inline void cache_wait(aside_cache *c, pthread_cond_t *cond, const struct
 #endif
 }
 
-/* ---- entries (entry.c); all of them lock held ---------------------------------------------- */
+/* ---- entries (entry.c); all of them lock held ------------------------------------------------ */
 
 /* The entry of key, or NULL; an entry whose time to live ran out is removed and not found. */
 entry   *entry_find(aside_cache *c, const char *key);
@@ -216,7 +216,7 @@ int64_t  entry_new_expiry(const aside_cache *c);
  * position to wait for. A failed append marks the journal dirty (the next tick compacts). */
 aside_status entry_record(aside_cache *c, json_t *record, uint64_t *position, aside_error *err);
 
-/* ---- key locks (entry.c); taken before the cache lock, never while holding it --------------- */
+/* ---- key locks (entry.c); taken before the cache lock, never while holding it ---------------- */
 
 void entry_key_lock(aside_cache *c, const char *key);
 void entry_key_unlock(aside_cache *c, const char *key);

@@ -15,8 +15,9 @@
  * when it is next looked up (entry_find), or by the housekeeping thread.
  *
  * Everything here runs with the cache lock held (asserted in debug builds), except the key
- * locks, which are taken before it. Nothing here reads or syncs a file; entry_destroy unlinks
- * a key's files, entry_record appends one journal record. */
+ * locks, which are taken before it. Nothing here reads, writes or syncs a value's file:
+ * entry_destroy unlinks a key's file and sidecar, entry_unpublish a publication, and
+ * entry_record appends one journal record. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 _Thread_local char cache_thread_token;
 #endif
 
-/* ---- the index ---------------------------------------------------------------------------- */
+/* ---- the index ------------------------------------------------------------------------------- */
 
 entry *entry_lookup(aside_cache *c, const char *key)
 {
@@ -74,7 +75,7 @@ entry *entry_create(aside_cache *c, const char *key)
     return e;
 }
 
-/* ---- byte accounting ---------------------------------------------------------------------- */
+/* ---- byte accounting ------------------------------------------------------------------------- */
 
 void entry_unpublish(aside_cache *c, entry *e)
 {
@@ -158,7 +159,7 @@ bool entry_snapshot(aside_cache *c, entry *e)
     return true;
 }
 
-/* ---- the journal -------------------------------------------------------------------------- */
+/* ---- the journal ----------------------------------------------------------------------------- */
 
 aside_status entry_record(aside_cache *c, json_t *record, uint64_t *position, aside_error *err)
 {
@@ -188,7 +189,7 @@ static void live_gone(aside_cache *c, entry *e)
     e->live = NULL;
 }
 
-/* ---- the end of an entry, eviction -------------------------------------------------------- */
+/* ---- the end of an entry, eviction ----------------------------------------------------------- */
 
 void entry_destroy(aside_cache *c, entry *e, bool remove_files)
 {
@@ -239,7 +240,7 @@ void entry_evict_disk_for(aside_cache *c, uint64_t bytes)
     }
 }
 
-/* ---- hits --------------------------------------------------------------------------------- */
+/* ---- hits ------------------------------------------------------------------------------------ */
 
 void entry_touch(aside_cache *c, entry *e)
 {
@@ -275,7 +276,7 @@ void entry_hold(aside_cache *c, entry *e, aside_value *v)
     value_set_generation(v, e->generation);
 }
 
-/* ---- key locks ---------------------------------------------------------------------------- */
+/* ---- key locks ------------------------------------------------------------------------------- */
 
 static pthread_mutex_t *key_lock_of(aside_cache *c, const char *key)
 {

@@ -34,7 +34,7 @@
 
 enum { DEFAULT_COMPACT_MIN_BYTES = 64 << 20 };
 
-/* ---- live entries ------------------------------------------------------------------------- */
+/* ---- live entries ---------------------------------------------------------------------------- */
 
 static json_t *snapshot_record(const entry *e)
 {
@@ -125,7 +125,7 @@ aside_status live_put(aside_cache *c, const char *key, aside_value_type type, co
     return st == ASIDE_OK ? journal_wait(c->journal, position, err) : st;
 }
 
-/* ---- replay ------------------------------------------------------------------------------- */
+/* ---- replay ---------------------------------------------------------------------------------- */
 
 static void replay_op(aside_cache *c, const char *key, const char *op, json_t *args)
 {
@@ -210,7 +210,7 @@ void live_close(aside_cache *c)
     c->journal = NULL;
 }
 
-/* ---- compaction --------------------------------------------------------------------------- */
+/* ---- compaction ------------------------------------------------------------------------------ */
 
 bool live_compaction_due(aside_cache *c)
 {

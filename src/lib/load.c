@@ -25,7 +25,7 @@
 
 enum { VERIFY_CHUNK_BYTES = 1 << 20 };
 
-/* ---- writing files ------------------------------------------------------------------------ */
+/* ---- writing files --------------------------------------------------------------------------- */
 
 aside_status load_write_all(int fd, const void *data, size_t size, aside_error *err)
 {
@@ -49,7 +49,7 @@ aside_status load_write_encoding(int fd, const arrow_encoding *enc, aside_error 
     return st;
 }
 
-/* ---- loading from the disk tier ----------------------------------------------------------- */
+/* ---- loading from the disk tier -------------------------------------------------------------- */
 
 static aside_status read_exact(int fd, void *data, uint64_t size, aside_error *err)
 {
@@ -175,7 +175,7 @@ aside_status load_file(aside_cache *c, const char *key, const store_meta *meta,
     return *out ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
-/* ---- loading from the system of record ---------------------------------------------------- */
+/* ---- loading from the system of record ------------------------------------------------------- */
 
 /* Validate the fetched file, checksum it and, if it fits the memory budget, copy it to memory. */
 static aside_status inspect_fetched(aside_cache *c, const char *key, const store_tmp *tmp,

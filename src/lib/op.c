@@ -28,7 +28,7 @@ static aside_status wrong_type(aside_error *err, const entry *e, const char *op,
                      aside_value_type_name(e->meta.type), op, aside_value_type_name(want));
 }
 
-/* ---- the memory budget -------------------------------------------------------------------- */
+/* ---- the memory budget ----------------------------------------------------------------------- */
 
 /* What args may add: their text, and a member's overhead for each value they hold. */
 static uint64_t growth_of(json_t *args)
@@ -50,7 +50,7 @@ static aside_status check_room(aside_cache *c, json_t *args, aside_error *err)
                      (unsigned long long)c->mem_limit, (unsigned long long)c->resident_bytes);
 }
 
-/* ---- collection operations ---------------------------------------------------------------- */
+/* ---- collection operations ------------------------------------------------------------------- */
 
 /* Run op on the live entry e (created first when missing and op writes). Lock held. */
 static aside_status run_locked(aside_cache *c, const char *key, const char *op,
@@ -134,7 +134,7 @@ static aside_status set_algebra(aside_cache *c, const char *key, const char *op,
     return st;
 }
 
-/* ---- JSON documents ----------------------------------------------------------------------- */
+/* ---- JSON documents -------------------------------------------------------------------------- */
 
 /* The document at key when it is not live: read through the cache (the system of record on a
  * miss). *doc NULL when there is none. */
@@ -221,7 +221,7 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
     return st;
 }
 
-/* ---- the public operations ---------------------------------------------------------------- */
+/* ---- the public operations ------------------------------------------------------------------- */
 
 static aside_status parse_args(const char *args_json, json_t **args, aside_error *err)
 {

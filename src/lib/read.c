@@ -21,7 +21,7 @@
 #include "tier.h"
 #include "util/util.h"
 
-/* ---- stale-while-revalidate ---------------------------------------------------------------- */
+/* ---- stale-while-revalidate ------------------------------------------------------------------ */
 
 typedef struct refresh_job {
     aside_cache *cache;
@@ -100,7 +100,7 @@ static void check_age(aside_cache *c, const char *key, const aside_read_options 
     }
 }
 
-/* ---- reads -------------------------------------------------------------------------------- */
+/* ---- reads ----------------------------------------------------------------------------------- */
 
 aside_status aside_get(aside_cache *c, const char *key, aside_value **out,
                        aside_source *source, aside_error *err)
@@ -156,7 +156,7 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     return st;
 }
 
-/* ---- updates -------------------------------------------------------------------------------- */
+/* ---- updates --------------------------------------------------------------------------------- */
 
 /* The version tag of key's cached copy, or "" if none; returns the copy's type (or the key's). */
 static aside_value_type cached_etag(aside_cache *c, const char *key, char *etag, size_t size)

@@ -16,7 +16,7 @@
 #include "cache.h"
 #include "util/util.h"
 
-/* ---- keeping it on the disk --------------------------------------------------------------- */
+/* ---- keeping it on the disk ------------------------------------------------------------------ */
 
 /* Keep e's new time to live or pin on the disk: in the journal or in its sidecar. Lock held;
  * *meta receives what to write to the sidecar after unlocking (when *rewrite). */
@@ -50,7 +50,7 @@ static aside_status not_cached(aside_error *err, const char *key)
     return error_set(err, ASIDE_ERR_NOT_FOUND, "not in the cache: %s", key);
 }
 
-/* ---- times to live ------------------------------------------------------------------------ */
+/* ---- times to live --------------------------------------------------------------------------- */
 
 aside_status aside_expire(aside_cache *c, const char *key, uint64_t ttl_ms, aside_error *err)
 {
@@ -88,7 +88,7 @@ aside_status aside_ttl(aside_cache *c, const char *key, int64_t *ttl_ms, aside_e
     return e ? ASIDE_OK : not_cached(err, key);
 }
 
-/* ---- pins and eviction -------------------------------------------------------------------- */
+/* ---- pins and eviction ----------------------------------------------------------------------- */
 
 /* Pin e, whose value is in memory: out of both policies, its bytes resident. Lock held. */
 static aside_status pin_locked(aside_cache *c, entry *e, aside_error *err)

@@ -4,8 +4,8 @@
  * lookup, an atomic increment of the value's reference count); on a miss it joins the key's
  * flight (core/flight.c): one leader per key at a time loads it -- memory again, the disk tier,
  * then the system of record (load.c) -- while followers wait for the leader's value. Writers
- * (update, write, put, store_frame) lead the key's flight too, after waiting for loads in
- * progress, so a key has one load or write at a time.
+ * (update, write, a put of a file, store_frame) lead the key's flight too, after waiting for
+ * loads in progress, so a key has one load or write at a time.
  *
  * The lock is taken only around lookups and bookkeeping; a thread never keeps an entry across
  * an unlock but finds it again, and checks it is still the content it loaded (size, checksum). */
@@ -20,7 +20,7 @@
 void *tier_value_retain(void *v) { return aside_value_retain(v); }
 void  tier_value_release(void *v) { aside_value_release(v); }
 
-/* ---- the tiers ---------------------------------------------------------------------------- */
+/* ---- the tiers ------------------------------------------------------------------------------- */
 
 bool tier_memory_hit(aside_cache *c, const char *key, aside_value **out)
 {
@@ -144,7 +144,7 @@ aside_status tier_prepare(aside_cache *c, const char *key, const aside_read_opti
     return st == ASIDE_OK ? tier_sor(c, options, from, err) : st;
 }
 
-/* ---- single flight ------------------------------------------------------------------------ */
+/* ---- single flight --------------------------------------------------------------------------- */
 
 flight *tier_lead(aside_cache *c, const char *key)
 {
@@ -172,17 +172,29 @@ aside_status tier_prepare_to_lead(aside_cache *c, const char *key,
     return *f ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
 }
 
-/* ---- types -------------------------------------------------------------------------------- */
+/* ---- types ----------------------------------------------------------------------------------- */
+
+/* The names of the value types as the registry (value.c) spells them: "bytes, json, ...". */
+static void type_names(char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int t = ASIDE_TYPE_BYTES; t <= ASIDE_TYPE_COUNTER && used < size; t++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", t ? ", " : "",
+                                 aside_value_type_name((aside_value_type)t));
+}
 
 /* The type options ask for, parsed into *type; *asked false (*type untouched) when none is. */
 static aside_status asked_type(const aside_read_options *options, aside_value_type *type,
                                bool *asked, aside_error *err)
 {
     *asked = options && options->type;
-    if (*asked && aside_value_type_parse(options->type, type) != ASIDE_OK)
-        return error_set(err, ASIDE_ERR_INVALID, "unknown type \"%s\" (known: bytes, json, "
-                         "frame, list, set, map, counter)", options->type);
-    return ASIDE_OK;
+    if (!*asked || aside_value_type_parse(options->type, type) == ASIDE_OK)
+        return ASIDE_OK;
+    char known[128];
+    type_names(known, sizeof known);
+    return error_set(err, ASIDE_ERR_INVALID, "unknown type \"%s\" (known: %s)", options->type,
+                     known);
 }
 
 aside_status tier_settle_type(aside_cache *c, const char *key, const aside_read_options *options,

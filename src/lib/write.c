@@ -5,8 +5,9 @@
  * written to a temporary file of the disk tier, sent to the system of record, then committed
  * as the cached value (load.c). A put is the same without the system of record; a put of a
  * collection type makes a live value instead (live.c). A frame computed in the cache (SQL
- * "into") is kept as a parquet or Arrow IPC file. Each leads the key's single flight (tier.c),
- * so readers that miss meanwhile wait for the new value rather than load the old one. */
+ * "into") is kept as a parquet or Arrow IPC file. Each but a collection's put leads the key's
+ * single flight (tier.c), so readers that miss meanwhile wait for the new value rather than
+ * load the old one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 #include "tier.h"
 #include "util/util.h"
 
-/* ---- writes ------------------------------------------------------------------------------- */
+/* ---- writes ---------------------------------------------------------------------------------- */
 
 /* Write through to the SOR, then commit the same bytes as the cached value; *out is its memory
  * copy (NULL when larger than the memory budget). */
@@ -112,7 +113,7 @@ aside_status aside_list(aside_cache *c, const aside_read_options *options, const
 }
 
 
-/* ---- values kept in the cache only (put) -------------------------------------------------- */
+/* ---- values kept in the cache only (put) ----------------------------------------------------- */
 
 aside_status aside_put(aside_cache *c, const char *key, const aside_read_options *options,
                        const void *data, size_t size, aside_error *err)
@@ -137,7 +138,7 @@ aside_status aside_put(aside_cache *c, const char *key, const aside_read_options
     return st;
 }
 
-/* ---- frames computed in the cache --------------------------------------------------------- */
+/* ---- frames computed in the cache ------------------------------------------------------------ */
 
 /* f's file into tmp: parquet for a parquet key, else Arrow IPC. */
 static aside_status write_frame_file(aside_cache *c, const char *key, frame *f, store_tmp *tmp,
@@ -213,7 +214,7 @@ aside_status aside_store_frame(aside_cache *c, const char *key, frame *f, aside_
     return st;
 }
 
-/* ---- deletes ------------------------------------------------------------------------------ */
+/* ---- deletes --------------------------------------------------------------------------------- */
 
 aside_status aside_delete(aside_cache *c, const char *key, aside_error *err)
 {

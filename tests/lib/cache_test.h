@@ -91,7 +91,7 @@ static inline bool same_json(const char *a, const char *b)
 
 /* aside_op succeeds and answers the JSON text want. */
 static inline bool op_answers(aside_cache *c, const char *key, const char *op, const char *args,
-                       const char *want)
+                              const char *want)
 {
     char *result = NULL;
     aside_error err;
@@ -105,8 +105,8 @@ static inline bool op_answers(aside_cache *c, const char *key, const char *op, c
 }
 
 /* aside_op's status (its answer dropped); err (may be NULL) receives the failure. */
-static inline aside_status op_status(aside_cache *c, const char *key, const char *op, const char *args,
-                              aside_error *err)
+static inline aside_status op_status(aside_cache *c, const char *key, const char *op,
+                                     const char *args, aside_error *err)
 {
     char *result = NULL;
     aside_error ignored;
@@ -116,7 +116,8 @@ static inline aside_status op_status(aside_cache *c, const char *key, const char
 }
 
 /* key reads (aside_get) as a value of type holding the JSON text want. */
-static inline bool reads_as(aside_cache *c, const char *key, aside_value_type type, const char *want)
+static inline bool reads_as(aside_cache *c, const char *key, aside_value_type type,
+                            const char *want)
 {
     aside_value *v = NULL;
     bool right = aside_get(c, key, &v, NULL, NULL) == ASIDE_OK && aside_value_type_of(v) == type;

@@ -352,7 +352,7 @@ static void test_a_collection_is_reported_in_memory(void)
     fixture_done(&f);
 }
 
-/* ---- collections under concurrency -------------------------------------------------------- */
+/* ---- collections under concurrency ----------------------------------------------------------- */
 
 enum { WORKERS = 4, WORKER_OPS = 300, EDITS = 3000, MEMBERS = 32 };
 

@@ -9,7 +9,7 @@
 
 enum { READERS = 32, VALUE_BYTES = 300 };
 
-/* ---- single flight with a slow, counting system of record --------------------------------- */
+/* ---- single flight with a slow, counting system of record ------------------------------------ */
 
 typedef struct slow_sor {
     atomic_int fetches;
@@ -213,7 +213,7 @@ static void test_value_larger_than_disk_is_refused_and_nothing_stays(void)
     fixture_done(&f);
 }
 
-/* ---- values and update -------------------------------------------------------------------- */
+/* ---- values and update ----------------------------------------------------------------------- */
 
 static void test_invalid_json_is_refused_and_not_cached(void)
 {

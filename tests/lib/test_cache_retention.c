@@ -365,7 +365,7 @@ static void test_the_default_time_to_live_applies_to_every_key_entering_the_cach
     fixture_done(&f);
 }
 
-/* ---- one writer of a key's file and sidecar ----------------------------------------------- */
+/* ---- one writer of a key's file and sidecar -------------------------------------------------- */
 
 enum {
     RACE_ROUNDS = 10,       /* each ends with a restart that checks the sidecar */
