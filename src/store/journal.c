@@ -19,7 +19,11 @@
  *
  * Compaction writes the current state as a fresh journal (journal.new), syncs it, renames it
  * over the old one and syncs the folder: a crash leaves either the old journal or the new one.
- * The caller stops appends while it runs (the cache holds its lock). */
+ * The state written is the state when the rewrite began; appends may go on meanwhile (only
+ * the caller's state must not change between journal_rewrite_begin and its last
+ * journal_rewrite_add). The end carries them over: under the journal's lock it copies the
+ * records appended since the beginning from the old file to the new one, syncs, renames and
+ * swaps, so appends wait only for that short step, not for the bulk of the sync. */
 #include "store.h"
 
 #include <errno.h>
@@ -106,6 +110,21 @@ static aside_status write_record(int fd, const void *payload, size_t len, aside_
         return ASIDE_OK;
     return error_set(err, ASIDE_ERR_IO, "append to the journal failed: %s",
                      n < 0 ? strerror(errno) : "short write");
+}
+
+/* Write len bytes to fd whole (retrying short writes). */
+static aside_status write_all(int fd, const void *data, size_t len, aside_error *err)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(fd, (const char *)data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return error_set(err, ASIDE_ERR_IO, "write to the journal failed: %s",
+                             n < 0 ? strerror(errno) : "short write");
+        done += (size_t)n;
+    }
+    return ASIDE_OK;
 }
 
 /* ---- open and replay ---------------------------------------------------------------------- */
@@ -328,6 +347,7 @@ struct journal_rewrite {
     journal *j;
     int      fd;
     uint64_t bytes, records;
+    uint64_t mark, mark_records; /* the old journal's size and records when the rewrite began */
 };
 
 aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_error *err)
@@ -342,6 +362,10 @@ aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_erro
         return error_set(err, ASIDE_ERR_IO, "cannot create %s: %s", j->new_path,
                          strerror(errno));
     }
+    pthread_mutex_lock(&j->lock);
+    w->mark = j->size;
+    w->mark_records = j->records;
+    pthread_mutex_unlock(&j->lock);
     *out = w;
     return ASIDE_OK;
 }
@@ -364,20 +388,45 @@ static void rewrite_abort(journal_rewrite *w)
     free(w);
 }
 
-/* Swap the new journal in: sync it, rename it over the old, sync the folder. */
+/* Copy the old journal's bytes from w->mark to its end (whole records: a failed append is cut
+ * off) to the end of the new one. Journal lock held. */
+static aside_status carry_over(journal_rewrite *w, uint64_t *copied, aside_error *err)
+{
+    journal *j = w->j;
+    char chunk[1 << 16];
+    *copied = 0;
+    for (uint64_t at = w->mark; at < j->size;) {
+        size_t want = j->size - at < sizeof chunk ? (size_t)(j->size - at) : sizeof chunk;
+        bool short_read = false;
+        if (read_at(j->fd, chunk, want, at, &short_read) != ASIDE_OK || short_read)
+            return error_set(err, ASIDE_ERR_IO, "compaction cannot read the journal's tail");
+        aside_status st = write_all(w->fd, chunk, want, err);
+        if (st != ASIDE_OK)
+            return st;
+        at += want;
+        *copied += want;
+    }
+    return ASIDE_OK;
+}
+
+/* Swap the new journal in, journal lock held: carry the appends made since the beginning
+ * over, sync them, rename the new file over the old, sync the folder. */
 static aside_status swap_in(journal_rewrite *w, aside_error *err)
 {
     journal *j = w->j;
-    if (fdatasync(w->fd) != 0 || rename(j->new_path, j->path) != 0 || fsync(j->dir_fd) != 0)
+    uint64_t copied = 0;
+    aside_status st = carry_over(w, &copied, err);
+    if (st != ASIDE_OK)
+        return st;
+    if ((copied && fdatasync(w->fd) != 0) || rename(j->new_path, j->path) != 0 ||
+        fsync(j->dir_fd) != 0)
         return error_set(err, ASIDE_ERR_IO, "compaction of the journal failed: %s",
                          strerror(errno));
-    pthread_mutex_lock(&j->lock);
     close(j->fd);
     j->fd = w->fd; /* opened with O_APPEND: appends go on where the rewrite ended */
-    j->size = w->bytes;
+    j->size = w->bytes + copied;
     j->synced = j->written; /* the new file, synced, holds every change so far */
-    j->records = w->records;
-    pthread_mutex_unlock(&j->lock);
+    j->records = w->records + (j->records - w->mark_records);
     free(w);
     return ASIDE_OK;
 }
@@ -396,7 +445,16 @@ aside_status journal_rewrite_end(journal_rewrite *w, bool commit, aside_error *e
     }
     close(w->fd);
     w->fd = rw;
+    if (fdatasync(w->fd) != 0) { /* the bulk, while appends go on */
+        aside_status st = error_set(err, ASIDE_ERR_IO, "compaction of the journal failed: %s",
+                                    strerror(errno));
+        rewrite_abort(w);
+        return st;
+    }
+    journal *j = w->j;
+    pthread_mutex_lock(&j->lock);
     aside_status st = swap_in(w, err);
+    pthread_mutex_unlock(&j->lock);
     if (st != ASIDE_OK)
         rewrite_abort(w);
     return st;

@@ -102,8 +102,12 @@ aside_status journal_wait(journal *j, uint64_t position, aside_error *err);
 /* With the "everysec" policy, sync what was appended since the last sync; call it every second. */
 void         journal_tick(journal *j);
 void         journal_stats(journal *j, uint64_t *bytes, uint64_t *records);
-/* Compaction: write the live state as records of a new journal, then end with commit true to
- * swap it in atomically (or false to drop it). No appends may run in between. */
+/* Compaction: begin, write the live state as records of a new journal, then end with commit
+ * true to swap it in atomically (or false to drop it). The state written must be the state at
+ * journal_rewrite_begin: the caller holds it still (no change, no append) from the beginning to
+ * the last journal_rewrite_add. Appends may then go on; journal_rewrite_end syncs the new file,
+ * carries over the records appended since the beginning, and swaps, holding the journal's lock
+ * (so appends wait) only for the carrying over, its sync, the rename and the folder's sync. */
 aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_error *err);
 aside_status journal_rewrite_add(journal_rewrite *w, const char *payload, size_t len,
                                  aside_error *err);

@@ -666,34 +666,35 @@ typedef struct op_row {
     const char      *name;
     aside_value_type type;
     bool             writes;
+    bool             grows; /* may make the collection larger: its room is checked first */
     op_fn            run;
 } op_row;
 
 static const op_row ops[] = {
-    {"list_push", ASIDE_TYPE_LIST, true, list_push},
-    {"list_pop", ASIDE_TYPE_LIST, true, list_pop},
-    {"list_range", ASIDE_TYPE_LIST, false, list_range},
-    {"list_length", ASIDE_TYPE_LIST, false, list_length},
-    {"list_index", ASIDE_TYPE_LIST, false, list_index},
-    {"list_trim", ASIDE_TYPE_LIST, true, list_trim},
-    {"set_add", ASIDE_TYPE_SET, true, set_add},
-    {"set_remove", ASIDE_TYPE_SET, true, set_remove},
-    {"set_members", ASIDE_TYPE_SET, false, set_members},
-    {"set_contains", ASIDE_TYPE_SET, false, set_contains},
-    {"set_size", ASIDE_TYPE_SET, false, set_size},
-    {"map_set", ASIDE_TYPE_MAP, true, map_set},
-    {"map_get", ASIDE_TYPE_MAP, false, map_get},
-    {"map_delete", ASIDE_TYPE_MAP, true, map_delete},
-    {"map_all", ASIDE_TYPE_MAP, false, map_all},
-    {"map_length", ASIDE_TYPE_MAP, false, map_length},
-    {"map_increment", ASIDE_TYPE_MAP, true, map_increment},
-    {"counter_increment", ASIDE_TYPE_COUNTER, true, counter_increment},
-    {"counter_decrement", ASIDE_TYPE_COUNTER, true, counter_decrement},
-    {"counter_get", ASIDE_TYPE_COUNTER, false, counter_get},
-    {"json_get", ASIDE_TYPE_JSON, false, json_get_op},
-    {"json_set", ASIDE_TYPE_JSON, true, json_set_op},
-    {"json_delete", ASIDE_TYPE_JSON, true, json_delete_op},
-    {"json_merge", ASIDE_TYPE_JSON, true, json_merge_op},
+    {"list_push", ASIDE_TYPE_LIST, true, true, list_push},
+    {"list_pop", ASIDE_TYPE_LIST, true, false, list_pop},
+    {"list_range", ASIDE_TYPE_LIST, false, false, list_range},
+    {"list_length", ASIDE_TYPE_LIST, false, false, list_length},
+    {"list_index", ASIDE_TYPE_LIST, false, false, list_index},
+    {"list_trim", ASIDE_TYPE_LIST, true, false, list_trim},
+    {"set_add", ASIDE_TYPE_SET, true, true, set_add},
+    {"set_remove", ASIDE_TYPE_SET, true, false, set_remove},
+    {"set_members", ASIDE_TYPE_SET, false, false, set_members},
+    {"set_contains", ASIDE_TYPE_SET, false, false, set_contains},
+    {"set_size", ASIDE_TYPE_SET, false, false, set_size},
+    {"map_set", ASIDE_TYPE_MAP, true, true, map_set},
+    {"map_get", ASIDE_TYPE_MAP, false, false, map_get},
+    {"map_delete", ASIDE_TYPE_MAP, true, false, map_delete},
+    {"map_all", ASIDE_TYPE_MAP, false, false, map_all},
+    {"map_length", ASIDE_TYPE_MAP, false, false, map_length},
+    {"map_increment", ASIDE_TYPE_MAP, true, true, map_increment},
+    {"counter_increment", ASIDE_TYPE_COUNTER, true, false, counter_increment},
+    {"counter_decrement", ASIDE_TYPE_COUNTER, true, false, counter_decrement},
+    {"counter_get", ASIDE_TYPE_COUNTER, false, false, counter_get},
+    {"json_get", ASIDE_TYPE_JSON, false, false, json_get_op},
+    {"json_set", ASIDE_TYPE_JSON, true, true, json_set_op},
+    {"json_delete", ASIDE_TYPE_JSON, true, false, json_delete_op},
+    {"json_merge", ASIDE_TYPE_JSON, true, true, json_merge_op},
 };
 
 static const op_row *find_op(const char *name)
@@ -713,6 +714,12 @@ bool collection_op_info(const char *op, aside_value_type *type, bool *writes)
         *writes = row->writes;
     }
     return row != NULL;
+}
+
+bool collection_op_grows(const char *op)
+{
+    const op_row *row = find_op(op);
+    return row && row->grows;
 }
 
 /* The operations over several sets (collection_set_algebra), named as aside_op knows them. */

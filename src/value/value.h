@@ -101,6 +101,8 @@ char            *collection_dump(const collection *c, size_t *len);
 /* What operation op needs: the type it works on and whether it changes the collection. False
  * for an unknown operation. */
 bool             collection_op_info(const char *op, aside_value_type *type, bool *writes);
+/* True if op may make a collection larger (the cache checks its memory budget first). */
+bool             collection_op_grows(const char *op);
 /* True for the operations over several sets: set_union, set_intersection, set_difference. */
 bool             collection_is_set_algebra(const char *op);
 /* The i-th operation's name (those of collection_op_info, then the set algebra), NULL past
