@@ -60,7 +60,7 @@ static bool queue(spec_run *p, job_kind kind, active *a, size_t index, const cha
 
 static void job_free(job *j)
 {
-    spec_run_active_release(j->spec);
+    spec_state_active_release(j->spec);
     free(j->key);
     free(j);
 }
@@ -413,7 +413,7 @@ static void run_revalidate(spec_run *p, const job *j)
     counters c = {0};
     if (aside_entries(p->cache, &entries, &count, &err) != ASIDE_OK)
         log_line("warning", "revalidate: cannot list the cache: %s", err.message);
-    for (size_t i = 0; i < count && !spec_run_stopping(p); i++) {
+    for (size_t i = 0; i < count && !spec_state_stopping(p); i++) {
         if (spec_dataset_matches(d, entries[i].key) && !entries[i].cache_only &&
             !is_view_key(j->spec->spec, entries[i].key))
             revalidate_key(p, d, entries[i].key, &c);
@@ -431,7 +431,7 @@ static void run_revalidate(spec_run *p, const job *j)
 /* Queue the revalidations that are due (under p->lock). */
 void spec_run_schedule_revalidations(spec_run *p, active *a)
 {
-    int64_t now = spec_run_mono_ms();
+    int64_t now = spec_state_mono_ms();
     for (size_t i = 0; i < a->spec->dataset_count; i++) {
         const spec_dataset *d = &a->spec->datasets[i];
         if (!d->revalidate_ms)

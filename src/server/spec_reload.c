@@ -88,7 +88,7 @@ static aside_status swap_in(spec_run *p, active *fresh, diff_counts *out)
         out[1] = compare(old, old->view_count, s, s->view_count, same_view, NULL);
         out[2] = compare(old, old->function_count, s, s->function_count, same_function,
                          functions);
-        spec_run_active_release(p->current);
+        spec_state_active_release(p->current);
         p->current = fresh;
         p->reloads++;
         log_reload(p, out);
@@ -108,13 +108,13 @@ aside_status spec_run_reload(spec_run *p, json_t **summary, aside_error *err)
     active *fresh = NULL;
     diff_counts d[3];
     aside_status st = spec_load_file(p->path, &s, err);
-    if (st == ASIDE_OK && !(fresh = spec_run_active_new(s)))
+    if (st == ASIDE_OK && !(fresh = spec_state_active_new(s)))
         st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if (st == ASIDE_OK) {
         pthread_mutex_lock(&p->lock);
         st = swap_in(p, fresh, d);
         if (st != ASIDE_OK)
-            spec_run_active_release(fresh);
+            spec_state_active_release(fresh);
         pthread_mutex_unlock(&p->lock);
         if (st != ASIDE_OK)
             error_set(err, st, "out of memory");

@@ -21,50 +21,6 @@
 
 #include "spec_run_parts.h"
 
-int64_t spec_run_mono_ms(void) { return clock_mono_ns() / NS_PER_MS; }
-
-active *spec_run_active_new(spec *s)
-{
-    active *a = calloc(1, sizeof *a);
-    size_t n = s->dataset_count ? s->dataset_count : 1;
-    if (a) {
-        a->revalidate_due_ms = calloc(n, sizeof *a->revalidate_due_ms);
-        a->revalidating = calloc(n, sizeof *a->revalidating);
-    }
-    if (!a || !a->revalidate_due_ms || !a->revalidating) {
-        if (a) {
-            free(a->revalidate_due_ms);
-            free(a->revalidating);
-        }
-        free(a);
-        spec_free(s);
-        return NULL;
-    }
-    a->spec = s;
-    a->refs = 1;
-    a->loaded_unix_ms = clock_unix_ms();
-    return a;
-}
-
-/* Drop a reference (under p->lock, or with no other thread left). */
-void spec_run_active_release(active *a)
-{
-    if (!a || --a->refs > 0)
-        return;
-    spec_free(a->spec);
-    free(a->revalidate_due_ms);
-    free(a->revalidating);
-    free(a);
-}
-
-bool spec_run_stopping(spec_run *p)
-{
-    pthread_mutex_lock(&p->lock);
-    bool stop = p->stopping;
-    pthread_mutex_unlock(&p->lock);
-    return stop;
-}
-
 /* ---- the background thread ---------------------------------------------------------------- */
 
 static void wait_tick(spec_run *p)
@@ -90,7 +46,7 @@ static void *background_main(void *arg)
         if (!preloading)
             spec_run_refresh_views(p, a);
         pthread_mutex_lock(&p->lock);
-        spec_run_active_release(a);
+        spec_state_active_release(a);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -108,7 +64,7 @@ spec_run *spec_run_create(const char *path, aside_error *err)
         return NULL;
     }
     spec_run *p = calloc(1, sizeof *p);
-    if (!p || !(p->path = strdup(path)) || !(p->current = spec_run_active_new(s))) {
+    if (!p || !(p->path = strdup(path)) || !(p->current = spec_state_active_new(s))) {
         if (p)
             free(p->path);
         else
@@ -167,8 +123,8 @@ void spec_run_destroy(spec_run *p)
         pthread_join(p->background, NULL);
     spec_run_queue_clear(p);
     spec_run_views_clear(p);
-    spec_run_active_release(p->views_of);
-    spec_run_active_release(p->current);
+    spec_state_active_release(p->views_of);
+    spec_state_active_release(p->current);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->tick);
     pthread_mutex_destroy(&p->lock);
@@ -257,7 +213,7 @@ aside_status spec_run_in_force(spec_run *p, spec_run_info *out, aside_error *err
     out->json = NULL;
     aside_status st = spec_to_json(a->spec, &out->json, err);
     pthread_mutex_lock(&p->lock);
-    spec_run_active_release(a);
+    spec_state_active_release(a);
     pthread_mutex_unlock(&p->lock);
     return st;
 }

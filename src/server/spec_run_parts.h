@@ -1,8 +1,9 @@
 /* spec_run_parts.h -- what the pieces of the data spec at work share (spec_run.h is the
  * module's interface; this header is for its own files only):
  *
- *   spec_run.c     the spec in force: the reference-counted "active" record, the lifecycle,
- *                  the background thread, telemetry
+ *   spec_state.c   the state they all share, below them all: the reference-counted "active"
+ *                  record of a spec in force, the stop flag
+ *   spec_run.c     the spec in force: the lifecycle, the background thread, telemetry
  *   spec_jobs.c    jobs and progress: the queue and its pool of threads, listing, loading,
  *                  registering functions, revalidating; progress counted and logged
  *   spec_views.c   views: materialised once the preload is done, refreshed when an input's
@@ -110,16 +111,17 @@ struct spec_run {
     view_state     *views;
 };
 
-/* ---- spec_run.c: the spec in force ---------------------------------------------------------- */
+/* ---- spec_state.c: the state the parts share ------------------------------------------------ */
 
-int64_t spec_run_mono_ms(void);
+/* The monotonic clock in milliseconds, the unit of every due time here. */
+static inline int64_t spec_state_mono_ms(void) { return clock_mono_ns() / NS_PER_MS; }
 /* A record of s in force (taking s; freed on failure), one reference; NULL when out of
  * memory. */
-active *spec_run_active_new(spec *s);
+active *spec_state_active_new(spec *s);
 /* Drop a reference (under p->lock, or with no other thread left). NULL is ignored. */
-void    spec_run_active_release(active *a);
+void    spec_state_active_release(active *a);
 /* Whether the threads are asked to stop (takes the lock). */
-bool    spec_run_stopping(spec_run *p);
+bool    spec_state_stopping(spec_run *p);
 
 /* ---- spec_jobs.c: jobs and progress --------------------------------------------------------- */
 

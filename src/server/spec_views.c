@@ -96,7 +96,7 @@ static void take_inputs(view_state *st, view_run *run)
 
 static bool view_due(spec_run *p, const spec_view *v, const view_state *st)
 {
-    if (spec_run_mono_ms() < st->retry_ms)
+    if (spec_state_mono_ms() < st->retry_ms)
         return false;
     if (!st->generation || generation_of(p->cache, v->name) == 0)
         return true; /* never stored, or it left the cache */
@@ -133,7 +133,7 @@ static void view_succeeded(spec_run *p, const spec_view *v, view_state *st, view
 static void view_failed(spec_run *p, const spec_view *v, view_state *st, view_run *run,
                         const aside_error *err)
 {
-    st->retry_ms = spec_run_mono_ms() + VIEW_RETRY_MS;
+    st->retry_ms = spec_state_mono_ms() + VIEW_RETRY_MS;
     if (run->count)
         take_inputs(st, run);
     bool again = st->last_error && strcmp(st->last_error, err->message) == 0;
@@ -206,7 +206,7 @@ static void adopt_views(spec_run *p, active *a)
     spec_run_views_clear(p);
     p->views = states;
     pthread_mutex_lock(&p->lock);
-    spec_run_active_release(p->views_of);
+    spec_state_active_release(p->views_of);
     a->refs++;
     p->views_of = a;
     pthread_mutex_unlock(&p->lock);
@@ -218,7 +218,7 @@ void spec_run_refresh_views(spec_run *p, active *a)
         adopt_views(p, a);
     if (p->views_of != a)
         return;
-    for (size_t i = 0; i < a->spec->view_count && !spec_run_stopping(p); i++) {
+    for (size_t i = 0; i < a->spec->view_count && !spec_state_stopping(p); i++) {
         if (view_due(p, &a->spec->views[i], &p->views[i]))
             materialise(p, &a->spec->views[i], &p->views[i]);
     }
