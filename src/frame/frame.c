@@ -158,7 +158,10 @@ bool frame_field_copy(frame_field *dst, const frame_field *src)
 
 /* ---- laying out a batch ----------------------------------------------------------------- */
 
-static uint64_t align_up(uint64_t n) { return (n + FRAME_ALIGN - 1) & ~(uint64_t)(FRAME_ALIGN - 1); }
+static uint64_t align_up(uint64_t n)
+{
+    return (n + FRAME_ALIGN - 1) & ~(uint64_t)(FRAME_ALIGN - 1);
+}
 
 /* One column's buffers before layout. */
 static uint64_t place(frame_span *span, uint64_t at, uint64_t length)
