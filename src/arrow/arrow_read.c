@@ -7,7 +7,7 @@
  *
  *   1. the schema becomes frame fields (Arrow types frames do not hold are refused by name);
  *   2. each dictionary batch becomes the categories of the fields that use its id; the codes
- *      width is then chosen as pandas chooses it (int8 below 127 categories, ...);
+ *      width is then chosen as pandas chooses it (frame_category_index_type);
  *   3. each record batch's buffers are found in its body, checked, decompressed when the
  *      batch is compressed (LZ4 frame or ZSTD, per buffer, each prefixed by its uncompressed
  *      length) and handed to a frame_builder, which copies them into the frame's layout.
@@ -41,9 +41,6 @@
  * header and 1 of content for a block of at most 128 KiB. */
 #define LZ4_MAX_EXPANSION  256
 #define ZSTD_MAX_EXPANSION 32768
-/* pandas' choice of codes width: int8 while categories < 127, int16 while < 32767. */
-#define PANDAS_INT8_CATEGORIES  127
-#define PANDAS_INT16_CATEGORIES 32767
 /* No codec: the batch is not compressed. */
 #define NO_CODEC (-1)
 
@@ -798,14 +795,6 @@ static aside_status read_dictionary_batch(decoder *d, const message *m, aside_er
 
 /* ---- record batches ------------------------------------------------------------------- */
 
-/* pandas' codes width for a number of categories. */
-static frame_type codes_type(int64_t categories)
-{
-    return categories < PANDAS_INT8_CATEGORIES    ? FRAME_INT8
-           : categories < PANDAS_INT16_CATEGORIES ? FRAME_INT16
-                                                  : FRAME_INT32;
-}
-
 /* The builder, once every dictionary is known (missing ones are empty). */
 static aside_status start_builder(decoder *d, aside_error *err)
 {
@@ -817,7 +806,7 @@ static aside_status start_builder(decoder *d, aside_error *err)
             continue;
         if (!f->dictionary && !(f->dictionary = frame_dictionary_create(NULL, NULL, 0)))
             return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-        f->index_type = codes_type(f->dictionary->rows);
+        f->index_type = frame_category_index_type((uint64_t)f->dictionary->rows);
     }
     aside_status st = ASIDE_OK;
     if (d->schema.pandas)

@@ -16,7 +16,10 @@
 enum {
     /* A dictionary's string bytes must stay addressable by int32 offsets. */
     MAX_DICTIONARY_STRING_BYTES = INT32_MAX,
-    BODY_ALIGN_BYTES = 64 /* what SIMD readers of the buffers like best */
+    BODY_ALIGN_BYTES = 64, /* what SIMD readers of the buffers like best */
+    /* pandas' choice of codes width: int8 while categories < 127, int16 while < 32767 */
+    PANDAS_INT8_CATEGORIES = 127,
+    PANDAS_INT16_CATEGORIES = 32767
 };
 
 /* Append to a buf; false when out of memory. */
@@ -100,6 +103,13 @@ size_t frame_type_width(frame_type type)
 size_t frame_field_width(const frame_field *field)
 {
     return frame_type_width(field->type == FRAME_CATEGORY ? field->index_type : field->type);
+}
+
+frame_type frame_category_index_type(uint64_t count)
+{
+    return count < PANDAS_INT8_CATEGORIES    ? FRAME_INT8
+           : count < PANDAS_INT16_CATEGORIES ? FRAME_INT16
+                                             : FRAME_INT32;
 }
 
 ptrdiff_t frame_field_find(const frame *f, const char *name)

@@ -122,6 +122,9 @@ void   frame_release(frame *f);
 size_t frame_type_width(frame_type type);
 /* Width of a field's values: frame_type_width of its type, or of its index_type for CATEGORY. */
 size_t frame_field_width(const frame_field *field);
+/* The codes type pandas gives a categorical of count categories: FRAME_INT8 below 127, FRAME_INT16
+ * below 32767, else FRAME_INT32. */
+frame_type frame_category_index_type(uint64_t count);
 
 /* Pointers to a column's buffers within its batch. */
 static inline const uint8_t *frame_validity(const frame_batch *b, size_t column)

@@ -14,8 +14,8 @@
  * A categorical field filled from strings (DuckDB has no categorical type) gets its categories
  * collected in a category_set while rows arrive, each row storing a provisional int32 code. At
  * finish the categories are sorted, as pandas sorts the categories it infers, and each batch is
- * laid out again with the final codes, narrowed to the width pandas uses (int8 below 127
- * categories, int16 below 32767, else int32).
+ * laid out again with the final codes, narrowed to the width pandas uses
+ * (frame_category_index_type).
  *
  * frame_slice_rows is a builder fed with views of another frame's batches. */
 #include <math.h>
@@ -28,10 +28,7 @@
 enum {
     DEFAULT_BATCH_ROWS = 128 * 1024,
     /* A batch's string bytes must stay addressable by int32 offsets. */
-    MAX_BATCH_STRING_BYTES = INT32_MAX,
-    /* pandas' choice of codes width: int8 while categories < 127, int16 while < 32767. */
-    PANDAS_INT8_CATEGORIES = 127,
-    PANDAS_INT16_CATEGORIES = 32767
+    MAX_BATCH_STRING_BYTES = INT32_MAX
 };
 
 /* Append to a buf; false when out of memory. */
@@ -482,12 +479,9 @@ aside_status frame_builder_set_pandas_metadata(frame_builder *b, const char *jso
 /* Sort the categories and set the field's dictionary; *remap receives old code -> new. */
 static bool categories_finish(frame_field *f, const category_set *s, uint32_t **remap)
 {
-    size_t count = category_set_count(s);
     if (!(f->dictionary = category_set_sorted(s, remap)))
         return false;
-    f->index_type = count < PANDAS_INT8_CATEGORIES    ? FRAME_INT8
-                    : count < PANDAS_INT16_CATEGORIES ? FRAME_INT16
-                                                      : FRAME_INT32;
+    f->index_type = frame_category_index_type(category_set_count(s));
     return true;
 }
 
