@@ -184,7 +184,7 @@ static void test_describe_gives_pandas_statistics(void)
 int main(void)
 {
     fixture_init(&fx);
-    (void)file_size; /* fixture.h's helper, not needed here */
+    (void)file_size; /* from fixture.h, unused here */
     write_file(fx.sor, "sales.csv", sales_csv, sizeof sales_csv - 1);
     aside_error err;
     engine_config cfg = {.memory_limit_bytes = 256u << 20, .threads = 1};

@@ -246,7 +246,7 @@ static bool write_files(const char *python, const char *script)
 int main(int argc, char **argv)
 {
     fixture_init(&fx);
-    (void)write_file; /* fixture.h's file helpers: the files here are written by Python */
+    (void)write_file; /* from fixture.h, unused: the files here are written by Python */
     (void)file_size;
     RUN(test_extension_dtypes_are_the_ones_pandas_rebuilds);
     RUN(test_columns_and_range_index_are_read);
