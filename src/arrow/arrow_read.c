@@ -7,7 +7,7 @@
  *
  *   1. the schema becomes frame fields (Arrow types frames do not hold are refused by name);
  *   2. each dictionary batch becomes the categories of the fields that use its id; the codes
- *      width is then chosen as pandas chooses it (int8 below 127 categories, ...);
+ *      width is then chosen as pandas chooses it (frame_category_index_type);
  *   3. each record batch's buffers are found in its body, checked, decompressed when the
  *      batch is compressed (LZ4 frame or ZSTD, per buffer, each prefixed by its uncompressed
  *      length) and handed to a frame_builder, which copies them into the frame's layout.
@@ -20,10 +20,9 @@
  * reads are aligned. Dictionary replacement and delta dictionaries (streams whose categories
  * change between batches) are refused: a frame's categories are fixed.
  *
- * The "pandas" schema metadata is kept on the frame, and two things are taken from it: a
- * RangeIndex (start, step, name) and the pandas extension dtypes ("Int64", "boolean") the
- * columns had. */
-#include <jansson.h>
+ * The "pandas" schema metadata is kept on the frame, and two things are taken from it, read by
+ * the parser every file reader shares (frame/pandas_meta.h): a RangeIndex (start, step, name)
+ * and the pandas extension dtypes ("Int64", "boolean") the columns had. */
 #include <lz4frame.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 
 #include "arrow.h"
 #include "flatbuf.h"
+#include "frame/pandas_meta.h"
 #include "ipc_format.h"
 
 #define PANDAS_METADATA_KEY "pandas"
@@ -41,9 +41,6 @@
  * header and 1 of content for a block of at most 128 KiB. */
 #define LZ4_MAX_EXPANSION  256
 #define ZSTD_MAX_EXPANSION 32768
-/* pandas' choice of codes width: int8 while categories < 127, int16 while < 32767. */
-#define PANDAS_INT8_CATEGORIES  127
-#define PANDAS_INT16_CATEGORIES 32767
 /* No codec: the batch is not compressed. */
 #define NO_CODEC (-1)
 
@@ -302,64 +299,22 @@ static aside_status read_field(const fb_table *t, frame_field *f, field_info *in
 
 /* ---- pandas metadata ------------------------------------------------------------------ */
 
-/* pandas dtypes that are extensions ("Int64", "UInt8", "Float32", "boolean", "string"), as
- * pandas writes them in numpy_type; numpy's own names are lower case. */
-static bool is_extension_dtype(const char *numpy_type)
-{
-    return (numpy_type[0] >= 'A' && numpy_type[0] <= 'Z') ||
-           strcmp(numpy_type, "boolean") == 0 || strncmp(numpy_type, "string", 6) == 0;
-}
-
-static void read_range_index(json_t *root, frame_index *index, bool *has_index)
-{
-    json_t *columns = json_object_get(root, "index_columns");
-    json_t *range = json_array_size(columns) == 1 ? json_array_get(columns, 0) : NULL;
-    if (!json_is_object(range) ||
-        !json_is_string(json_object_get(range, "kind")) ||
-        strcmp(json_string_value(json_object_get(range, "kind")), "range") != 0)
-        return;
-    json_t *start = json_object_get(range, "start"), *step = json_object_get(range, "step");
-    json_t *name = json_object_get(range, "name");
-    if (!json_is_integer(start) || !json_is_integer(step) || json_integer_value(step) == 0)
-        return;
-    index->start = json_integer_value(start);
-    index->step = json_integer_value(step);
-    index->name = json_is_string(name) ? strdup(json_string_value(name)) : NULL;
-    *has_index = true;
-}
-
-static bool read_extension_dtypes(json_t *root, frame_field *fields, size_t count)
-{
-    size_t i;
-    json_t *column;
-    json_array_foreach(json_object_get(root, "columns"), i, column) {
-        const char *field_name = json_string_value(json_object_get(column, "field_name"));
-        const char *numpy_type = json_string_value(json_object_get(column, "numpy_type"));
-        if (!field_name || !numpy_type || !is_extension_dtype(numpy_type))
-            continue;
-        for (size_t j = 0; j < count; j++) {
-            if (strcmp(fields[j].name, field_name) != 0 || fields[j].pandas_dtype)
-                continue;
-            if (!(fields[j].pandas_dtype = strdup(numpy_type)))
-                return false;
-        }
-    }
-    return true;
-}
-
-/* Take what frames keep from the pandas metadata; metadata that does not parse is ignored
- * (pandas would ignore it too, and the data is fine without it). */
+/* Take what frames keep from the pandas metadata (pandas_meta.h): extension dtypes onto the
+ * fields, and, when index is given, the RangeIndex. */
 static aside_status apply_pandas_metadata(const char *json, frame_field *fields, size_t count,
                                           frame_index *index, bool *has_index, aside_error *err)
 {
-    json_t *root = json_loads(json, 0, NULL);
-    if (!root)
-        return ASIDE_OK;
-    bool ok = read_extension_dtypes(root, fields, count);
-    if (index)
-        read_range_index(root, index, has_index);
-    json_decref(root);
-    return ok ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    pandas_meta meta;
+    aside_status st = pandas_meta_parse(json, &meta, err);
+    if (st == ASIDE_OK)
+        st = pandas_meta_apply_dtypes(&meta, fields, count, err);
+    if (st == ASIDE_OK && index && meta.has_range_index) {
+        *index = meta.range_index;
+        meta.range_index.name = NULL; /* now the index's */
+        *has_index = true;
+    }
+    pandas_meta_free(&meta);
+    return st;
 }
 
 /* ---- the schema ----------------------------------------------------------------------- */
@@ -840,14 +795,6 @@ static aside_status read_dictionary_batch(decoder *d, const message *m, aside_er
 
 /* ---- record batches ------------------------------------------------------------------- */
 
-/* pandas' codes width for a number of categories. */
-static frame_type codes_type(int64_t categories)
-{
-    return categories < PANDAS_INT8_CATEGORIES    ? FRAME_INT8
-           : categories < PANDAS_INT16_CATEGORIES ? FRAME_INT16
-                                                  : FRAME_INT32;
-}
-
 /* The builder, once every dictionary is known (missing ones are empty). */
 static aside_status start_builder(decoder *d, aside_error *err)
 {
@@ -859,7 +806,7 @@ static aside_status start_builder(decoder *d, aside_error *err)
             continue;
         if (!f->dictionary && !(f->dictionary = frame_dictionary_create(NULL, NULL, 0)))
             return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-        f->index_type = codes_type(f->dictionary->rows);
+        f->index_type = frame_category_index_type((uint64_t)f->dictionary->rows);
     }
     aside_status st = ASIDE_OK;
     if (d->schema.pandas)

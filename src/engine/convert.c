@@ -78,11 +78,6 @@ static frame_batch *enum_dictionary(duckdb_logical_type type)
     return d;
 }
 
-static frame_type pandas_code_type(uint32_t categories)
-{
-    return categories < 127 ? FRAME_INT8 : categories < 32767 ? FRAME_INT16 : FRAME_INT32;
-}
-
 bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
 {
     memset(out, 0, sizeof *out);
@@ -112,7 +107,7 @@ bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
         break;
     case DUCKDB_TYPE_ENUM:
         out->type = FRAME_CATEGORY;
-        out->index_type = pandas_code_type(duckdb_enum_dictionary_size(type));
+        out->index_type = frame_category_index_type(duckdb_enum_dictionary_size(type));
         if (!(out->dictionary = enum_dictionary(type)))
             return false;
         break;

@@ -13,14 +13,15 @@
  * A parquet file written by pandas carries its dtypes in the "pandas" metadata; DuckDB reads
  * such a file faithfully except for what it has no type for: categoricals (read as strings) and
  * nanosecond time zones (read as microseconds in UTC). The loader reads that metadata first
- * and asks the builder for the pandas types, so a frame shows the dtypes pandas would. */
-#include <jansson.h>
+ * (through the parser the Arrow reader uses too, frame/pandas_meta.h) and asks the builder for
+ * the pandas types, so a frame shows the dtypes pandas would. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arrow/arrow.h"
 #include "engine_internal.h"
+#include "frame/pandas_meta.h"
 
 enum {
     MIN_DUCKDB_MEMORY_MIB = 128 /* DuckDB needs room for its buffers even on a tiny budget */
@@ -183,8 +184,11 @@ static bool apply_hint(frame_field *f, const column_hint *hint)
         if (hint->timezone && !f->timezone)
             return false;
     }
-    if (hint->pandas_dtype && !(f->pandas_dtype = strdup(hint->pandas_dtype)))
-        return false;
+    if (hint->pandas_dtype) {
+        free(f->pandas_dtype);
+        if (!(f->pandas_dtype = strdup(hint->pandas_dtype)))
+            return false;
+    }
     return true;
 }
 
@@ -456,31 +460,6 @@ static aside_status run(duckdb_connection conn, const char *sql, query_kind kind
 
 /* ---- loading files ---------------------------------------------------------------------- */
 
-static bool parse_unit(const char *numpy_type, frame_unit *unit)
-{
-    static const char *const names[] = {"[s", "[ms", "[us", "[ns"};
-    for (int i = 3; i >= 0; i--) {
-        if (strstr(numpy_type, names[i])) {
-            *unit = (frame_unit)i;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* pandas extension dtypes a column may have had; anything else is implied by the data. */
-static bool is_extension_dtype(const char *t)
-{
-    static const char *const names[] = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16",
-                                        "UInt32", "UInt64", "Float32", "Float64", "boolean",
-                                        "string", NULL};
-    for (size_t i = 0; names[i]; i++) {
-        if (strcmp(t, names[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool add_hint(hints *h, const column_hint *hint)
 {
     column_hint *grown = realloc(h->columns, (h->count + 1) * sizeof *grown);
@@ -491,66 +470,38 @@ static bool add_hint(hints *h, const column_hint *hint)
     return true;
 }
 
-static bool hint_from_column(json_t *col, column_hint *h)
+/* A hint from what the pandas metadata says of a column; false when out of memory. */
+static bool hint_from_column(const pandas_meta_column *c, hints *h)
 {
-    const char *name = json_string_value(json_object_get(col, "field_name"));
-    const char *pandas_type = json_string_value(json_object_get(col, "pandas_type"));
-    const char *numpy_type = json_string_value(json_object_get(col, "numpy_type"));
-    json_t *meta = json_object_get(col, "metadata");
-    if (!name || !pandas_type || !numpy_type || !(h->name = strdup(name)))
-        return false;
-    if (strcmp(pandas_type, "categorical") == 0) {
-        h->category = true;
-        h->ordered = json_is_true(json_object_get(meta, "ordered"));
-    } else if (strcmp(pandas_type, "datetimetz") == 0 || strcmp(pandas_type, "datetime") == 0) {
-        h->timestamp = parse_unit(numpy_type, &h->unit);
-        const char *tz = json_string_value(json_object_get(meta, "timezone"));
-        if (h->timestamp && tz && !(h->timezone = strdup(tz)))
-            return false;
-    } else if (is_extension_dtype(numpy_type) && !(h->pandas_dtype = strdup(numpy_type))) {
-        return false;
-    }
-    return true;
+    column_hint hint = {.category = c->category, .ordered = c->ordered,
+                        .timestamp = c->timestamp, .unit = c->unit,
+                        .name = strdup(c->name),
+                        .timezone = c->timezone ? strdup(c->timezone) : NULL,
+                        .pandas_dtype = c->extension_dtype ? strdup(c->extension_dtype) : NULL};
+    if (hint.name && (!c->timezone || hint.timezone) &&
+        (!c->extension_dtype || hint.pandas_dtype) && add_hint(h, &hint))
+        return true;
+    free(hint.name);
+    free(hint.timezone);
+    free(hint.pandas_dtype);
+    return false;
 }
 
-static void hint_index(json_t *doc, frame_index *index)
-{
-    json_t *first = json_array_get(json_object_get(doc, "index_columns"), 0);
-    const char *kind = json_string_value(json_object_get(first, "kind"));
-    if (!kind || strcmp(kind, "range") != 0)
-        return;
-    index->start = json_integer_value(json_object_get(first, "start"));
-    index->step = json_integer_value(json_object_get(first, "step"));
-    if (index->step == 0)
-        index->step = 1;
-    const char *name = json_string_value(json_object_get(first, "name"));
-    index->name = name ? strdup(name) : NULL;
-}
-
-/* Read the pandas metadata JSON into hints. */
+/* Hints from the pandas metadata JSON (parsed as every file reader parses it, pandas_meta.h):
+ * the columns' types and the RangeIndex; the text is kept for the frame. */
 static bool hints_from_pandas(const char *text, hints *h)
 {
-    json_t *doc = json_loads(text, 0, NULL);
-    json_t *cols = json_object_get(doc, "columns");
-    bool ok = true;
-    h->index.step = 1;
-    if (json_is_array(cols)) {
-        for (size_t i = 0; ok && i < json_array_size(cols); i++) {
-            column_hint hint = {0};
-            bool added = hint_from_column(json_array_get(cols, i), &hint) &&
-                         (ok = add_hint(h, &hint));
-            if (!added) {
-                free(hint.name);
-                free(hint.timezone);
-                free(hint.pandas_dtype);
-            }
-        }
-        hint_index(doc, &h->index);
+    pandas_meta meta;
+    bool ok = pandas_meta_parse(text, &meta, NULL) == ASIDE_OK;
+    for (size_t i = 0; ok && i < meta.column_count; i++)
+        ok = hint_from_column(&meta.columns[i], h);
+    if (ok && meta.has_range_index) {
+        free(h->index.name);
+        h->index = meta.range_index;
+        meta.range_index.name = NULL; /* now the hints' */
     }
-    json_decref(doc);
-    if (ok && !(h->pandas_metadata = strdup(text)))
-        ok = false;
-    return ok;
+    pandas_meta_free(&meta);
+    return ok && (h->pandas_metadata = strdup(text)) != NULL;
 }
 
 /* The parquet file's "pandas" and "ARROW:schema" metadata, malloc'd and NUL-terminated (NULL

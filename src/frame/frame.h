@@ -13,11 +13,15 @@
  * the same way (an Arrow IPC dictionary batch body); its columns hold int8/16/32 codes.
  *
  * Frames are reference counted; every field is read-only after frame_builder_finish(), so any
- * number of threads read a frame without locks. Frames are built by a frame_builder, which
- * accepts rows in Arrow's layout (frame_slice) from any producer (DuckDB, an IPC file).
+ * number of threads read a frame without locks. Frames are built by a frame_builder
+ * (frame_builder.c, which collects a categorical column's strings in a category_set,
+ * category_set.h), which accepts rows in Arrow's layout (frame_slice) from any producer
+ * (DuckDB, an IPC file).
  *
- * The pandas view of a frame (dtypes, df.info(), df.describe()) is in pandas.c, the JSON and CSV
- * encoders in encode.c; both declared here. */
+ * Where each part lives, all declared here: frames, fields, dictionaries, batch layout and
+ * mapped views in frame.c; the builder and row slicing in frame_builder.c; the pandas view of a
+ * frame (dtypes, df.info()) in pandas.c; the JSON and CSV encoders in encode.c. The pandas
+ * metadata of files has its own module, pandas_meta.h. */
 #ifndef ASIDE_FRAME_H
 #define ASIDE_FRAME_H
 
@@ -118,6 +122,9 @@ void   frame_release(frame *f);
 size_t frame_type_width(frame_type type);
 /* Width of a field's values: frame_type_width of its type, or of its index_type for CATEGORY. */
 size_t frame_field_width(const frame_field *field);
+/* The codes type pandas gives a categorical of count categories: FRAME_INT8 below 127, FRAME_INT16
+ * below 32767, else FRAME_INT32. */
+frame_type frame_category_index_type(uint64_t count);
 
 /* Pointers to a column's buffers within its batch. */
 static inline const uint8_t *frame_validity(const frame_batch *b, size_t column)
@@ -147,7 +154,31 @@ static inline bool frame_is_null(const frame_batch *b, size_t column, int64_t i)
 /* The field index named name, or -1. */
 ptrdiff_t frame_field_find(const frame *f, const char *name);
 
-/* ---- building --------------------------------------------------------------------------- */
+/* Every byte f holds (bodies, field and batch arrays, names, dictionaries, metadata): what
+ * memory_bytes is set to when a frame is made. */
+uint64_t frame_memory_bytes(const frame *f);
+
+/* ---- laying out batches (frame.c) ------------------------------------------------------- */
+
+/* One column's buffers before layout, borrowed: copied by frame_batch_layout. */
+typedef struct frame_column_parts {
+    int64_t     null_count;
+    const void *validity; /* left out of the body when null_count is 0 */
+    uint64_t    validity_bytes;
+    const void *offsets;
+    uint64_t    offsets_bytes;
+    const void *values;
+    uint64_t    values_bytes;
+} frame_column_parts;
+
+/* Lay parts (one per column) out into b, whose rows are set: b->columns and one aligned body
+ * allocation in Arrow IPC order. false when out of memory (b then holds what it got, for
+ * frame_batch_clear). */
+bool frame_batch_layout(frame_batch *b, const frame_column_parts *parts, size_t column_count);
+/* Free b's body and columns and zero it. */
+void frame_batch_clear(frame_batch *b);
+
+/* ---- building (frame_builder.c) --------------------------------------------------------- */
 
 /* Rows of one column in Arrow's C data interface layout, borrowed from the producer. A slice's
  * type must be the field's, except: a UTF8 slice may be appended to a CATEGORY field that has
@@ -169,8 +200,9 @@ typedef struct frame_slice {
 
 typedef struct frame_builder frame_builder;
 
-/* A builder of a frame with the given fields (copied, a CATEGORY field's dictionary too). batch_rows: rows per batch, 0 for the default. NULL with
- * err set when out of memory or a field is malformed. */
+/* A builder of a frame with the given fields (copied, a CATEGORY field's dictionary too).
+ * batch_rows: rows per batch, 0 for the default. NULL with err set when out of memory or a
+ * field is malformed. */
 frame_builder *frame_builder_create(const frame_field *fields, size_t field_count,
                                     int64_t batch_rows, aside_error *err);
 /* Append rows: slices[i] is field i's; every slice has the same length. */
@@ -184,6 +216,8 @@ uint64_t frame_builder_bytes(const frame_builder *b);
 /* Finish: the frame (reference count 1) and the builder destroyed, or NULL with err set. */
 frame *frame_builder_finish(frame_builder *b, aside_error *err);
 void   frame_builder_destroy(frame_builder *b);
+
+/* ---- fields and dictionaries (frame.c) ------------------------------------------------- */
 
 /* A dictionary batch (one UTF8 column, no nulls) of count strings; NULL when out of memory.
  * Freed with frame_dictionary_free(). */
@@ -201,7 +235,9 @@ void         frame_field_clear(frame_field *field);
 frame *frame_view_mapping(const frame *f, void *mapping, size_t mapping_bytes,
                           const uint64_t *body_offsets);
 
-/* A frame of rows [first, first + count) of f (count clipped to the end), sharing nothing. */
+/* A frame of rows [first, first + count) of f (count clipped to the end), sharing nothing
+ * (frame_builder.c). Integer columns with nulls anywhere in f are float64 in the slice, as
+ * pandas holds them. */
 frame *frame_slice_rows(const frame *f, int64_t first, int64_t count, aside_error *err);
 
 /* ---- the pandas view (pandas.c) --------------------------------------------------------- */

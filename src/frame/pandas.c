@@ -100,7 +100,7 @@ static uint64_t column_memory_bytes(const frame_field *f, int64_t rows)
     uint64_t n = (uint64_t)rows;
     if (f->type == FRAME_CATEGORY) {
         uint64_t categories = f->dictionary ? (uint64_t)f->dictionary->rows : 0;
-        uint64_t code_bytes = categories < 127 ? 1 : categories < 32767 ? 2 : 4;
+        uint64_t code_bytes = frame_type_width(frame_category_index_type(categories));
         return n * code_bytes + categories * OBJECT_POINTER_BYTES +
                object_hash_table_bytes(categories);
     }

@@ -1,49 +1,31 @@
-/* spec.c -- reading and checking the data spec (spec.h), with libyaml.
+/* spec.c -- the data spec's schema: datasets, views and functions (spec.h).
  *
- * The file is loaded whole into libyaml's document model: a tree of scalar, sequence and
- * mapping nodes, each with the mark (line, column) where it starts. The schema is then walked
- * top down by small functions, one per kind of field, each of which either fills its part of
- * the spec or reports the node at fault and stops. Walking a finished tree, rather than the
- * event stream, lets a check point anywhere (a duplicate names the line of the first one) and
- * keeps every function free of parser state.
- *
- * Scalars are read by their text whatever their YAML tag: "yes" is a boolean where a boolean is
- * expected and a name where a name is. Aliases are followed (they share nodes, so an alias bomb
- * costs nothing more than its nodes); the file's size is bounded by SPEC_MAX_BYTES.
+ * The file is read by ydoc (ydoc.h) into a tree of YAML nodes with their lines and columns;
+ * the schema is walked top down here by small functions, one per kind of field, each of which
+ * either fills its part of the spec or reports the node at fault and stops. Every list of the
+ * schema (datasets, views, functions) is read by ydoc_each, one item reader per kind.
  *
  * Defaults (the "defaults" mapping) are applied while reading, so the spec handed out holds
  * each dataset's settings resolved, and the JSON form shows what is in force. */
-#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <yaml.h>
 
 #include "spec/spec.h"
+#include "spec/ydoc.h"
 #include "util/util.h"
 
 enum {
     DEFAULT_PRELOAD_THREADS = 4,
     MAX_DTYPE_BYTES = 96,
-    MS_PER_SECOND = 1000,
-    MAX_FIELDS = 16              /* known fields of one mapping of the schema */
+    MS_PER_SECOND = 1000
 };
 
-/* The longest duration a spec may give: a year and a day, in milliseconds. */
-static const uint64_t MAX_DURATION_MS = 366ULL * 86400 * MS_PER_SECOND;
-
-/* What reading needs at hand: where messages go, and the document being walked. */
-typedef struct reader {
-    const char      *name;
-    yaml_document_t *doc;
-    aside_error     *err;
-    bool             failed;
-} reader;
+static const char *const TYPES[] = {"bytes", "json", "frame", NULL};
+static const char *const STORAGES[] = {"sd", "s3", NULL};
 
 /* Settings a dataset takes from "defaults" unless it says otherwise. */
 typedef struct dataset_defaults {
@@ -51,253 +33,6 @@ typedef struct dataset_defaults {
     uint64_t    ttl_ms, revalidate_ms;
     bool        pin, preload;
 } dataset_defaults;
-
-/* ---- reporting ---------------------------------------------------------------------------- */
-
-static void fail_at(reader *r, yaml_mark_t mark, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Report "name:line:column: message" (the first report wins) and mark the read failed. */
-static void fail_at(reader *r, yaml_mark_t mark, const char *fmt, ...)
-{
-    if (r->failed)
-        return;
-    r->failed = true;
-    char message[ASIDE_ERROR_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    error_set(r->err, ASIDE_ERR_INVALID, "%s:%zu:%zu: %s", r->name, mark.line + 1,
-              mark.column + 1, message);
-    if (r->err)
-        snprintf(r->err->code, sizeof r->err->code, "bad_spec");
-}
-
-#define FAIL(r, node, ...) fail_at((r), (node)->start_mark, __VA_ARGS__)
-
-static int line_of(const yaml_node_t *node) { return (int)node->start_mark.line + 1; }
-
-/* ---- scalars ------------------------------------------------------------------------------ */
-
-static yaml_node_t *node_at(reader *r, int index) { return yaml_document_get_node(r->doc, index); }
-
-static const char *scalar_text(const yaml_node_t *node)
-{
-    return (const char *)node->data.scalar.value;
-}
-
-/* True for YAML's null: an empty plain scalar, "~" or "null". */
-static bool is_null(const yaml_node_t *node)
-{
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *t = scalar_text(node);
-    return !*t || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0;
-}
-
-/* The text of a scalar field; NULL (reported) for a mapping, a sequence or null. */
-static const char *need_scalar(reader *r, const yaml_node_t *node, const char *field)
-{
-    if (node->type != YAML_SCALAR_NODE) {
-        FAIL(r, node, "%s must be a single value, not a %s", field,
-             node->type == YAML_MAPPING_NODE ? "mapping" : "list");
-        return NULL;
-    }
-    if (is_null(node)) {
-        FAIL(r, node, "%s has no value", field);
-        return NULL;
-    }
-    if (strlen(scalar_text(node)) != node->data.scalar.length) {
-        FAIL(r, node, "%s holds a NUL character", field);
-        return NULL;
-    }
-    return scalar_text(node);
-}
-
-/* A copy of a scalar field's text into *out; false when reported. */
-static bool read_text(reader *r, const yaml_node_t *node, const char *field, char **out)
-{
-    const char *text = need_scalar(r, node, field);
-    if (!text)
-        return false;
-    if (!(*out = strdup(text))) {
-        FAIL(r, node, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-static bool read_bool(reader *r, const yaml_node_t *node, const char *field, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
-    const char *text = need_scalar(r, node, field);
-    if (!text)
-        return false;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
-            *out = strcasecmp(text, yes[i]) == 0;
-            return true;
-        }
-    }
-    FAIL(r, node, "%s must be true or false, not \"%s\"", field, text);
-    return false;
-}
-
-static bool read_int(reader *r, const yaml_node_t *node, const char *field, long min, long max,
-                     long *out)
-{
-    const char *text = need_scalar(r, node, field);
-    if (!text)
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max) {
-        FAIL(r, node, "%s must be a whole number from %ld to %ld, not \"%s\"", field, min, max,
-             text);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* Milliseconds per unit of a duration's suffix; 0 for an unknown suffix. */
-static uint64_t unit_ms(const char *suffix)
-{
-    static const struct {
-        const char *name;
-        uint64_t    ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-                 {"d", 86400000}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(suffix, units[i].name) == 0)
-            return units[i].ms;
-    }
-    return 0;
-}
-
-/* A duration: a whole number of seconds, or one with a unit (500ms, 30s, 15m, 1h, 2d). 0 is
- * "never". */
-static bool read_duration(reader *r, const yaml_node_t *node, const char *field, uint64_t *out_ms)
-{
-    const char *text = need_scalar(r, node, field);
-    if (!text)
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = isdigit((unsigned char)text[0]) ? strtoull(text, &end, 10) : 0;
-    uint64_t per = end ? unit_ms(end) : 0;
-    if (!end || errno || !per || n > MAX_DURATION_MS / per) {
-        FAIL(r, node, "%s: \"%s\" is not a duration (a whole number of seconds, or one with a "
-             "unit: 500ms, 30s, 15m, 1h, 2d; at most 366d)", field, text);
-        return false;
-    }
-    *out_ms = n * per;
-    return true;
-}
-
-/* A choice among allowed words. */
-static bool read_choice(reader *r, const yaml_node_t *node, const char *field,
-                        const char *const *allowed, const char **out)
-{
-    const char *text = need_scalar(r, node, field);
-    if (!text)
-        return false;
-    for (size_t i = 0; allowed[i]; i++) {
-        if (strcmp(text, allowed[i]) == 0) {
-            *out = allowed[i];
-            return true;
-        }
-    }
-    char list[128] = "";
-    for (size_t i = 0; allowed[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                 allowed[i]);
-    FAIL(r, node, "%s must be one of %s, not \"%s\"", field, list, text);
-    return false;
-}
-
-static const char *const TYPES[] = {"bytes", "json", "frame", NULL};
-static const char *const STORAGES[] = {"sd", "s3", NULL};
-
-/* A choice whose copy the spec keeps. */
-static bool read_choice_copy(reader *r, const yaml_node_t *node, const char *field,
-                             const char *const *allowed, char **out)
-{
-    const char *word = NULL;
-    if (!read_choice(r, node, field, allowed, &word))
-        return false;
-    free(*out);
-    if (!(*out = strdup(word))) {
-        FAIL(r, node, "out of memory");
-        return false;
-    }
-    return true;
-}
-
-/* ---- mappings ----------------------------------------------------------------------------- */
-
-static bool need_mapping(reader *r, const yaml_node_t *node, const char *what)
-{
-    if (node->type == YAML_MAPPING_NODE)
-        return true;
-    FAIL(r, node, "%s must be a mapping (field: value)", what);
-    return false;
-}
-
-static void known_list(const char *const *known, char *out, size_t size)
-{
-    out[0] = '\0';
-    for (size_t i = 0; known[i]; i++)
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", known[i]);
-}
-
-/* Sort the fields of a mapping into values[i] for known[i] (NULL when absent): every key must
- * be a known field, given once. */
-static bool take_fields(reader *r, const yaml_node_t *map, const char *what,
-                        const char *const *known, yaml_node_t **values)
-{
-    if (!need_mapping(r, map, what))
-        return false;
-    size_t n = 0;
-    yaml_node_t *keys[MAX_FIELDS];
-    while (known[n] && n < MAX_FIELDS)
-        values[n++] = NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *key = node_at(r, p->key);
-        const char *name = key && key->type == YAML_SCALAR_NODE ? scalar_text(key) : NULL;
-        size_t i = 0;
-        while (name && i < n && strcmp(known[i], name) != 0)
-            i++;
-        if (!name) {
-            FAIL(r, key, "a field's name in %s must be a single value", what);
-            return false;
-        }
-        if (i == n) {
-            char list[256];
-            known_list(known, list, sizeof list);
-            FAIL(r, key, "unknown field \"%s\" in %s (known: %s)", name, what, list);
-            return false;
-        }
-        if (values[i]) {
-            FAIL(r, key, "duplicate field \"%s\" (first at line %d)", name, line_of(keys[i]));
-            return false;
-        }
-        keys[i] = key;
-        values[i] = node_at(r, p->value);
-    }
-    return true;
-}
-
-static bool need_sequence(reader *r, const yaml_node_t *node, const char *what)
-{
-    if (node->type == YAML_SEQUENCE_NODE)
-        return true;
-    FAIL(r, node, "%s must be a list (items starting with \"- \")", what);
-    return false;
-}
 
 /* ---- dtypes ------------------------------------------------------------------------------- */
 
@@ -364,7 +99,7 @@ static const char *const MATCH_NAMES[] = {"key", "glob", "prefix"};
 static bool has_wildcard(const char *s) { return strpbrk(s, "*?[") != NULL; }
 
 /* Check the dataset's key, glob or prefix. */
-static bool check_pattern(reader *r, const yaml_node_t *node, spec_dataset *d)
+static bool check_pattern(ydoc *r, const yaml_node_t *node, spec_dataset *d)
 {
     aside_error why;
     const char *field = MATCH_NAMES[d->match];
@@ -373,24 +108,24 @@ static bool check_pattern(reader *r, const yaml_node_t *node, spec_dataset *d)
         while (len > 0 && d->pattern[len - 1] == '/')
             len--; /* "raw/2024/" names a folder: the rest must be a valid path */
         if (len == 0) {
-            FAIL(r, node, "prefix must name a folder or the start of keys, not the whole system "
-                 "of record");
+            YDOC_FAIL(r, node, "prefix must name a folder or the start of keys, not the whole "
+                      "system of record");
             return false;
         }
     }
     if (d->match == SPEC_GLOB && !has_wildcard(d->pattern)) {
-        FAIL(r, node, "glob \"%s\" has no wildcard (*, ? or [...]): use key", d->pattern);
+        YDOC_FAIL(r, node, "glob \"%s\" has no wildcard (*, ? or [...]): use key", d->pattern);
         return false;
     }
     if (aside_key_check(d->pattern, len, &why) != ASIDE_OK) {
-        FAIL(r, node, "%s \"%s\" is not a valid key: %s", field, d->pattern, why.message);
+        YDOC_FAIL(r, node, "%s \"%s\" is not a valid key: %s", field, d->pattern, why.message);
         return false;
     }
     return true;
 }
 
 /* The one of key, glob, prefix the dataset gives (values[0..2]). */
-static bool read_match(reader *r, const yaml_node_t *map, yaml_node_t *const *values,
+static bool read_match(ydoc *r, const yaml_node_t *map, yaml_node_t *const *values,
                        spec_dataset *d)
 {
     int found = -1;
@@ -398,62 +133,62 @@ static bool read_match(reader *r, const yaml_node_t *map, yaml_node_t *const *va
         if (!values[i])
             continue;
         if (found >= 0) {
-            FAIL(r, values[i], "a dataset has one of key, glob or prefix, not both %s and %s",
-                 MATCH_NAMES[found], MATCH_NAMES[i]);
+            YDOC_FAIL(r, values[i], "a dataset has one of key, glob or prefix, not both %s and %s",
+                      MATCH_NAMES[found], MATCH_NAMES[i]);
             return false;
         }
         found = i;
     }
     if (found < 0) {
-        FAIL(r, map, "a dataset needs one of key, glob or prefix");
+        YDOC_FAIL(r, map, "a dataset needs one of key, glob or prefix");
         return false;
     }
     d->match = (spec_match)found;
-    return read_text(r, values[found], MATCH_NAMES[found], &d->pattern) &&
+    return ydoc_text(r, values[found], MATCH_NAMES[found], &d->pattern) &&
            check_pattern(r, values[found], d);
 }
 
-static bool read_column(reader *r, const yaml_node_t *key, const yaml_node_t *value,
+static bool read_column(ydoc *r, const yaml_node_t *key, const yaml_node_t *value,
                         spec_column *c)
 {
     char canonical[MAX_DTYPE_BYTES];
-    const char *name = need_scalar(r, key, "a column's name");
-    const char *dtype = name ? need_scalar(r, value, "a column's dtype") : NULL;
+    const char *name = ydoc_scalar(r, key, "a column's name");
+    const char *dtype = name ? ydoc_scalar(r, value, "a column's dtype") : NULL;
     if (!dtype)
         return false;
     if (!spec_dtype_valid(dtype, canonical, sizeof canonical)) {
-        FAIL(r, value, "column \"%s\": unknown dtype \"%s\" (pandas names such as int64, "
-             "float64, bool, object, string, category, Int64, boolean, datetime64[ns], "
-             "datetime64[ns, UTC], timedelta64[ns])", name, dtype);
+        YDOC_FAIL(r, value, "column \"%s\": unknown dtype \"%s\" (pandas names such as int64, "
+                  "float64, bool, object, string, category, Int64, boolean, datetime64[ns], "
+                  "datetime64[ns, UTC], timedelta64[ns])", name, dtype);
         return false;
     }
     c->name = strdup(name);
     c->dtype = strdup(canonical);
     if (!c->name || !c->dtype) {
-        FAIL(r, key, "out of memory");
+        YDOC_FAIL(r, key, "out of memory");
         return false;
     }
     return true;
 }
 
 /* columns: {name: dtype, ...}, in the order written. */
-static bool read_columns(reader *r, const yaml_node_t *map, spec_dataset *d)
+static bool read_columns(ydoc *r, const yaml_node_t *map, spec_dataset *d)
 {
-    if (!need_mapping(r, map, "columns"))
+    if (!ydoc_mapping(r, map, "columns"))
         return false;
     size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
     if (!(d->columns = calloc(n ? n : 1, sizeof *d->columns))) {
-        FAIL(r, map, "out of memory");
+        YDOC_FAIL(r, map, "out of memory");
         return false;
     }
     for (size_t i = 0; i < n; i++) {
         yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
-        yaml_node_t *key = node_at(r, p->key);
-        if (!read_column(r, key, node_at(r, p->value), &d->columns[d->column_count++]))
+        yaml_node_t *key = ydoc_node(r, p->key);
+        if (!read_column(r, key, ydoc_node(r, p->value), &d->columns[d->column_count++]))
             return false;
         for (size_t j = 0; j + 1 < d->column_count; j++) {
             if (strcmp(d->columns[j].name, d->columns[i].name) == 0) {
-                FAIL(r, key, "column \"%s\" is listed twice", d->columns[i].name);
+                YDOC_FAIL(r, key, "column \"%s\" is listed twice", d->columns[i].name);
                 return false;
             }
         }
@@ -472,18 +207,18 @@ static const char *known_type(const spec_dataset *d)
 }
 
 /* Settings that only make sense together. */
-static bool check_dataset(reader *r, const yaml_node_t *map, yaml_node_t *const *values,
+static bool check_dataset(ydoc *r, const yaml_node_t *map, yaml_node_t *const *values,
                           const spec_dataset *d)
 {
     const char *type = known_type(d);
     if (d->column_count && type && strcmp(type, "frame") != 0) {
-        FAIL(r, values[4], "columns are checked on frames, and %s is read as %s: add "
-             "type: frame", d->pattern, type);
+        YDOC_FAIL(r, values[4], "columns are checked on frames, and %s is read as %s: add type: "
+                  "frame", d->pattern, type);
         return false;
     }
     if (!d->preload && (d->pin || d->ttl_ms || d->column_count)) {
-        FAIL(r, map, "%s applies to keys aside preloads: set preload: true, or remove it",
-             d->pin ? "pin" : d->ttl_ms ? "ttl" : "columns");
+        YDOC_FAIL(r, map, "%s applies to keys aside preloads: set preload: true, or remove it",
+                  d->pin ? "pin" : d->ttl_ms ? "ttl" : "columns");
         return false;
     }
     return true;
@@ -492,51 +227,51 @@ static bool check_dataset(reader *r, const yaml_node_t *map, yaml_node_t *const 
 enum { F_KEY, F_GLOB, F_PREFIX, F_TYPE, F_COLUMNS, F_STORAGE, F_TTL, F_PIN, F_PRELOAD,
        F_REVALIDATE, F_COUNT };
 
-static bool read_dataset(reader *r, const yaml_node_t *map, const dataset_defaults *def,
+static bool read_dataset(ydoc *r, const yaml_node_t *map, const dataset_defaults *def,
                          spec_dataset *d)
 {
     static const char *const known[] = {"key", "glob", "prefix", "type", "columns", "storage",
                                         "ttl", "pin", "preload", "revalidate", NULL};
     yaml_node_t *v[F_COUNT];
-    d->line = line_of(map);
+    d->line = ydoc_line(map);
     d->ttl_ms = def->ttl_ms;
     d->revalidate_ms = def->revalidate_ms;
     d->pin = def->pin;
     d->preload = def->preload;
-    if (!take_fields(r, map, "a dataset", known, v) || !read_match(r, map, v, d))
+    if (!ydoc_fields(r, map, "a dataset", known, v) || !read_match(r, map, v, d))
         return false;
     d->type = def->type ? strdup(def->type) : NULL;
     d->storage = def->storage ? strdup(def->storage) : NULL;
     if ((def->type && !d->type) || (def->storage && !d->storage)) {
-        FAIL(r, map, "out of memory");
+        YDOC_FAIL(r, map, "out of memory");
         return false;
     }
-    bool ok = (!v[F_TYPE] || read_choice_copy(r, v[F_TYPE], "type", TYPES, &d->type)) &&
-              (!v[F_STORAGE] || read_choice_copy(r, v[F_STORAGE], "storage", STORAGES,
+    bool ok = (!v[F_TYPE] || ydoc_choice_copy(r, v[F_TYPE], "type", TYPES, &d->type)) &&
+              (!v[F_STORAGE] || ydoc_choice_copy(r, v[F_STORAGE], "storage", STORAGES,
                                                  &d->storage)) &&
               (!v[F_COLUMNS] || read_columns(r, v[F_COLUMNS], d)) &&
-              (!v[F_TTL] || read_duration(r, v[F_TTL], "ttl", &d->ttl_ms)) &&
-              (!v[F_REVALIDATE] || read_duration(r, v[F_REVALIDATE], "revalidate",
+              (!v[F_TTL] || ydoc_duration(r, v[F_TTL], "ttl", &d->ttl_ms)) &&
+              (!v[F_REVALIDATE] || ydoc_duration(r, v[F_REVALIDATE], "revalidate",
                                                  &d->revalidate_ms)) &&
-              (!v[F_PIN] || read_bool(r, v[F_PIN], "pin", &d->pin)) &&
-              (!v[F_PRELOAD] || read_bool(r, v[F_PRELOAD], "preload", &d->preload));
+              (!v[F_PIN] || ydoc_bool(r, v[F_PIN], "pin", &d->pin)) &&
+              (!v[F_PRELOAD] || ydoc_bool(r, v[F_PRELOAD], "preload", &d->preload));
     return ok && check_dataset(r, map, v, d);
 }
 
 /* defaults: the settings every dataset starts from. */
-static bool read_defaults(reader *r, const yaml_node_t *map, dataset_defaults *def)
+static bool read_defaults(ydoc *r, const yaml_node_t *map, dataset_defaults *def)
 {
     static const char *const known[] = {"type", "storage", "ttl", "pin", "preload",
                                         "revalidate", NULL};
     yaml_node_t *v[6];
-    if (!take_fields(r, map, "defaults", known, v))
+    if (!ydoc_fields(r, map, "defaults", known, v))
         return false;
-    return (!v[0] || read_choice(r, v[0], "type", TYPES, &def->type)) &&
-           (!v[1] || read_choice(r, v[1], "storage", STORAGES, &def->storage)) &&
-           (!v[2] || read_duration(r, v[2], "ttl", &def->ttl_ms)) &&
-           (!v[3] || read_bool(r, v[3], "pin", &def->pin)) &&
-           (!v[4] || read_bool(r, v[4], "preload", &def->preload)) &&
-           (!v[5] || read_duration(r, v[5], "revalidate", &def->revalidate_ms));
+    return (!v[0] || ydoc_choice(r, v[0], "type", TYPES, &def->type)) &&
+           (!v[1] || ydoc_choice(r, v[1], "storage", STORAGES, &def->storage)) &&
+           (!v[2] || ydoc_duration(r, v[2], "ttl", &def->ttl_ms)) &&
+           (!v[3] || ydoc_bool(r, v[3], "pin", &def->pin)) &&
+           (!v[4] || ydoc_bool(r, v[4], "preload", &def->preload)) &&
+           (!v[5] || ydoc_duration(r, v[5], "revalidate", &def->revalidate_ms));
 }
 
 /* The index of an earlier dataset declaring the same keys, or -1. */
@@ -550,105 +285,100 @@ static long earlier_dataset(const spec *s, size_t i)
     return -1;
 }
 
-static bool read_datasets(reader *r, const yaml_node_t *list, const dataset_defaults *def,
-                          spec *s)
+/* What reading an item of "datasets" needs. */
+typedef struct datasets_ctx {
+    spec                   *spec;
+    const dataset_defaults *def;
+} datasets_ctx;
+
+static bool read_dataset_item(ydoc *r, const yaml_node_t *item, size_t i, void *ctx)
 {
-    if (!need_sequence(r, list, "datasets"))
+    datasets_ctx *c = ctx;
+    spec_dataset *d = &c->spec->datasets[i];
+    if (!read_dataset(r, item, c->def, d))
         return false;
-    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
-    if (!(s->datasets = calloc(n ? n : 1, sizeof *s->datasets))) {
-        FAIL(r, list, "out of memory");
+    long j = earlier_dataset(c->spec, i);
+    if (j >= 0) {
+        YDOC_FAIL(r, item, "%s \"%s\" is declared twice (first at line %d)", MATCH_NAMES[d->match],
+                  d->pattern, c->spec->datasets[j].line);
         return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(r, list->data.sequence.items.start[i]);
-        spec_dataset *d = &s->datasets[s->dataset_count++];
-        if (!read_dataset(r, item, def, d))
-            return false;
-        long j = earlier_dataset(s, i);
-        if (j >= 0) {
-            FAIL(r, item, "%s \"%s\" is declared twice (first at line %d)", MATCH_NAMES[d->match],
-                 d->pattern, s->datasets[j].line);
-            return false;
-        }
     }
     return true;
 }
 
+static bool read_datasets(ydoc *r, const yaml_node_t *list, const dataset_defaults *def,
+                          spec *s)
+{
+    datasets_ctx ctx = {s, def};
+    return ydoc_sequence(r, list, "datasets") &&
+           (s->datasets = ydoc_array(r, list, sizeof *s->datasets)) &&
+           ydoc_each(r, list, &s->dataset_count, read_dataset_item, &ctx);
+}
+
 /* ---- views and functions ------------------------------------------------------------------ */
 
-static bool check_view_name(reader *r, const yaml_node_t *node, const spec *s, size_t i)
+static bool check_view_name(ydoc *r, const yaml_node_t *node, const spec *s, size_t i)
 {
     const spec_view *v = &s->views[i];
     aside_error why;
     if (aside_key_check(v->name, strlen(v->name), &why) != ASIDE_OK) {
-        FAIL(r, node, "view name \"%s\" is not a valid key: %s", v->name, why.message);
+        YDOC_FAIL(r, node, "view name \"%s\" is not a valid key: %s", v->name, why.message);
         return false;
     }
     for (size_t j = 0; j < s->dataset_count; j++) {
         if (spec_dataset_matches(&s->datasets[j], v->name)) {
-            FAIL(r, node, "view name \"%s\" is also a key of the dataset at line %d: a view's "
-                 "key holds its result only", v->name, s->datasets[j].line);
+            YDOC_FAIL(r, node, "view name \"%s\" is also a key of the dataset at line %d: a "
+                      "view's key holds its result only", v->name, s->datasets[j].line);
             return false;
         }
     }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(s->views[j].name, v->name) == 0) {
-            FAIL(r, node, "view \"%s\" is declared twice (first at line %d)", v->name,
-                 s->views[j].line);
+            YDOC_FAIL(r, node, "view \"%s\" is declared twice (first at line %d)", v->name,
+                      s->views[j].line);
             return false;
         }
     }
     return true;
 }
 
-static bool read_view(reader *r, const yaml_node_t *map, spec *s, size_t i)
+static bool read_view(ydoc *r, const yaml_node_t *map, size_t i, void *ctx)
 {
+    spec *s = ctx;
     static const char *const known[] = {"name", "query", "storage", NULL};
     yaml_node_t *v[3];
     spec_view *view = &s->views[i];
-    view->line = line_of(map);
-    if (!take_fields(r, map, "a view", known, v))
+    view->line = ydoc_line(map);
+    if (!ydoc_fields(r, map, "a view", known, v))
         return false;
     if (!v[0] || !v[1]) {
-        FAIL(r, map, "a view needs %s", v[0] ? "a query" : "a name");
+        YDOC_FAIL(r, map, "a view needs %s", v[0] ? "a query" : "a name");
         return false;
     }
-    if (!read_text(r, v[0], "name", &view->name) || !check_view_name(r, v[0], s, i) ||
-        !read_text(r, v[1], "query", &view->query))
+    if (!ydoc_text(r, v[0], "name", &view->name) || !check_view_name(r, v[0], s, i) ||
+        !ydoc_text(r, v[1], "query", &view->query))
         return false;
-    return !v[2] || read_choice_copy(r, v[2], "storage", STORAGES, &view->storage);
+    return !v[2] || ydoc_choice_copy(r, v[2], "storage", STORAGES, &view->storage);
 }
 
-static bool read_views(reader *r, const yaml_node_t *list, spec *s)
+static bool read_views(ydoc *r, const yaml_node_t *list, spec *s)
 {
-    if (!need_sequence(r, list, "views"))
-        return false;
-    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
-    if (!(s->views = calloc(n ? n : 1, sizeof *s->views))) {
-        FAIL(r, list, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        s->view_count++;
-        if (!read_view(r, node_at(r, list->data.sequence.items.start[i]), s, i))
-            return false;
-    }
-    return true;
+    return ydoc_sequence(r, list, "views") && (s->views = ydoc_array(r, list, sizeof *s->views)) &&
+           ydoc_each(r, list, &s->view_count, read_view, s);
 }
 
-static bool check_function_name(reader *r, const yaml_node_t *node, const spec *s, size_t i)
+static bool check_function_name(ydoc *r, const yaml_node_t *node, const spec *s, size_t i)
 {
     const spec_function *f = &s->functions[i];
     if (!text_is_identifier(f->name)) {
-        FAIL(r, node, "function name \"%s\" must be a Python identifier (letters, digits and _, "
-             "the file NAME.py)", f->name);
+        YDOC_FAIL(r, node, "function name \"%s\" must be a Python identifier (letters, digits and "
+                  "_, the file NAME.py)", f->name);
         return false;
     }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(s->functions[j].name, f->name) == 0) {
-            FAIL(r, node, "function \"%s\" is declared twice (first at line %d)", f->name,
-                 s->functions[j].line);
+            YDOC_FAIL(r, node, "function \"%s\" is declared twice (first at line %d)", f->name,
+                      s->functions[j].line);
             return false;
         }
     }
@@ -656,159 +386,97 @@ static bool check_function_name(reader *r, const yaml_node_t *node, const spec *
 }
 
 /* A function: its name alone, or {name, storage}. */
-static bool read_function(reader *r, const yaml_node_t *item, spec *s, size_t i)
+static bool read_function(ydoc *r, const yaml_node_t *item, size_t i, void *ctx)
 {
+    spec *s = ctx;
     static const char *const known[] = {"name", "storage", NULL};
     spec_function *f = &s->functions[i];
-    f->line = line_of(item);
+    f->line = ydoc_line(item);
     if (item->type == YAML_SCALAR_NODE)
-        return read_text(r, item, "a function's name", &f->name) &&
+        return ydoc_text(r, item, "a function's name", &f->name) &&
                check_function_name(r, item, s, i);
     yaml_node_t *v[2];
-    if (!take_fields(r, item, "a function", known, v))
+    if (!ydoc_fields(r, item, "a function", known, v))
         return false;
     if (!v[0]) {
-        FAIL(r, item, "a function needs a name");
+        YDOC_FAIL(r, item, "a function needs a name");
         return false;
     }
-    return read_text(r, v[0], "name", &f->name) && check_function_name(r, v[0], s, i) &&
-           (!v[1] || read_choice_copy(r, v[1], "storage", STORAGES, &f->storage));
+    return ydoc_text(r, v[0], "name", &f->name) && check_function_name(r, v[0], s, i) &&
+           (!v[1] || ydoc_choice_copy(r, v[1], "storage", STORAGES, &f->storage));
 }
 
-static bool read_functions(reader *r, const yaml_node_t *list, spec *s)
+static bool read_functions(ydoc *r, const yaml_node_t *list, spec *s)
 {
-    if (!need_sequence(r, list, "functions"))
-        return false;
-    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
-    if (!(s->functions = calloc(n ? n : 1, sizeof *s->functions))) {
-        FAIL(r, list, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        s->function_count++;
-        if (!read_function(r, node_at(r, list->data.sequence.items.start[i]), s, i))
-            return false;
-    }
-    return true;
+    return ydoc_sequence(r, list, "functions") &&
+           (s->functions = ydoc_array(r, list, sizeof *s->functions)) &&
+           ydoc_each(r, list, &s->function_count, read_function, s);
 }
 
 /* ---- the document ------------------------------------------------------------------------- */
 
 enum { T_VERSION, T_THREADS, T_DEFAULTS, T_DATASETS, T_VIEWS, T_FUNCTIONS, T_COUNT };
 
-static bool read_version(reader *r, const yaml_node_t *root, yaml_node_t *node, spec *s)
+static bool read_version(ydoc *r, const yaml_node_t *root, yaml_node_t *node, spec *s)
 {
     long version = 0;
     if (!node) {
-        FAIL(r, root, "missing field \"version\" (this server reads version: %d)", SPEC_VERSION);
+        YDOC_FAIL(r, root, "missing field \"version\" (this server reads version: %d)",
+                  SPEC_VERSION);
         return false;
     }
-    if (!read_int(r, node, "version", 1, 1000, &version))
+    if (!ydoc_int(r, node, "version", 1, 1000, &version))
         return false;
     if (version != SPEC_VERSION) {
-        FAIL(r, node, "version %ld is not known to this server (it reads version: %d)", version,
-             SPEC_VERSION);
+        YDOC_FAIL(r, node, "version %ld is not known to this server (it reads version: %d)",
+                  version, SPEC_VERSION);
         return false;
     }
     s->version = (int)version;
     return true;
 }
 
-static bool read_root(reader *r, const yaml_node_t *root, spec *s)
+static bool read_root(ydoc *r, const yaml_node_t *root, spec *s)
 {
     static const char *const known[] = {"version", "preload_threads", "defaults", "datasets",
                                         "views", "functions", NULL};
     yaml_node_t *v[T_COUNT];
     dataset_defaults def = {.preload = true};
     long threads = DEFAULT_PRELOAD_THREADS;
-    if (!take_fields(r, root, "the spec", known, v) || !read_version(r, root, v[T_VERSION], s))
+    if (!ydoc_fields(r, root, "the spec", known, v) || !read_version(r, root, v[T_VERSION], s))
         return false;
-    if (v[T_THREADS] && !read_int(r, v[T_THREADS], "preload_threads", 1, SPEC_MAX_THREADS,
+    if (v[T_THREADS] && !ydoc_int(r, v[T_THREADS], "preload_threads", 1, SPEC_MAX_THREADS,
                                   &threads))
         return false;
     s->preload_threads = (unsigned)threads;
     return (!v[T_DEFAULTS] || read_defaults(r, v[T_DEFAULTS], &def)) &&
-           (!v[T_DATASETS] || is_null(v[T_DATASETS]) || read_datasets(r, v[T_DATASETS], &def, s)) &&
-           (!v[T_VIEWS] || is_null(v[T_VIEWS]) || read_views(r, v[T_VIEWS], s)) &&
-           (!v[T_FUNCTIONS] || is_null(v[T_FUNCTIONS]) || read_functions(r, v[T_FUNCTIONS], s));
-}
-
-/* Line and column of byte offset in text, for errors libyaml gives as an offset. */
-static yaml_mark_t mark_of_offset(const char *text, size_t len, size_t offset)
-{
-    yaml_mark_t mark = {0, 0, 0};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (text[i] == '\n') {
-            mark.line++;
-            mark.column = 0;
-        } else {
-            mark.column++;
-        }
-    }
-    return mark;
-}
-
-static void fail_syntax(reader *r, const yaml_parser_t *p, const char *text, size_t len)
-{
-    yaml_mark_t mark = p->error == YAML_READER_ERROR
-                           ? mark_of_offset(text, len, p->problem_offset) : p->problem_mark;
-    const char *problem = p->problem ? p->problem : "cannot be read";
-    if (p->context)
-        fail_at(r, mark, "invalid YAML: %s %s (line %zu)", problem, p->context,
-                p->context_mark.line + 1);
-    else
-        fail_at(r, mark, "invalid YAML: %s", problem);
-}
-
-/* Parse the one document of text; false when reported. */
-static bool load_document(reader *r, const char *text, size_t len, yaml_document_t *doc)
-{
-    yaml_parser_t parser;
-    yaml_document_t extra;
-    yaml_mark_t start = {0, 0, 0};
-    if (!yaml_parser_initialize(&parser)) {
-        fail_at(r, start, "out of memory");
-        return false;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    bool ok = yaml_parser_load(&parser, doc) != 0;
-    if (!ok)
-        fail_syntax(r, &parser, text, len);
-    else if (!yaml_document_get_root_node(doc))
-        fail_at(r, start, "the spec is empty (it needs at least \"version: %d\")", SPEC_VERSION);
-    else if (!yaml_parser_load(&parser, &extra))
-        fail_syntax(r, &parser, text, len);
-    else {
-        yaml_node_t *second = yaml_document_get_root_node(&extra);
-        if (second)
-            fail_at(r, extra.start_mark, "a spec is one YAML document: remove the second one");
-        yaml_document_delete(&extra);
-    }
-    yaml_parser_delete(&parser);
-    if (r->failed && ok)
-        yaml_document_delete(doc);
-    return !r->failed;
+           (!v[T_DATASETS] || ydoc_is_null(v[T_DATASETS]) ||
+            read_datasets(r, v[T_DATASETS], &def, s)) &&
+           (!v[T_VIEWS] || ydoc_is_null(v[T_VIEWS]) || read_views(r, v[T_VIEWS], s)) &&
+           (!v[T_FUNCTIONS] || ydoc_is_null(v[T_FUNCTIONS]) ||
+            read_functions(r, v[T_FUNCTIONS], s));
 }
 
 aside_status spec_load_text(const char *name, const char *text, size_t len, spec **out,
                             aside_error *err)
 {
-    reader r = {name, NULL, err, false};
-    yaml_document_t doc;
+    ydoc r = {.name = name, .error_code = "bad_spec", .err = err};
     yaml_mark_t start = {0, 0, 0};
+    char empty[96];
+    snprintf(empty, sizeof empty, "the spec is empty (it needs at least \"version: %d\")",
+             SPEC_VERSION);
     if (len > SPEC_MAX_BYTES) {
-        fail_at(&r, start, "the spec is larger than %d bytes", SPEC_MAX_BYTES);
+        ydoc_fail(&r, start, "the spec is larger than %d bytes", SPEC_MAX_BYTES);
         return ASIDE_ERR_INVALID;
     }
-    if (!load_document(&r, text, len, &doc))
+    if (!ydoc_load(&r, text, len, empty, "a spec is one YAML document: remove the second one"))
         return ASIDE_ERR_INVALID;
-    r.doc = &doc;
     spec *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(name)))
-        fail_at(&r, start, "out of memory");
+        ydoc_fail(&r, start, "out of memory");
     else
-        read_root(&r, yaml_document_get_root_node(&doc), s);
-    yaml_document_delete(&doc);
+        read_root(&r, ydoc_root(&r), s);
+    ydoc_close(&r);
     if (r.failed) {
         spec_free(s);
         return ASIDE_ERR_INVALID;

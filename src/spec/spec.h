@@ -4,6 +4,8 @@
  * their storage, type, expected columns and dtypes, time to live, pin and revalidation
  * interval), SQL views to materialise as frames, and users' functions to register. This module
  * only reads and checks the file: it never touches a cache. docs/spec.md describes the schema.
+ * This header is the module's public one; inside it, ydoc.h (the YAML reader: nodes, positions,
+ * messages) serves the schema (spec.c) and no one else.
  *
  * Every problem is reported as "PATH:LINE:COLUMN: message", LINE and COLUMN counting from 1 and
  * pointing at the YAML node at fault, so an operator can go straight to it. Loading stops at the
