@@ -4,7 +4,7 @@
  * Replay. A trace is a sequence of requests, each a key and a size. It is read or generated once
  * into memory, with every distinct key given a dense id (an open-addressing map from 64-bit keys
  * to ids), so a replay is array indexing: one policy_node and one "cached" flag per id. The
- * replay drives the policies of src/core/policy.c themselves, as the cache does in lib/aside.c:
+ * replay drives the policies of src/core/policy.c themselves, as the cache does in lib/entry.c:
  * a hit is policy_touch(); a miss evicts victims until the item fits, then policy_insert(); a
  * hit whose size changed is policy_resize(), then evictions until the total fits again. An
  * item larger than the whole cache is never admitted. The hit ratio is hits over requests.

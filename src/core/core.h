@@ -5,8 +5,8 @@
  *   policy  eviction policies behind one interface: S3-FIFO (default), LRU and LFU
  *   flight  single flight: concurrent loads of one key run once, the others wait for it
  *
- * None of these lock: the owner (lib/aside.c) serialises access to a table and its policies,
- * except flight, which is made for concurrent use and locks itself. */
+ * None of these lock: the owner (the cache, src/lib/, under its lock) serialises access to a
+ * table and its policies, except flight, which is made for concurrent use and locks itself. */
 #ifndef ASIDE_CORE_H
 #define ASIDE_CORE_H
 
