@@ -4,11 +4,16 @@
  * default and its help text, so --help, the parser and the README cannot drift apart. Values are
  * parsed and checked here, once, with messages that name the setting; nothing else in the
  * server reads the environment. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -37,6 +42,23 @@ typedef struct option_row {
     long        min, max, scale;
     const char *help;
 } option_row;
+
+/* A check of a value beyond its kind (a folder that can be used, a bucket name...). */
+typedef aside_status (*option_check)(const option_row *o, const char *text, aside_error *err);
+
+static aside_status check_folder(const option_row *o, const char *text, aside_error *err);
+static aside_status check_existing_folder(const option_row *o, const char *text,
+                                          aside_error *err);
+static aside_status check_shm_folder(const option_row *o, const char *text, aside_error *err);
+static aside_status check_readable_file(const option_row *o, const char *text, aside_error *err);
+static aside_status check_program(const option_row *o, const char *text, aside_error *err);
+static aside_status check_address(const option_row *o, const char *text, aside_error *err);
+static aside_status check_key_prefix(const option_row *o, const char *text, aside_error *err);
+static aside_status check_token(const option_row *o, const char *text, aside_error *err);
+static aside_status check_bucket(const option_row *o, const char *text, aside_error *err);
+static aside_status check_region(const option_row *o, const char *text, aside_error *err);
+static aside_status check_url(const option_row *o, const char *text, aside_error *err);
+static aside_status check_part_size(const option_row *o, const char *text, aside_error *err);
 
 #define AT(field) offsetof(server_config, field)
 
@@ -138,6 +160,29 @@ static const option_row options[] = {
 
 enum { OPTION_COUNT = sizeof options / sizeof options[0] };
 
+/* The settings whose values are checked beyond their kind, by flag: a value given (not a
+ * default) must pass its check at start. */
+static const struct {
+    const char  *flag;
+    option_check check;
+} value_checks[] = {
+    {"local-data-dir", check_folder},
+    {"remote-storage", check_existing_folder},
+    {"bind", check_address},
+    {"local-function-dir", check_folder},
+    {"aws-function-dir", check_key_prefix},
+    {"python", check_program},
+    {"token", check_token},
+    {"shm-dir", check_shm_folder},
+    {"spec", check_readable_file},
+    {"aws-bucket-name", check_bucket},
+    {"aws-data-dir", check_key_prefix},
+    {"aws-region", check_region},
+    {"aws-endpoint-url", check_url},
+    {"s3-part-size", check_part_size},
+};
+
+
 void server_config_print_help(const char *program)
 {
     printf("usage: %s [options]\n\n"
@@ -230,6 +275,200 @@ static aside_status parse_fsync(const option_row *o, const char *text, aside_fsy
     }
     return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): \"%s\" is not always, everysec or "
                      "never", o->flag, o->env, text);
+}
+
+/* ---- checks of values beyond their kind ----------------------------------------------------
+ *
+ * A value the operator gave is checked here, at start, so that a typo stops the server with a
+ * message naming the setting instead of failing later (or never) with one that does not. */
+
+#define REFUSE(o, ...) refuse(o, err, __VA_ARGS__)
+
+static aside_status refuse(const option_row *o, aside_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static aside_status refuse(const option_row *o, aside_error *err, const char *fmt, ...)
+{
+    char why[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return error_set(err, ASIDE_ERR_INVALID, "--%s (%s): %s", o->flag, o->env, why);
+}
+
+static bool is_folder(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A folder the server may use: made (with its parents) when missing, as it would be at start. */
+static aside_status check_folder(const option_row *o, const char *text, aside_error *err)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", text) >= (int)sizeof path)
+        return REFUSE(o, "the path is too long");
+    for (char *p = strchr(path + 1, '/');; p = strchr(p + 1, '/')) {
+        if (p)
+            *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return REFUSE(o, "cannot create the folder %s: %s", path, strerror(errno));
+        if (!is_folder(path))
+            return REFUSE(o, "%s is not a folder", path);
+        if (!p)
+            break;
+        *p = '/';
+    }
+    if (access(text, R_OK | W_OK | X_OK) != 0)
+        return REFUSE(o, "the folder %s cannot be written: %s", text, strerror(errno));
+    return ASIDE_OK;
+}
+
+static aside_status check_existing_folder(const option_row *o, const char *text,
+                                          aside_error *err)
+{
+    if (!is_folder(text))
+        return REFUSE(o, "%s is not a folder: %s", text, errno ? strerror(errno) : "a file");
+    if (access(text, R_OK | X_OK) != 0)
+        return REFUSE(o, "the folder %s cannot be read: %s", text, strerror(errno));
+    return ASIDE_OK;
+}
+
+static aside_status check_shm_folder(const option_row *o, const char *text, aside_error *err)
+{
+    return strcmp(text, "off") == 0 ? ASIDE_OK : check_folder(o, text, err);
+}
+
+static aside_status check_readable_file(const option_row *o, const char *text, aside_error *err)
+{
+    struct stat sb;
+    if (stat(text, &sb) != 0)
+        return REFUSE(o, "%s: %s", text, strerror(errno));
+    if (!S_ISREG(sb.st_mode) || access(text, R_OK) != 0)
+        return REFUSE(o, "%s is not a readable file", text);
+    return ASIDE_OK;
+}
+
+static bool is_executable_file(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
+}
+
+/* A program: a path to an executable file, or a name found on PATH. */
+static aside_status check_program(const option_row *o, const char *text, aside_error *err)
+{
+    if (strchr(text, '/')) {
+        if (!is_executable_file(text))
+            return REFUSE(o, "%s is not an executable file", text);
+        return ASIDE_OK;
+    }
+    const char *path = getenv("PATH");
+    char candidate[PATH_MAX];
+    for (const char *dir = path; dir && *dir;) {
+        size_t len = strcspn(dir, ":");
+        if (snprintf(candidate, sizeof candidate, "%.*s/%s", (int)len, len ? dir : ".", text) <
+                (int)sizeof candidate && is_executable_file(candidate))
+            return ASIDE_OK;
+        dir += len + (dir[len] == ':');
+    }
+    return REFUSE(o, "no program %s on PATH", text);
+}
+
+/* An address to listen on: an IPv4 or IPv6 address, or a name. A value made of digits and dots
+ * (or holding a colon) is an address and must parse as one; a name is resolved when the server
+ * binds. */
+static aside_status check_address(const option_row *o, const char *text, aside_error *err)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    bool numeric = text[strspn(text, "0123456789.")] == '\0' || strchr(text, ':');
+    if (!*text)
+        return REFUSE(o, "an address is needed");
+    if (numeric && inet_pton(AF_INET, text, addr) != 1 && inet_pton(AF_INET6, text, addr) != 1)
+        return REFUSE(o, "\"%s\" is not an IPv4 or IPv6 address", text);
+    for (const char *p = text; !numeric && *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+            return REFUSE(o, "\"%s\" is not an address or a host name", text);
+    }
+    return ASIDE_OK;
+}
+
+/* A folder of the system of record: a relative key prefix, inside it. */
+static aside_status check_key_prefix(const option_row *o, const char *text, aside_error *err)
+{
+    if (text[0] == '/')
+        return REFUSE(o, "\"%s\" must be relative to the system of record, not absolute", text);
+    for (const char *p = text; *p; p += strcspn(p, "/"), p += *p == '/') {
+        size_t len = strcspn(p, "/");
+        if ((len == 2 && strncmp(p, "..", 2) == 0) || (len == 1 && *p == '.'))
+            return REFUSE(o, "\"%s\" must stay inside the system of record (no . or .. "
+                          "parts)", text);
+        if (len == 0 && p[0] == '/')
+            return REFUSE(o, "\"%s\" has an empty part", text);
+    }
+    for (const char *p = text; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
+            return REFUSE(o, "\"%s\" holds a control character or a backslash", text);
+    }
+    return ASIDE_OK;
+}
+
+/* A bearer token (RFC 6750's b64token): letters, digits and -._~+/ then any = signs. */
+static aside_status check_token(const option_row *o, const char *text, aside_error *err)
+{
+    size_t n = strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                            "0123456789-._~+/");
+    if (n == 0 || text[n + strspn(text + n, "=")] != '\0')
+        return REFUSE(o, "a token is letters, digits and -._~+/ (then = signs), as a bearer "
+                      "token must be");
+    return ASIDE_OK;
+}
+
+/* S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, beginning
+ * and ending with a letter or digit. */
+static aside_status check_bucket(const option_row *o, const char *text, aside_error *err)
+{
+    size_t len = strlen(text);
+    bool ok = len >= 3 && len <= 63 && strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789.-") ==
+                                           len;
+    ok = ok && isalnum((unsigned char)text[0]) && isalnum((unsigned char)text[len - 1]);
+    if (!ok)
+        return REFUSE(o, "\"%s\" is not a bucket name (3 to 63 lowercase letters, digits, dots "
+                      "and hyphens, beginning and ending with a letter or digit)", text);
+    return ASIDE_OK;
+}
+
+/* A region: lowercase letters, digits and hyphens (us-east-1, and the names S3-compatible
+ * stores use, such as auto). */
+static aside_status check_region(const option_row *o, const char *text, aside_error *err)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 64 || strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789-") != len)
+        return REFUSE(o, "\"%s\" is not a region (lowercase letters, digits and hyphens)", text);
+    return ASIDE_OK;
+}
+
+/* An endpoint: http:// or https:// and a host. */
+static aside_status check_url(const option_row *o, const char *text, aside_error *err)
+{
+    const char *host = strncmp(text, "http://", 7) == 0    ? text + 7
+                       : strncmp(text, "https://", 8) == 0 ? text + 8
+                                                           : NULL;
+    if (!host || !*host || *host == '/' || strpbrk(text, " \t\r\n"))
+        return REFUSE(o, "\"%s\" is not an http:// or https:// URL", text);
+    return ASIDE_OK;
+}
+
+enum { MIN_PART_BYTES = 1024 }; /* smaller parts would be a request per few bytes */
+
+static aside_status check_part_size(const option_row *o, const char *text, aside_error *err)
+{
+    uint64_t bytes = 0;
+    aside_error inner;
+    if (aside_parse_size(text, 0, &bytes, &inner) == ASIDE_OK && bytes < MIN_PART_BYTES)
+        return REFUSE(o, "a part is at least 1KiB");
+    return ASIDE_OK;
 }
 
 /* Parse one option's text into its field of cfg. */
@@ -339,6 +578,12 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
     for (size_t i = 1; st == ASIDE_OK && i < OPTION_COUNT; i++) {
         if (texts[i])
             st = apply(cfg, &options[i], texts[i], err);
+    }
+    for (size_t i = 0; st == ASIDE_OK && i < sizeof value_checks / sizeof value_checks[0]; i++) {
+        const option_row *o = find_option(value_checks[i].flag);
+        const char *text = texts[o - options];
+        if (text && text != o->fallback)
+            st = value_checks[i].check(o, text, err);
     }
     cfg->api.fsync = (aside_fsync)cfg->cache.fsync;
     return st;
