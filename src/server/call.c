@@ -129,7 +129,7 @@ static const call_error_row error_rows[] = {
      "retried"},
     {504, ASIDE_ERR_TIMEOUT, "`timeout`",
      "the SOR timed out, a query ran past `ASIDE_SQL_TIMEOUT`, a function past its deadline"},
-    {507, ASIDE_ERR_FULL, "`full`; `out_of_memory` from a user's function",
+    {507, ASIDE_ERR_FULL, "`full`, `function_out_of_memory`",
      "memory that cannot be evicted (pins, collections) is full; a function's worker ran out "
      "of `ASIDE_FUNCTION_MEMORY` (Python's `MemoryError`)"},
 };

@@ -60,7 +60,7 @@ static void answer_function_error(call *c, json_t *error)
         status = 500;
     json_t *body = json_pack("{s:{s:s, s:O?, s:O?, s:O?}}", "error", "code",
                              status == 404 ? "not_found" : status == 400 ? "bad_request"
-                             : status == 507 ? "out_of_memory" : "function_error",
+                             : status == 507 ? "function_out_of_memory" : "function_error",
                              "message", json_object_get(error, "message"), "type",
                              json_object_get(error, "type"), "traceback",
                              json_object_get(error, "traceback"));
