@@ -18,9 +18,19 @@ verbose=${3:-}
 export LC_ALL=C
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# the objects of the folder's current files (a build folder may keep those of removed ones)
-objects=$(find "$build" -path "*/$dir/*.c.o" | sort | while read -r o; do
-    [ -f "$root/$dir/$(basename "$o" .o)" ] && echo "$o"
+# the objects the build makes now of the folder's files, as its compile database lists them (a
+# build folder may keep objects of removed files, or of targets that no longer exist)
+[ -f "$build/compile_commands.json" ] ||
+    { echo "check-cycles: no $build/compile_commands.json" >&2; exit 2; }
+objects=$(awk -v dir="/$dir/" '
+    /"directory":/ { d = $0; sub(/^[^:]*: *"/, "", d); sub(/",? *$/, "", d) }
+    /"command":/ && index($0, dir) {
+        n = split($0, w, " ")
+        for (i = 1; i < n; i++)
+            if (w[i] == "-o" && index(w[i + 1], dir) && w[i + 1] ~ /\.c\.o$/)
+                print (w[i + 1] ~ /^\// ? "" : d "/") w[i + 1]
+    }' "$build/compile_commands.json" | sort -u | while read -r o; do
+    [ -f "$o" ] && [ -f "$root/$dir/$(basename "$o" .o)" ] && echo "$o"
 done)
 [ -n "$objects" ] || { echo "check-cycles: no object files of $dir under $build" >&2; exit 2; }
 tmp=$(mktemp -d)
