@@ -257,6 +257,9 @@ typedef struct aside_read_info {
     aside_source source;
     bool         revalidated; /* update: the system of record said the copy is current */
     bool         stale; /* read: older than max_age; update: served because the SOR failed */
+    bool         uncached; /* fetched from the system of record and served without being kept:
+                              the disk tier could not hold it (full, failing). The next read
+                              fetches it again. */
 } aside_read_info;
 
 /* aside_get with options; info may be NULL. */

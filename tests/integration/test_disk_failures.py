@@ -111,17 +111,81 @@ def test_a_put_that_fills_the_disk_fails_and_keeps_the_old_value(small_disk):
     assert raw(small_disk, "w.bin") == b"fits"
 
 
-def test_a_read_through_that_does_not_fit_on_disk_leaves_nothing_half_written(small_disk):
-    put_sor(small_disk, "big.bin", os.urandom(2 * TMPFS_BYTES))
-    # a value goes SOR -> disk tier -> memory: it cannot be kept, so it is not served half kept
-    err = assert_error(small_disk.get(path="big.bin", format="raw"), 500, "io_error")
-    assert "No space left on device" in err["message"], err
+def meta(server, key: str, **params) -> dict:
+    """The meta answer of a read (or of function=update)."""
+    r = server.get(path=key, **params)
+    assert r.status_code == 200, r.text[:300]
+    return r.json()["return"]["value"]
+
+
+def raw_read(server, key: str):
+    """(bytes, X-Aside-Source, X-Aside-Cached) of a raw read, which must succeed."""
+    r = server.get(path=key, format="raw")
+    assert r.status_code == 200, r.text[:300]
+    return r.content, r.headers["X-Aside-Source"], r.headers.get("X-Aside-Cached", "")
+
+
+def fill(server) -> list[str]:
+    """Put values until the disk tier has no room left for another; returns their keys."""
+    keys = []
+    for i in range(4 * TMPFS_BYTES // (64 << 10)):
+        r = put(server, f"fill/{i}.bin", os.urandom(64 << 10))
+        if r.status_code != 200:
+            assert_error(r, 500, "io_error")
+            break
+        keys.append(f"fill/{i}.bin")
+    else:
+        raise AssertionError("the disk tier never filled")
+    return keys
+
+
+def test_a_read_through_that_does_not_fit_on_disk_is_served_without_being_kept(small_disk):
+    big = put_sor(small_disk, "big.bin", os.urandom(2 * TMPFS_BYTES))
+    # the value cannot be kept on disk, but it fits memory: it is served, and nothing stays
+    assert meta(small_disk, "big.bin") == {"result": "success", "source": "sor", "type": "bytes",
+                                            "bytes": len(big), "cached": False}
+    assert raw_read(small_disk, "big.bin") == (big, "sor", "false")
     assert "big.bin" not in ok(small_disk.get(function="stats_cache"))
     assert tier_tmp_files(small_disk) == []
     assert "big.bin" not in tier_files(small_disk)
+    assert "served without being kept" in small_disk.log_text()
     put_sor(small_disk, "small.bin", b"small")
     assert raw(small_disk, "small.bin") == b"small"
     assert tier_files(small_disk)["small.bin"] == b"small"
+
+
+def test_a_miss_while_the_tier_is_full_is_served_and_kept_once_there_is_room(small_disk):
+    fillers = fill(small_disk)
+    value = put_sor(small_disk, "late.bin", os.urandom(256 << 10))
+    doc = put_sor(small_disk, "late.json", '{"a": [1, 2, 3], "pad": "' + "x" * (200 << 10) + '"}')
+    assert meta(small_disk, "late.bin")["cached"] is False
+    # every read fetches again: nothing was kept, not even half of it
+    assert raw_read(small_disk, "late.bin") == (value, "sor", "false")
+    assert ok(small_disk.get(path="late.json", format="json", **{"return": "data"}))["a"] == [1, 2, 3]
+    assert meta(small_disk, "late.json")["cached"] is False
+    assert "late.bin" not in tier_files(small_disk) and "late.json" not in tier_files(small_disk)
+    assert tier_tmp_files(small_disk) == []
+    assert "late.bin" not in ok(small_disk.get(function="stats_cache"))
+    for key in fillers[: len(fillers) // 2]:
+        ok(small_disk.call("DELETE", params={"path": key}))
+    # room again: the next miss keeps it, and the read after is a hit
+    assert "cached" not in meta(small_disk, "late.bin")
+    assert raw_read(small_disk, "late.bin") == (value, "memory", "")
+    assert tier_files(small_disk)["late.bin"] == value
+    assert "cached" not in meta(small_disk, "late.json")
+    assert tier_files(small_disk)["late.json"] == doc
+
+
+def test_an_update_while_the_tier_is_full_serves_the_new_content_and_drops_the_old(small_disk):
+    put_sor(small_disk, "u.bin", b"old")
+    assert raw(small_disk, "u.bin") == b"old"
+    fill(small_disk)
+    new = put_sor(small_disk, "u.bin", os.urandom(512 << 10))
+    assert meta(small_disk, "u.bin", function="update")["cached"] is False
+    # the old copy is not served any more: the next read fetches the new content again
+    assert raw_read(small_disk, "u.bin") == (new, "sor", "false")
+    assert "u.bin" not in tier_files(small_disk)
+    assert tier_tmp_files(small_disk) == []
 
 
 def test_a_put_to_a_read_only_disk_tier_fails_and_changes_nothing(small_disk):
