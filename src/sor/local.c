@@ -249,8 +249,9 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
     snprintf(path, sizeof path, "%s/%s", s->root, key);
     snprintf(tmp, sizeof tmp, "%s" WRITE_TMP_SUFFIX, path);
     int out = mkostemp(tmp, O_CLOEXEC);
-    if (out < 0)
-        return error_set(err, ASIDE_ERR_SOR, "cannot write %s: %s", key, strerror(errno));
+    if (out < 0) /* ENOTDIR: a file stands where one of key's folders would be */
+        return error_set(err, errno == ENOTDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
+                         "cannot write %s: %s", key, strerror(errno));
     uint64_t copied = 0;
     if (lseek(in, 0, SEEK_SET) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot rewind the value of %s", key);

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from helpers import RESERVED, assert_error, ok, put_sor
+from test_error_messages import assert_no_server_path
 
 TMPFS_BYTES = 2 << 20
 MOUNT = 'mount -t tmpfs -o size={size} tmpfs "$0" && exec "$@"'
@@ -103,6 +104,7 @@ def test_a_put_that_fills_the_disk_fails_and_keeps_the_old_value(small_disk):
     r = put(small_disk, "v.bin", os.urandom(2 * TMPFS_BYTES))
     err = assert_error(r, 500, "io_error")
     assert "No space left on device" in err["message"], err
+    assert_no_server_path(small_disk, r)
     assert tier_tmp_files(small_disk) == []
     assert tier_files(small_disk) == before
     assert raw(small_disk, "v.bin") == old
@@ -132,6 +134,7 @@ def fill(server) -> list[str]:
         r = put(server, f"fill/{i}.bin", os.urandom(64 << 10))
         if r.status_code != 200:
             assert_error(r, 500, "io_error")
+            assert_no_server_path(server, r)
             break
         keys.append(f"fill/{i}.bin")
     else:
@@ -194,8 +197,10 @@ def test_a_put_to_a_read_only_disk_tier_fails_and_changes_nothing(small_disk):
     folder = small_disk.cache / RESERVED / "tmp"  # where every value is written first
     make_read_only(small_disk, folder)
     try:
-        err = assert_error(put(small_disk, "kept.bin", b"replaced"), 500, "io_error")
+        r = put(small_disk, "kept.bin", b"replaced")
+        err = assert_error(r, 500, "io_error")
         assert "Read-only file system" in err["message"], err
+        assert_no_server_path(small_disk, r)
         assert raw(small_disk, "kept.bin") == b"kept"
     finally:
         make_writable(small_disk, folder)
