@@ -319,7 +319,9 @@ static aside_status fetch_to_memory(aside_cache *c, sor *from, const char *key,
                                     aside_value_type type, uint64_t size, aside_value **out,
                                     aside_error *err)
 {
-    if (size == 0 || size > c->mem_limit)
+    if (size == 0) /* the fetch failed before the SOR said: it could be any size */
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "the size of %s is unknown", key);
+    if (size > c->mem_limit)
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s (%llu bytes) does not fit the memory "
                          "budget", key, (unsigned long long)size);
     store_tmp tmp = {memfd_create("aside-uncached", MFD_CLOEXEC), ""};
