@@ -122,12 +122,20 @@ ASIDE_API const char      *aside_value_type_name(aside_value_type type);
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
+/* The longest key. A disk tier or directory SOR whose root is too long for a key this long
+ * (root, "/.aside/meta/", key, ".meta" within PATH_MAX, 4096) is refused when the cache opens,
+ * so a key accepted always fits a path. */
 #define ASIDE_KEY_MAX_BYTES 1024
+/* The longest component of a key (a folder or file name between slashes): NAME_MAX (255) less
+ * the longest suffix the cache appends to a name on disk, the directory SOR's temporary file
+ * "<name>.aside-write.XXXXXX" (19 bytes; the disk tier's sidecar "<name>.meta" is shorter), so a
+ * key accepted can always be stored. */
+#define ASIDE_KEY_COMPONENT_MAX_BYTES 236
 
 /* Check that key (len bytes, not necessarily NUL-terminated) is a valid relative path: not
  * empty, at most ASIDE_KEY_MAX_BYTES, not absolute, no NUL or control characters, no empty,
- * "." or ".." component, and not inside the reserved folder ".aside". ASIDE_OK or
- * ASIDE_ERR_INVALID with the reason. */
+ * "." or ".." component, no component longer than ASIDE_KEY_COMPONENT_MAX_BYTES, and not
+ * inside the reserved folder ".aside". ASIDE_OK or ASIDE_ERR_INVALID with the reason. */
 ASIDE_API aside_status aside_key_check(const char *key, size_t len, aside_error *err);
 
 /* ---- systems of record ------------------------------------------------------------------- */
@@ -249,6 +257,9 @@ typedef struct aside_read_info {
     aside_source source;
     bool         revalidated; /* update: the system of record said the copy is current */
     bool         stale; /* read: older than max_age; update: served because the SOR failed */
+    bool         uncached; /* fetched from the system of record and served without being kept:
+                              the disk tier could not hold it (full, failing). The next read
+                              fetches it again. */
 } aside_read_info;
 
 /* aside_get with options; info may be NULL. */

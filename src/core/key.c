@@ -3,9 +3,12 @@
  * A key names a file under the root of the system of record and, the same way, under the disk
  * tier. It must therefore never leave those roots or surprise a file system: relative, no "."
  * or ".." components, no empty components (which would make two spellings of one file), no NUL
- * or control characters, at most ASIDE_KEY_MAX_BYTES. The top-level folder ".aside" is the disk
- * tier's own (sidecars, temporary files) and no key may enter it. Symlinks are the file
- * system's business and are checked where a path is opened (sor/local.c). */
+ * or control characters, at most ASIDE_KEY_MAX_BYTES. Each component must be a name the file
+ * system takes even with the longest suffix the cache appends (ASIDE_KEY_COMPONENT_MAX_BYTES),
+ * so a key accepted never fails later, deep in a write, with "File name too long". The
+ * top-level folder ".aside" is the disk tier's own (sidecars, temporary files) and no key may
+ * enter it. Symlinks are the file system's business and are checked where a path is opened
+ * (sor/local.c). */
 #include <string.h>
 
 #include "aside.h"
@@ -21,6 +24,9 @@ static aside_status check_component(const char *c, size_t len, bool first, aside
     if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
         return error_set(err, ASIDE_ERR_INVALID, "path may not contain \".\" or \"..\" "
                                                  "components");
+    if (len > ASIDE_KEY_COMPONENT_MAX_BYTES)
+        return error_set(err, ASIDE_ERR_INVALID, "path has a component of %zu bytes, more than "
+                         "the %d allowed (\"%.24s...\")", len, ASIDE_KEY_COMPONENT_MAX_BYTES, c);
     if (first && len == strlen(RESERVED_FOLDER) && memcmp(c, RESERVED_FOLDER, len) == 0)
         return error_set(err, ASIDE_ERR_INVALID, "path may not start with the reserved folder "
                                                  "\"" RESERVED_FOLDER "\"");

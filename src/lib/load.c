@@ -7,6 +7,13 @@
  * (its type's validator, a frame by decoding it), checksummed, copied to memory when it fits,
  * then committed: renamed into place with its sidecar, and installed as the key's entry.
  *
+ * When the disk tier cannot keep a fetched value (writing or committing its file fails: a full
+ * disk, a quota, a read-only or failing disk), the value is still served, as a cache should
+ * when its disk is full: the caller gets the fetched bytes, nothing is kept (no file, no entry,
+ * the key's older copy dropped), and the next read fetches again. Only a value that fits the
+ * memory budget is served so: it is held in memory (fetched again into an anonymous memory
+ * file when the disk tier could not even take it whole) until its last reader lets go.
+ *
  * All the I/O runs without the cache lock; the lock is taken only to count a fetch, to make
  * room in the disk tier before a commit and to install the entry after it. A commit holds the
  * key's key lock (cache.h), so no pin or time to live rewrites the key's sidecar meanwhile. */
@@ -17,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -227,27 +235,27 @@ void load_meta_init(store_meta *meta, aside_value_type type, uint64_t size,
  * unchanged object sets *not_modified and nothing else. */
 static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key, aside_value_type type,
                                  const char *if_none_match, store_tmp *tmp, store_meta *meta,
-                                 aside_value **in_memory, bool *not_modified, aside_error *err)
+                                 aside_value **in_memory, aside_object_info *info,
+                                 aside_error *err)
 {
+    memset(info, 0, sizeof *info);
     aside_status st = store_tmp_create(c->store, tmp, err);
     if (st != ASIDE_OK)
         return st;
-    aside_object_info info;
     cache_lock(c);
     c->counters.sor_fetches++;
     cache_unlock(c);
-    if ((st = sor_fetch(from, key, tmp->fd, if_none_match, &info, err)) != ASIDE_OK)
+    if ((st = sor_fetch(from, key, tmp->fd, if_none_match, info, err)) != ASIDE_OK)
         return st;
-    *not_modified = info.not_modified;
-    if (info.not_modified)
+    if (info->not_modified)
         return ASIDE_OK;
     struct stat sb;
     if (fstat(tmp->fd, &sb) != 0)
         return error_set(err, ASIDE_ERR_IO, "stat of a temporary file failed");
-    load_meta_init(meta, type, (uint64_t)sb.st_size, &info);
-    if (info.size != meta->size)
+    load_meta_init(meta, type, (uint64_t)sb.st_size, info);
+    if (info->size != meta->size)
         return error_set(err, ASIDE_ERR_SOR, "%s: the system of record sent %llu bytes of %llu",
-                         key, (unsigned long long)meta->size, (unsigned long long)info.size);
+                         key, (unsigned long long)meta->size, (unsigned long long)info->size);
     if (meta->size > c->disk_limit)
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %llu bytes, more than the disk tier's "
                          "limit of %llu", key, (unsigned long long)meta->size,
@@ -302,30 +310,100 @@ aside_status load_commit(aside_cache *c, const char *key, store_tmp *tmp,
     return st;
 }
 
+/* ---- serving a value the disk tier cannot keep ------------------------------------------------ */
+
+/* Fetch key again into an anonymous memory file (the disk tier had no room for it) and check it
+ * as a fetch into the disk tier is checked; *out is its memory copy. size is what the first
+ * attempt was told the object's size is: it must be known and fit the memory budget. */
+static aside_status fetch_to_memory(aside_cache *c, sor *from, const char *key,
+                                    aside_value_type type, uint64_t size, aside_value **out,
+                                    aside_error *err)
+{
+    if (size == 0) /* the fetch failed before the SOR said: it could be any size */
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "the size of %s is unknown", key);
+    if (size > c->mem_limit)
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "%s (%llu bytes) does not fit the memory "
+                         "budget", key, (unsigned long long)size);
+    store_tmp tmp = {memfd_create("aside-uncached", MFD_CLOEXEC), ""};
+    if (tmp.fd < 0)
+        return error_set(err, ASIDE_ERR_NOMEM, "cannot hold %s in memory: %s", key,
+                         strerror(errno));
+    snprintf(tmp.path, sizeof tmp.path, "/proc/self/fd/%d", tmp.fd); /* for a frame's reader */
+    aside_object_info info;
+    store_meta meta;
+    struct stat sb;
+    aside_status st = sor_fetch(from, key, tmp.fd, NULL, &info, err);
+    if (st == ASIDE_OK && fstat(tmp.fd, &sb) != 0)
+        st = error_set(err, ASIDE_ERR_NOMEM, "cannot hold %s in memory", key);
+    if (st == ASIDE_OK && ((uint64_t)sb.st_size != info.size || info.size > c->mem_limit))
+        st = error_set(err, ASIDE_ERR_SOR, "%s changed while it was read", key);
+    if (st == ASIDE_OK) {
+        load_meta_init(&meta, type, info.size, &info);
+        st = inspect_fetched(c, key, &tmp, &meta, out, err);
+    }
+    close(tmp.fd);
+    return st;
+}
+
+/* Drop key's cached copy, if it has one from the system of record: a newer content was just
+ * fetched and could not be kept. */
+static void forget_older_copy(aside_cache *c, const char *key)
+{
+    cache_lock(c);
+    entry *e = entry_find(c, key);
+    if (e && !e->live)
+        entry_destroy(c, e, true);
+    cache_unlock(c);
+}
+
+/* The disk tier failed to keep key (cause): serve the fetched value without keeping it. v is
+ * its memory copy if the fetch had one, size what the system of record said the object is. */
+static aside_status serve_uncached(aside_cache *c, sor *from, const char *key,
+                                   aside_value_type type, uint64_t size, aside_value **v,
+                                   const aside_error *cause, aside_error *err)
+{
+    aside_error again;
+    aside_status st = *v ? ASIDE_OK : fetch_to_memory(c, from, key, type, size, v, &again);
+    if (st != ASIDE_OK) {
+        log_line("warn", "load: %s cannot be kept (%s) nor served from memory: %s", key,
+                 cause->message, again.message);
+        return error_copy(err, cause);
+    }
+    log_line("warn", "load: %s served without being kept: %s", key, cause->message);
+    forget_older_copy(c, key);
+    return ASIDE_OK;
+}
+
 aside_status load_from_sor(aside_cache *c, sor *from, const char *key, aside_value_type type,
                            const char *if_none_match, aside_value **out, bool *not_modified,
-                           aside_error *err)
+                           bool *uncached, aside_error *err)
 {
     store_tmp tmp = {-1, ""};
     store_meta meta;
+    aside_object_info info;
     aside_value *v = NULL;
-    *not_modified = false;
-    aside_status st = fetch_to_tmp(c, from, key, type, if_none_match, &tmp, &meta, &v,
-                                   not_modified, err);
-    if (st == ASIDE_OK && *not_modified) {
+    aside_error cause;
+    *not_modified = *uncached = false;
+    aside_status st = fetch_to_tmp(c, from, key, type, if_none_match, &tmp, &meta, &v, &info,
+                                   &cause);
+    if (st == ASIDE_OK && info.not_modified) {
         store_tmp_discard(&tmp);
+        *not_modified = true;
         return ASIDE_OK;
     }
     if (st == ASIDE_OK)
-        st = load_commit(c, key, &tmp, &meta, v, err);
+        st = load_commit(c, key, &tmp, &meta, v, &cause);
     store_tmp_discard(&tmp);
-    if (st == ASIDE_OK && !v) { /* larger than memory: serve the file */
+    if (st == ASIDE_ERR_IO) { /* the disk tier could not keep it */
+        st = serve_uncached(c, from, key, type, info.size, &v, &cause, &cause);
+        *uncached = st == ASIDE_OK;
+    } else if (st == ASIDE_OK && !v) { /* larger than memory: serve the file */
         bool verified = true;
-        st = load_file(c, key, &meta, &verified, &v, err);
+        st = load_file(c, key, &meta, &verified, &v, &cause);
     }
     if (st != ASIDE_OK) {
         aside_value_release(v);
-        return st;
+        return error_copy(err, &cause);
     }
     *out = v;
     return ASIDE_OK;

@@ -15,10 +15,12 @@ aside_status load_file(aside_cache *c, const char *key, const store_meta *meta, 
                        aside_value **out, aside_error *err);
 
 /* Fetch key from the SOR `from` and make it the cached value. With if_none_match, an unchanged
- * object sets *not_modified and returns no value. */
+ * object sets *not_modified and returns no value. When the disk tier cannot keep the value (it
+ * fails with ASIDE_ERR_IO: full, read-only, failing) but it fits the memory budget, it is
+ * served all the same: *uncached is set, nothing of it is kept and key's older copy is gone. */
 aside_status load_from_sor(aside_cache *c, sor *from, const char *key, aside_value_type type,
                            const char *if_none_match, aside_value **out, bool *not_modified,
-                           aside_error *err);
+                           bool *uncached, aside_error *err);
 
 /* Commit the checked temporary file as key's value and install it as key's entry, replacing
  * what key held (v: its memory copy, if any). A pin and a time to live stay with the key.

@@ -84,8 +84,8 @@ static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint
     snprintf(tmp, PATH_MAX, "%s/.publishing.XXXXXX", c->shm_dir);
     int fd = mkstemp(tmp);
     if (fd < 0)
-        return error_set(err, ASIDE_ERR_IO, "cannot create a file in %s: %s", c->shm_dir,
-                         strerror(errno));
+        return error_set(err, ASIDE_ERR_IO, "cannot create a file in the shared-memory folder: "
+                         "%s", strerror(errno));
     arrow_encoding enc;
     aside_status st = arrow_encode(f, ARROW_FILE, true, &enc, err);
     if (st == ASIDE_OK) {
@@ -96,7 +96,8 @@ static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint
     }
     /* private in our own folder; in a configured one, readable by the folder's group */
     if (st == ASIDE_OK && fchmod(fd, c->shm_dir_ours ? S_IRUSR : S_IRUSR | S_IRGRP) != 0)
-        st = error_set(err, ASIDE_ERR_IO, "cannot set the mode of %s: %s", tmp, strerror(errno));
+        st = error_set(err, ASIDE_ERR_IO, "cannot set the mode of a file in the shared-memory "
+                       "folder: %s", strerror(errno));
     close(fd);
     if (st != ASIDE_OK)
         unlink(tmp);
@@ -171,7 +172,7 @@ static aside_status adopt_publication(aside_cache *c, const char *key, aside_val
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     if (rename(tmp, path) != 0) {
-        aside_status st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", path,
+        aside_status st = error_set(err, ASIDE_ERR_IO, "cannot publish %s: %s", key,
                                     strerror(errno));
         unlink(tmp);
         free(e->shm_path);

@@ -143,10 +143,10 @@ aside_status aside_read(aside_cache *c, const char *key, const aside_read_option
     if (!f)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if (!leader)
-        return tier_follow(c, key, f, out, source, err);
+        return tier_follow(c, key, f, out, source, &info->uncached, err);
     aside_value *v = NULL;
-    st = tier_load(c, from, key, type, &v, source, err);
-    flight_complete(c->flights, f, st, v, (int)*source, err);
+    st = tier_load(c, from, key, type, &v, source, &info->uncached, err);
+    flight_complete(c->flights, f, st, v, tier_flight_tag(*source, info->uncached), err);
     flight_release(c->flights, f, tier_value_release);
     if (st == ASIDE_OK) {
         *out = v;
@@ -178,7 +178,7 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
     bool not_modified = false;
     info->source = ASIDE_SOURCE_SOR;
     aside_status st = load_from_sor(c, from, key, type, etag[0] ? etag : NULL, out,
-                                    &not_modified, err);
+                                    &not_modified, &info->uncached, err);
     if (st == ASIDE_OK && not_modified) {
         info->revalidated = true;
         cache_lock(c);
@@ -192,7 +192,7 @@ static aside_status revalidate(aside_cache *c, sor *from, const char *key, aside
         if (st != ASIDE_ERR_NOT_FOUND) /* else the copy went bad: fetch it whole */
             return st;
         info->revalidated = false;
-        st = load_from_sor(c, from, key, type, NULL, out, &not_modified, err);
+        st = load_from_sor(c, from, key, type, NULL, out, &not_modified, &info->uncached, err);
     }
     if (st == ASIDE_ERR_NOT_FOUND) {
         cache_lock(c);
@@ -242,7 +242,7 @@ aside_status aside_update(aside_cache *c, const char *key, const aside_read_opti
         st = revalidate(c, from, key, &v, info, err);
     if (options && options->stale_if_error)
         st = stale_if_error(c, key, st, &v, info, err);
-    flight_complete(c->flights, f, st, v, (int)info->source, err);
+    flight_complete(c->flights, f, st, v, tier_flight_tag(info->source, info->uncached), err);
     flight_release(c->flights, f, tier_value_release);
     if (st == ASIDE_OK && out)
         *out = v;

@@ -75,8 +75,10 @@ aside_status tier_disk_hit(aside_cache *c, const char *key, aside_value **out,
 }
 
 aside_status tier_load(aside_cache *c, sor *from, const char *key, aside_value_type type,
-                       aside_value **out, aside_source *source, aside_error *err)
+                       aside_value **out, aside_source *source, bool *uncached,
+                       aside_error *err)
 {
+    *uncached = false;
     if (tier_memory_hit(c, key, out)) {
         *source = ASIDE_SOURCE_MEMORY;
         return ASIDE_OK;
@@ -88,15 +90,23 @@ aside_status tier_load(aside_cache *c, sor *from, const char *key, aside_value_t
     }
     *source = ASIDE_SOURCE_SOR;
     bool not_modified = false;
-    st = load_from_sor(c, from, key, type, NULL, out, &not_modified, err);
+    st = load_from_sor(c, from, key, type, NULL, out, &not_modified, uncached, err);
     cache_lock(c);
     c->counters.misses++;
     cache_unlock(c);
     return st;
 }
 
+/* The flag tier_flight_tag adds to a source when the value was not kept. */
+enum { TAG_UNCACHED = 0x100 };
+
+int tier_flight_tag(aside_source source, bool uncached)
+{
+    return (int)source | (uncached ? TAG_UNCACHED : 0);
+}
+
 aside_status tier_follow(aside_cache *c, const char *key, flight *f, aside_value **out,
-                         aside_source *source, aside_error *err)
+                         aside_source *source, bool *uncached, aside_error *err)
 {
     void *result = NULL;
     int tag = 0;
@@ -109,7 +119,8 @@ aside_status tier_follow(aside_cache *c, const char *key, flight *f, aside_value
     if (st != ASIDE_OK)
         return st;
     *out = result;
-    *source = (aside_source)tag;
+    *source = (aside_source)(tag & ~TAG_UNCACHED);
+    *uncached = (tag & TAG_UNCACHED) != 0;
     cache_lock(c);
     if (*source == ASIDE_SOURCE_SOR)
         c->counters.misses++;

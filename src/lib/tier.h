@@ -10,12 +10,18 @@
 bool         tier_memory_hit(aside_cache *c, const char *key, aside_value **out);
 /* Try the disk tier. ASIDE_ERR_NOT_FOUND means: not there (or removed as invalid), go to SOR. */
 aside_status tier_disk_hit(aside_cache *c, const char *key, aside_value **out, aside_error *err);
-/* The leader's load: memory (someone may have finished a load since we looked), disk, SOR. */
+/* The leader's load: memory (someone may have finished a load since we looked), disk, SOR.
+ * *uncached: served from the SOR without being kept (load_from_sor). */
 aside_status tier_load(aside_cache *c, sor *from, const char *key, aside_value_type type,
-                       aside_value **out, aside_source *source, aside_error *err);
-/* Wait for the leader of key's flight f and take its value (counting a hit or a miss). */
+                       aside_value **out, aside_source *source, bool *uncached,
+                       aside_error *err);
+/* What a leader tells its followers besides the value (flight_complete's tag): the source, and
+ * whether the value was kept. */
+int          tier_flight_tag(aside_source source, bool uncached);
+/* Wait for the leader of key's flight f and take its value (counting a hit or a miss), its
+ * source and whether it was kept, as tier_flight_tag told them. */
 aside_status tier_follow(aside_cache *c, const char *key, flight *f, aside_value **out,
-                         aside_source *source, aside_error *err);
+                         aside_source *source, bool *uncached, aside_error *err);
 /* Become the leader of key's flight, waiting for loads in progress to finish first. NULL when
  * out of memory. */
 flight      *tier_lead(aside_cache *c, const char *key);

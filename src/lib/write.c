@@ -10,6 +10,7 @@
  * load the old one. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,6 +141,20 @@ aside_status aside_put(aside_cache *c, const char *key, const aside_read_options
 
 /* ---- frames computed in the cache ------------------------------------------------------------ */
 
+/* Say key where err's message names path (a temporary file of the disk tier): the server's
+ * folders are not a client's business. */
+static void name_key_not_path(aside_error *err, const char *path, const char *key)
+{
+    char *at = err ? strstr(err->message, path) : NULL;
+    if (!at)
+        return;
+    char rest[ASIDE_ERROR_MESSAGE_MAX];
+    snprintf(rest, sizeof rest, "%s", at + strlen(path));
+    *at = '\0';
+    size_t used = strlen(err->message);
+    snprintf(at, sizeof err->message - used, "%s%s", key, rest);
+}
+
 /* f's file into tmp: parquet for a parquet key, else Arrow IPC. */
 static aside_status write_frame_file(aside_cache *c, const char *key, frame *f, store_tmp *tmp,
                                      aside_error *err)
@@ -154,12 +169,15 @@ static aside_status write_frame_file(aside_cache *c, const char *key, frame *f, 
         return st;
     }
     aside_status st = engine_write_parquet(c->engine, f, tmp->path, err);
-    if (st != ASIDE_OK)
+    if (st != ASIDE_OK) {
+        name_key_not_path(err, tmp->path, key);
         return st;
+    }
     close(tmp->fd); /* DuckDB wrote a new file at the path */
     tmp->fd = open(tmp->path, O_RDWR | O_CLOEXEC);
     if (tmp->fd < 0)
-        return error_set(err, ASIDE_ERR_IO, "cannot reopen %s", tmp->path);
+        return error_set(err, ASIDE_ERR_IO, "cannot reopen the file of %s: %s", key,
+                         strerror(errno));
     fchmod(tmp->fd, S_IRUSR | S_IWUSR); /* private, like every file of the disk tier */
     return ASIDE_OK;
 }

@@ -64,6 +64,8 @@ static void answer_meta(call *c, aside_value *v, const aside_read_info *info, bo
         buf_puts(b, info->revalidated ? ", \"revalidated\": true" : ", \"revalidated\": false");
     if (info->stale)
         buf_puts(b, ", \"stale\": true");
+    if (info->uncached) /* the disk tier could not keep it: the next read fetches again */
+        buf_puts(b, ", \"cached\": false");
     if (timed)
         put_seconds(c, b);
     buf_putc(b, '}');
@@ -102,13 +104,14 @@ static void answer_data(call *c, aside_value *v)
     free(loaded);
 }
 
-static void answer_raw(call *c, aside_value *v, aside_source source)
+static void answer_raw(call *c, aside_value *v, const aside_read_info *info)
 {
     c->res->status = 200;
     c->res->content_type = value_kind_of(aside_value_type_of(v))->content_type(c->path);
     c->res->value = aside_value_retain(v);
-    buf_printf(&c->res->headers, "X-Aside-Source: %s\r\nX-Aside-Type: %s\r\n",
-               source_name(source), aside_value_type_name(aside_value_type_of(v)));
+    buf_printf(&c->res->headers, "X-Aside-Source: %s\r\nX-Aside-Type: %s\r\n%s",
+               source_name(info->source), aside_value_type_name(aside_value_type_of(v)),
+               info->uncached ? "X-Aside-Cached: false\r\n" : "");
 }
 
 /* Answer a value as the read parameters ask. */
@@ -130,7 +133,7 @@ static void answer_value(call *c, aside_value *v, const aside_read_info *info, b
         call_error(c, 400, "not_a_frame", "formats arrow, parquet and csv are for frames; read "
                                          "this key with type=frame");
     else if (wants_raw(c, format))
-        answer_raw(c, v, info->source);
+        answer_raw(c, v, info);
     else if (strcmp(ret, "data") == 0)
         answer_data(c, v);
     else

@@ -33,6 +33,11 @@ enum { COPY_CHUNK_BYTES = 1 << 20 };
 
 /* The infix of a file being written; listings skip such files (one a crash left behind too). */
 #define WRITE_TMP ".aside-write."
+#define WRITE_TMP_SUFFIX WRITE_TMP "XXXXXX"
+
+/* aside.h's component limit leaves room for the temporary file's suffix. */
+_Static_assert(ASIDE_KEY_COMPONENT_MAX_BYTES + sizeof WRITE_TMP_SUFFIX - 1 <= NAME_MAX,
+               "a key's temporary name in the SOR must fit NAME_MAX");
 
 static aside_status copy_fallback(int in, int out, uint64_t *copied, aside_error *err)
 {
@@ -83,8 +88,11 @@ static aside_status copy_file(int in, int out, uint64_t *copied, aside_error *er
         if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
             errno == EBADF)
             return copy_fallback(in, out, copied, err);
-        return error_set(err, errno == ENOSPC ? ASIDE_ERR_IO : ASIDE_ERR_SOR,
-                         "copy failed: %s", strerror(errno));
+        /* a full disk is the disk tier's (the SOR's side only reads) */
+        bool full = errno == ENOSPC || errno == EDQUOT;
+        return error_set(err, full ? ASIDE_ERR_IO : ASIDE_ERR_SOR,
+                         full ? "cannot write to the disk tier: %s" : "copy failed: %s",
+                         strerror(errno));
     }
 }
 
@@ -239,10 +247,11 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
         return st;
     char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", s->root, key);
-    snprintf(tmp, sizeof tmp, "%s" WRITE_TMP "XXXXXX", path);
+    snprintf(tmp, sizeof tmp, "%s" WRITE_TMP_SUFFIX, path);
     int out = mkostemp(tmp, O_CLOEXEC);
-    if (out < 0)
-        return error_set(err, ASIDE_ERR_SOR, "cannot write %s: %s", key, strerror(errno));
+    if (out < 0) /* ENOTDIR: a file stands where one of key's folders would be */
+        return error_set(err, errno == ENOTDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
+                         "cannot write %s: %s", key, strerror(errno));
     uint64_t copied = 0;
     if (lseek(in, 0, SEEK_SET) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot rewind the value of %s", key);
@@ -282,6 +291,12 @@ sor *sor_local_create(const char *root, aside_error *err)
     if (!realpath(root, s->root)) {
         error_set(err, ASIDE_ERR_INVALID, "system of record directory %s: %s", root,
                   strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if (strlen(s->root) + 1 + ASIDE_KEY_MAX_BYTES + sizeof WRITE_TMP_SUFFIX > PATH_MAX) {
+        error_set(err, ASIDE_ERR_INVALID, "system of record directory %s: its path is too "
+                  "long for keys of %d bytes", root, ASIDE_KEY_MAX_BYTES);
         free(s);
         return NULL;
     }

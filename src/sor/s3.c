@@ -75,6 +75,7 @@ typedef struct s3_request {
     /* the response body goes to fd at offset (ranged GETs) or into body */
     int                fd;
     uint64_t           offset, expect, written;
+    int                write_errno; /* writing to fd failed (the disk tier's failure, not S3's) */
     buf                body;
     /* the request body: size bytes of in_fd from in_offset, or post data */
     int                in_fd;
@@ -196,8 +197,10 @@ static size_t on_data(char *data, size_t size, size_t n, void *userdata)
                                (off_t)(r->offset + r->written + done));
             if (w < 0 && errno == EINTR)
                 continue;
-            if (w <= 0)
+            if (w <= 0) {
+                r->write_errno = w < 0 ? errno : EIO;
                 return 0;
+            }
             done += (size_t)w;
         }
         r->written += len;
@@ -259,6 +262,7 @@ static bool request_setup(s3_request *r, const aws_credentials *creds)
     else if (!(r->easy = curl_easy_init()))
         return false;
     r->written = 0;
+    r->write_errno = 0;
     r->in_sent = 0;
     r->status = 0;
     r->moved = 0;
@@ -348,6 +352,11 @@ static outcome classify(s3_request *r, CURLcode rc, aside_error *err)
 {
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     char code[64] = "", message[400] = "";
+    if (rc != CURLE_OK && r->write_errno) { /* the disk tier failed: S3 would send it again */
+        error_set(err, ASIDE_ERR_IO, "S3 %s %s: cannot write to the disk tier: %s", r->method,
+                  r->url, strerror(r->write_errno));
+        return OUTCOME_FAIL;
+    }
     if (rc != CURLE_OK) {
         bool stalled = rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_ABORTED_BY_CALLBACK;
         error_set(err, stalled ? ASIDE_ERR_TIMEOUT : ASIDE_ERR_SOR, "S3 %s %s: %s", r->method,

@@ -10,13 +10,17 @@
  * write the sidecar to a temporary file, fsync, rename; fsync both folders. Whatever the moment
  * of a crash, the tier holds either a value with its matching sidecar, or an orphan file that the
  * next scan removes. A torn or foreign file cannot pass: the sidecar's size is checked at scan,
- * its checksum whenever the value is read. */
+ * its checksum whenever the value is read.
+ *
+ * Errors name the key, never a path under the root: they reach clients, and the server's own
+ * folders are none of a client's business. */
 #include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,13 @@
 #define META_EXT  ".meta"
 #define META_MAGIC "aside-meta 1"
 
+/* A key's last component gets META_EXT in the meta folder: aside.h's component limit allows
+ * for it, so a key accepted always has a sidecar name the file system takes. */
+_Static_assert(ASIDE_KEY_COMPONENT_MAX_BYTES + sizeof META_EXT - 1 <= NAME_MAX,
+               "a key's sidecar name must fit NAME_MAX");
+/* The longest path a key makes below the root: "/.aside/meta/<key>.meta". */
+#define KEY_PATH_MAX_BYTES (sizeof "/" META_DIR "/" - 1 + ASIDE_KEY_MAX_BYTES + sizeof META_EXT - 1)
+
 struct store {
     char root[PATH_MAX];
 };
@@ -42,11 +53,14 @@ const char *store_root(const store *s) { return s->root; }
 
 /* ---- paths and folders -------------------------------------------------------------------- */
 
-static aside_status join(char *out, const char *a, const char *b, const char *c,
-                         aside_error *err)
+/* out = root/folder key (folder "" or META_DIR "/"); the message names the key, not the root,
+ * which must not reach a client. */
+static aside_status key_path(char *out, const store *s, const char *folder, const char *key,
+                             aside_error *err)
 {
-    if (snprintf(out, PATH_MAX, "%s/%s%s", a, b, c) >= PATH_MAX)
-        return error_set(err, ASIDE_ERR_INVALID, "path too long: %s/%s", a, b);
+    if (snprintf(out, PATH_MAX, "%s/%s%s", s->root, folder, key) >= PATH_MAX)
+        return error_set(err, ASIDE_ERR_INVALID, "the path of %s is too long for the disk tier",
+                         key);
     return ASIDE_OK;
 }
 
@@ -117,6 +131,11 @@ aside_status store_open(const char *root, store **out, aside_error *err)
     if (!realpath(root, s->root)) {
         free(s);
         return error_set(err, ASIDE_ERR_IO, "data directory %s: %s", root, strerror(errno));
+    }
+    if (strlen(s->root) + KEY_PATH_MAX_BYTES >= PATH_MAX) {
+        free(s);
+        return error_set(err, ASIDE_ERR_INVALID, "data directory %s: its path is too long for "
+                         "keys of %d bytes", root, ASIDE_KEY_MAX_BYTES);
     }
     snprintf(path, sizeof path, "%s/%s", s->root, TMP_DIR);
     empty_folder(path);
@@ -208,15 +227,16 @@ static aside_status write_all(int fd, const char *data, size_t len, aside_error 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return error_set(err, ASIDE_ERR_IO, "write failed: %s", strerror(errno));
+            return error_set(err, ASIDE_ERR_IO, "cannot write a sidecar in the disk tier: %s",
+                             strerror(errno));
         data += n;
         len -= (size_t)n;
     }
     return ASIDE_OK;
 }
 
-static aside_status meta_write(store *s, const char *meta_path, const store_meta *m,
-                               aside_error *err)
+static aside_status meta_write(store *s, const char *key, const char *meta_path,
+                               const store_meta *m, aside_error *err)
 {
     store_tmp tmp;
     aside_status st = store_tmp_create(s, &tmp, err);
@@ -231,9 +251,10 @@ static aside_status meta_write(store *s, const char *meta_path, const store_meta
         st = write_all(tmp.fd, text.data, text.len, err);
     buf_free(&text);
     if (st == ASIDE_OK && fsync(tmp.fd) != 0)
-        st = error_set(err, ASIDE_ERR_IO, "fsync failed: %s", strerror(errno));
+        st = error_set(err, ASIDE_ERR_IO, "fsync of the sidecar of %s failed: %s", key,
+                       strerror(errno));
     if (st == ASIDE_OK && rename(tmp.path, meta_path) != 0)
-        st = error_set(err, ASIDE_ERR_IO, "rename to %s failed: %s", meta_path,
+        st = error_set(err, ASIDE_ERR_IO, "cannot store the sidecar of %s: %s", key,
                        strerror(errno));
     if (st == ASIDE_OK)
         tmp.path[0] = '\0'; /* consumed */
@@ -249,8 +270,8 @@ aside_status store_tmp_create(store *s, store_tmp *tmp, aside_error *err)
     tmp->fd = mkostemp(tmp->path, O_CLOEXEC);
     if (tmp->fd < 0) {
         tmp->path[0] = '\0';
-        return error_set(err, ASIDE_ERR_IO, "cannot create a temporary file in %s/%s: %s",
-                         s->root, TMP_DIR, strerror(errno));
+        return error_set(err, ASIDE_ERR_IO, "cannot create a temporary file in the disk tier: "
+                         "%s", strerror(errno));
     }
     return ASIDE_OK;
 }
@@ -269,11 +290,12 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
                           aside_error *err)
 {
     char data_path[PATH_MAX], meta_path[PATH_MAX];
-    aside_status st = join(data_path, s->root, key, "", err);
+    aside_status st = key_path(data_path, s, "", key, err);
     if (st == ASIDE_OK)
-        st = join(meta_path, s->root, META_DIR "/", key, err);
+        st = key_path(meta_path, s, META_DIR "/", key, err);
     if (st == ASIDE_OK && strlen(meta_path) + strlen(META_EXT) >= PATH_MAX)
-        st = error_set(err, ASIDE_ERR_INVALID, "path too long: %s", key);
+        st = error_set(err, ASIDE_ERR_INVALID, "the path of %s is too long for the disk tier",
+                       key);
     if (st != ASIDE_OK)
         return st;
     strcat(meta_path, META_EXT);
@@ -293,7 +315,7 @@ aside_status store_commit(store *s, store_tmp *tmp, const char *key, const store
     tmp->path[0] = '\0';
     close(tmp->fd);
     tmp->fd = -1;
-    st = meta_write(s, meta_path, meta, err);
+    st = meta_write(s, key, meta_path, meta, err);
     if (st != ASIDE_OK) {
         unlink(data_path);
         return st;
@@ -307,26 +329,27 @@ aside_status store_rewrite_meta(store *s, const char *key, const store_meta *met
                                 aside_error *err)
 {
     char meta_path[PATH_MAX];
-    aside_status st = join(meta_path, s->root, META_DIR "/", key, err);
+    aside_status st = key_path(meta_path, s, META_DIR "/", key, err);
     if (st == ASIDE_OK && strlen(meta_path) + strlen(META_EXT) >= PATH_MAX)
-        st = error_set(err, ASIDE_ERR_INVALID, "path too long: %s", key);
+        st = error_set(err, ASIDE_ERR_INVALID, "the path of %s is too long for the disk tier",
+                       key);
     if (st != ASIDE_OK)
         return st;
     strcat(meta_path, META_EXT);
-    if ((st = meta_write(s, meta_path, meta, err)) == ASIDE_OK)
+    if ((st = meta_write(s, key, meta_path, meta, err)) == ASIDE_OK)
         sync_parent(meta_path);
     return st;
 }
 
 aside_status store_value_path(const store *s, const char *key, char *path, aside_error *err)
 {
-    return join(path, s->root, key, "", err);
+    return key_path(path, s, "", key, err);
 }
 
 aside_status store_open_value(store *s, const char *key, int *fd, aside_error *err)
 {
     char path[PATH_MAX];
-    aside_status st = join(path, s->root, key, "", err);
+    aside_status st = key_path(path, s, "", key, err);
     if (st != ASIDE_OK)
         return st;
     *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -339,12 +362,12 @@ aside_status store_open_value(store *s, const char *key, int *fd, aside_error *e
 void store_remove(store *s, const char *key)
 {
     char path[PATH_MAX];
-    if (join(path, s->root, META_DIR "/", key, NULL) == ASIDE_OK &&
+    if (key_path(path, s, META_DIR "/", key, NULL) == ASIDE_OK &&
         strlen(path) + strlen(META_EXT) < PATH_MAX) {
         strcat(path, META_EXT);
         unlink(path);
     }
-    if (join(path, s->root, key, "", NULL) == ASIDE_OK)
+    if (key_path(path, s, "", key, NULL) == ASIDE_OK)
         unlink(path);
 }
 
