@@ -103,7 +103,7 @@ const char *call_error_code(const aside_error *err)
 static const call_error_row error_rows[] = {
     {400, ASIDE_ERR_INVALID, "`bad_request`, `bad_query`, `bad_pointer`, `not_a_frame`, `bad_spec`",
      "a bad parameter, body or path (absolute, `..`, control characters, over 1024 bytes, a "
-     "symlink leading out of the SOR); SQL that DuckDB refuses; a malformed JSON pointer; a frame "
+     "part over 236 bytes, a symlink leading out of the SOR); SQL that DuckDB refuses; a malformed JSON pointer; a frame "
      "function or format for a value that is not a frame; a spec file that does not load"},
     {401, -1, "`unauthorized`",
      "a missing or wrong bearer token (when `ASIDE_TOKEN` is set), with `WWW-Authenticate`"},
