@@ -638,9 +638,34 @@ static void response_reset(http_response *res)
     res->status = 200;
 }
 
+/* The handler is done with the message: drop it from the input buffer (what the client
+ * pipelined behind it stays), free buffers grown for a large body and give back its budget.
+ * This runs before the response leaves, so a client that has the response finds the budget
+ * free whichever worker serves it next. */
+static void conn_drop_message(conn *c)
+{
+    size_t rest = c->in_len - c->parsed;
+    memmove(c->in, c->in + c->parsed, rest);
+    c->in_len = rest;
+    c->parsed = 0;
+    if (c->in_cap > INPUT_KEEP_BYTES && rest <= INPUT_INITIAL_BYTES) {
+        char *in = realloc(c->in, INPUT_INITIAL_BYTES);
+        if (in) {
+            c->in = in;
+            c->in_cap = INPUT_INITIAL_BYTES;
+        }
+    }
+    if (c->body.cap > INPUT_KEEP_BYTES)
+        buf_free(&c->body);
+    buf_reset(&c->body);
+    c->body_off = c->body_len = 0;
+    body_release(c);
+}
+
 /* Send the response the handler built. False if the connection closed. */
 static bool conn_respond(conn *c)
 {
+    conn_drop_message(c);
     http_response *res = &c->res;
     if (res->headers.failed || res->body.failed) {
         response_reset(res);
@@ -699,20 +724,10 @@ static bool conn_dispatch(conn *c)
     return conn_respond(c);
 }
 
-/* Drop the finished message from the input buffer, and a buffer grown for a large body. */
+/* Go on with the next message once the response left. */
 static void conn_compact(conn *c)
 {
-    size_t rest = c->in_len - c->parsed;
-    memmove(c->in, c->in + c->parsed, rest);
-    c->in_len = rest;
-    c->parsed = 0;
-    if (c->in_cap > INPUT_KEEP_BYTES && rest <= INPUT_INITIAL_BYTES) {
-        char *in = realloc(c->in, INPUT_INITIAL_BYTES);
-        if (in) {
-            c->in = in;
-            c->in_cap = INPUT_INITIAL_BYTES;
-        }
-    }
+    conn_drop_message(c);
     message_reset(c);
     c->deadline_ms = now_ms() + c->w->server->cfg.idle_timeout_ms;
 }
