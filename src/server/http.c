@@ -27,7 +27,8 @@
  * buffer of its own) and its bytes are counted against max_bodies_in_flight_bytes from its
  * headers on, before any of it is read: a body that does not fit now is answered 503 with
  * Retry-After (413 when it could never fit) and the connection closed; the bytes are given
- * back, and a buffer grown for a large body freed, when its response has left. */
+ * back, and a buffer grown for a large body freed, once the handler is done with the body,
+ * before the response leaves. */
 #include <errno.h>
 #include <http_parser.h>
 #include <limits.h>
@@ -924,6 +925,8 @@ static void accept_resume(worker *w)
     if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0) {
         w->accepting = true;
         w->accept_retry_ms = 0;
+    } else {
+        w->accept_retry_ms = now_ms() + ACCEPT_RETRY_MS; /* the kernel is short: not at once */
     }
 }
 
