@@ -27,9 +27,11 @@ FLOOD = 80                # connections opened past the file limit
 CAP = 6                   # ASIDE_MAX_CONNECTIONS in the cap tests
 
 
-def limited(tmp_path: pathlib.Path, env: dict[str, str], soft_only: bool = False) -> Server:
+def limited(make_server, env: dict[str, str], soft_only: bool = False) -> Server:
+    """A server (stopped and checked by the fixture) under an open-file limit of FILE_LIMIT."""
     flag = "-Sn" if soft_only else "-n"
-    s = Server(tmp_path, env={"ASIDE_FUNCTION_WORKERS": "1", "ASIDE_LOAD_THREADS": "2", **env})
+    s = make_server(env={"ASIDE_FUNCTION_WORKERS": "1", "ASIDE_LOAD_THREADS": "2", **env},
+                    start=False)
     s.prefix = ["sh", "-c", f'ulimit {flag} {FILE_LIMIT} && exec "$0" "$@"']
     return s.start()
 
@@ -90,8 +92,8 @@ def wait_for_fds(pid: int, count: int) -> None:
     assert open_fds(pid) >= count, f"the server holds {open_fds(pid)} descriptors"
 
 
-def test_start_raises_the_soft_file_limit_to_the_hard_one_and_logs_the_cap(tmp_path):
-    s = limited(tmp_path, {}, soft_only=True)
+def test_start_raises_the_soft_file_limit_to_the_hard_one_and_logs_the_cap(make_server):
+    s = limited(make_server, {}, soft_only=True)
     limits = pathlib.Path(f"/proc/{s.proc.pid}/limits").read_text()
     line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
     soft, hard = line.split()[3:5]
@@ -101,8 +103,8 @@ def test_start_raises_the_soft_file_limit_to_the_hard_one_and_logs_the_cap(tmp_p
 
 
 @pytest.mark.timeout(120)
-def test_past_the_file_limit_the_server_sleeps_and_put_and_write_get_503(tmp_path):
-    s = limited(tmp_path, {"ASIDE_MAX_CONNECTIONS": "1000"})  # the cap above the file limit
+def test_past_the_file_limit_the_server_sleeps_and_put_and_write_get_503(make_server):
+    s = limited(make_server, {"ASIDE_MAX_CONNECTIONS": "1000"})  # the cap above the file limit
     put_sor(s, "old.txt", "the old value")
     pid = s.proc.pid
     keeper = connect(s)  # accepted before the flood: the put and the write go through it
@@ -139,8 +141,8 @@ def test_past_the_file_limit_the_server_sleeps_and_put_and_write_get_503(tmp_pat
 
 @pytest.mark.timeout(120)
 def test_at_the_connection_cap_the_server_sleeps_and_serves_the_next_client_when_one_closes(
-        tmp_path):
-    s = limited(tmp_path, {"ASIDE_MAX_CONNECTIONS": str(CAP)})
+        make_server):
+    s = limited(make_server, {"ASIDE_MAX_CONNECTIONS": str(CAP)})
     pid = s.proc.pid
     idle = []
     waiting = None
@@ -169,8 +171,8 @@ def test_at_the_connection_cap_the_server_sleeps_and_serves_the_next_client_when
             waiting.close()
 
 
-def test_the_default_cap_leaves_descriptors_for_files(tmp_path):
-    s = limited(tmp_path, {})
+def test_the_default_cap_leaves_descriptors_for_files(make_server):
+    s = limited(make_server, {})
     text = s.log_text()
     assert "connections at most" in text
     cap = int(text.split("connections at most ")[1].split()[0])
