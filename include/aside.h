@@ -44,7 +44,8 @@ typedef enum aside_status {
     ASIDE_ERR_SOR,       /* the system of record failed */
     ASIDE_ERR_TIMEOUT,   /* the system of record did not answer in time */
     ASIDE_ERR_IO,        /* the local disk failed */
-    ASIDE_ERR_NOMEM,     /* out of memory */
+    ASIDE_ERR_NOMEM,     /* out of memory, or of file descriptors (code "too_many_open_files"):
+                            the call changed nothing and may be retried */
     ASIDE_ERR_INTERNAL,  /* a bug: please report it */
     ASIDE_ERR_WOULD_BLOCK, /* memory_only was asked and the value is not in memory */
     ASIDE_ERR_FULL,       /* what must stay in memory (pinned keys, collections) would pass the
@@ -56,7 +57,7 @@ typedef enum aside_status {
 
 /* A failure's status and reason. Plain data: declare one on the stack and pass its address.
  * code is a more specific name the system of record gave (S3's "AccessDenied", "SlowDown"),
- * or empty. */
+ * or the library's own ("too_many_open_files"), or empty. */
 typedef struct aside_error {
     aside_status status;
     char code[64];

@@ -203,7 +203,8 @@ static aside_status inspect_fetched(aside_cache *c, const char *key, const store
         meta->xxh3 = store_checksum(data, meta->size);
         if (meta->type == ASIDE_TYPE_FRAME) {
             int rd = open(tmp->path, O_RDONLY | O_CLOEXEC);
-            st = rd < 0 ? error_set(err, ASIDE_ERR_IO, "cannot reopen a temporary file")
+            st = rd < 0 ? error_set_errno(err, errno, ASIDE_ERR_IO, "cannot reopen a temporary "
+                                          "file")
                         : load_decode_frame(c, key, tmp->path, rd, meta->size, in_memory, err);
         } else if (meta->size <= c->mem_limit) {
             void *copy = malloc(meta->size ? meta->size : 1);

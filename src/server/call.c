@@ -124,9 +124,10 @@ static const call_error_row error_rows[] = {
      "the server failed: a disk error, a function worker that died, a user's function that "
      "raised"},
     {502, ASIDE_ERR_SOR, "`sor_error`, or S3's own code", "the SOR failed"},
-    {503, ASIDE_ERR_NOMEM, "`out_of_memory`",
-     "the server is short of memory for a moment; the request changed nothing and may be "
-     "retried"},
+    {503, ASIDE_ERR_NOMEM, "`out_of_memory`, `too_many_open_files`, `busy`",
+     "the server is short of memory or of file descriptors for a moment, or is receiving "
+     "`ASIDE_MAX_BODIES_IN_FLIGHT` bytes of request bodies already; the request changed nothing "
+     "and may be retried after the `Retry-After` header's seconds"},
     {504, ASIDE_ERR_TIMEOUT, "`timeout`",
      "the SOR timed out, a query ran past `ASIDE_SQL_TIMEOUT`, a function past its deadline"},
     {507, ASIDE_ERR_FULL, "`full`, `function_out_of_memory`",
@@ -151,6 +152,8 @@ void call_errors_markdown(buf *b)
 void call_error(call *c, int status, const char *code, const char *message)
 {
     http_response *res = c->res;
+    if (status == HTTP_UNAVAILABLE && res->status != HTTP_UNAVAILABLE)
+        buf_puts(&res->headers, HTTP_RETRY_AFTER);
     res->status = status;
     res->content_type = "application/json";
     buf_reset(&res->body);

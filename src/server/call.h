@@ -105,7 +105,8 @@ typedef struct call_error_row {
 const call_error_row *call_error_rows(size_t *count);
 /* Append README's error table to b, as Markdown. */
 void        call_errors_markdown(buf *b);
-/* Answer an error: status, a code word, a message. */
+/* Answer an error: status, a code word, a message. A 503 (the server is short of something
+ * for a moment) also tells the client when to retry (Retry-After). */
 void        call_error(call *c, int status, const char *code, const char *message);
 /* Answer err with the HTTP status its status maps to. */
 void        call_status_error(call *c, const aside_error *err);

@@ -62,7 +62,14 @@ static aside_status check_part_size(const option_row *o, const char *text, aside
 
 #define AT(field) offsetof(server_config, field)
 
-enum { MAX_COUNT = 1024, MAX_SECONDS = 86400, MAX_AGE_SECONDS = 366 * 86400, MS = 1000 };
+enum {
+    MAX_COUNT = 1024,
+    MAX_SECONDS = 86400,
+    MAX_AGE_SECONDS = 366 * 86400,
+    MS = 1000,
+    MAX_CONNECTIONS = 1 << 24 /* above any open-file limit Linux allows (nr_open: 2^20 by
+                                 default, at most about 2^30) would be pointless */
+};
 
 static const option_row options[] = {
     {"local-data-dir", "LOCAL_DATA_DIR", NULL, "./data/cache", OPT_TEXT, AT(cache.data_dir), 0, 0,
@@ -95,6 +102,14 @@ static const option_row options[] = {
      "the journal of collections is compacted past this size and twice its last compacted size"},
     {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_BYTES, AT(http.max_body_bytes), 0, 0, 0,
      "largest request body accepted"},
+    {"max-bodies-in-flight", "ASIDE_MAX_BODIES_IN_FLIGHT", NULL, "256MiB", OPT_BYTES,
+     AT(http.max_bodies_in_flight_bytes), 0, 0, 0,
+     "bytes of request bodies being received at once, all connections together; a body past "
+     "it gets 503 with Retry-After before it is read (413 when larger than this alone)"},
+    {"max-connections", "ASIDE_MAX_CONNECTIONS", NULL, NULL, OPT_INT, AT(http.max_connections),
+     1, MAX_CONNECTIONS, 1, "open connections at most; past it new clients wait in the kernel's "
+     "queue until one closes (default: the open-file limit, raised to the hard one at start, "
+     "less the descriptors open at start and a reserve for files)"},
     {"idle-timeout", "ASIDE_IDLE_TIMEOUT", NULL, "60", OPT_INT, AT(http.idle_timeout_ms), 1,
      MAX_SECONDS, MS, "seconds an idle keep-alive connection is kept open"},
     {"request-timeout", "ASIDE_REQUEST_TIMEOUT", NULL, "30", OPT_INT,

@@ -14,14 +14,30 @@
  * Timeouts (checked once a second by a sweep of the worker's connections): a request must be
  * complete within request_timeout_ms of its first byte and a response must make progress at
  * least that often; a keep-alive connection with nothing to do is closed after
- * idle_timeout_ms. So a slow or half-open client only ever ties up its own connection. */
+ * idle_timeout_ms. So a slow or half-open client only ever ties up its own connection.
+ *
+ * Resources, as nginx and Redis guard them: the connections of all workers are counted against
+ * max_connections (a slot is taken before accept, given back when the connection closes). A
+ * worker that finds no free slot takes its listening socket out of its epoll set, so the
+ * kernel queues new clients and the loop sleeps instead of being woken for them over and over;
+ * the close that frees a slot at the cap wakes every worker (through its done_fd) to watch its
+ * socket again. When accept fails for lack of descriptors (EMFILE, ENFILE) the worker stops
+ * accepting for ACCEPT_RETRY_MS: retrying at once would spin, as the socket stays readable.
+ * A request body is received in place in the input buffer (a chunked one is decoded into a
+ * buffer of its own) and its bytes are counted against max_bodies_in_flight_bytes from its
+ * headers on, before any of it is read: a body that does not fit now is answered 503 with
+ * Retry-After (413 when it could never fit) and the connection closed; the bytes are given
+ * back, and a buffer grown for a large body freed, once the handler is done with the body,
+ * before the response leaves. */
 #include <errno.h>
 #include <http_parser.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +65,11 @@ enum {
     MAX_HEADERS = 64,
     EVENTS_PER_WAIT = 256,
     SWEEP_INTERVAL_MS = 1000,
-    LISTEN_BACKLOG = 4096
+    LISTEN_BACKLOG = 4096,
+    ACCEPT_RETRY_MS = 500,    /* out of descriptors: stop accepting this long (nginx's pause) */
+    WARN_INTERVAL_MS = 10000, /* a worker repeats a warning about its limits at most this often */
+    INPUT_KEEP_BYTES = HEADER_MAX_BYTES /* an input buffer grown past this for a body is given
+                                           back when the message is done */
 };
 
 typedef struct header_span {
@@ -72,8 +92,12 @@ typedef struct conn {
     size_t       header_count;
     bool         header_in_value; /* the last callback was a header value */
     bool         header_skip;     /* past MAX_HEADERS: headers are ignored */
-    buf          body;
-    bool         message_done, body_too_large;
+    size_t       body_off, body_len; /* the body: in[body_off..) when received in place */
+    buf          body;            /* or a chunked body, decoded */
+    uint64_t     body_reserved;   /* bytes counted against max_bodies_in_flight_bytes */
+    bool         body_expected;   /* a Content-Length body is being received */
+    int          body_refusal;    /* 413 or 503: the body is not received */
+    bool         message_done;
     int64_t      message_started_ms;
     /* the response being written */
     buf          out;          /* status line, headers and, for buffer bodies, the body */
@@ -104,6 +128,11 @@ struct worker {
     conn           *done;
     char         date[64]; /* "Date: ...\r\n", refreshed once a second */
     time_t       date_sec;
+    /* the listening socket is in the epoll set; when not, accept again once accept_retry_ms is
+     * past (0: when a slot frees) */
+    bool         accepting;
+    int64_t      accept_retry_ms;
+    int64_t      warned_ms;
 };
 
 /* Requests waiting for a blocking-pool thread, first in first out. */
@@ -124,6 +153,10 @@ struct http_server {
     task_queue   tasks;
     int          pool_count;
     pthread_t   *pool;
+    atomic_int   connections;      /* open, all workers together: at most max_connections */
+    int          max_connections;
+    _Atomic uint64_t body_bytes;   /* reserved by bodies being received */
+    atomic_bool  stopping;
 };
 
 static int64_t now_ms(void)
@@ -173,6 +206,69 @@ const char *http_request_header(const http_request *req, const char *name, size_
     return NULL;
 }
 
+/* ---- limits: connection slots and the bodies' budget --------------------------------------- */
+
+/* Take a connection slot; false at max_connections. */
+static bool slot_take(http_server *s)
+{
+    int open = atomic_load_explicit(&s->connections, memory_order_relaxed);
+    do {
+        if (open >= s->max_connections)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->connections, &open, open + 1));
+    return true;
+}
+
+/* Give a slot back; at the cap, wake every worker so that a paused one accepts again. */
+static void slot_give(http_server *s)
+{
+    if (atomic_fetch_sub(&s->connections, 1) < s->max_connections || atomic_load(&s->stopping))
+        return;
+    for (int i = 0; i < s->cfg.threads; i++) { /* every done_fd exists before a worker runs */
+        uint64_t one = 1;
+        if (write(s->workers[i].done_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_line("warn", "http: cannot wake worker %d: %s", i, strerror(errno));
+    }
+}
+
+static bool warn_due(worker *w, int64_t now)
+{
+    if (w->warned_ms && now - w->warned_ms < WARN_INTERVAL_MS)
+        return false;
+    w->warned_ms = now;
+    return true;
+}
+
+/* Count bytes more of c's body against the server's budget; false (c->body_refusal set) when
+ * they do not fit: 413 if the body alone would pass the budget, else 503. */
+static bool body_reserve(conn *c, uint64_t bytes)
+{
+    http_server *s = c->w->server;
+    uint64_t budget = s->cfg.max_bodies_in_flight_bytes;
+    if (!budget)
+        return true;
+    if (bytes > budget - c->body_reserved) {
+        c->body_refusal = 413;
+        return false;
+    }
+    uint64_t used = atomic_load_explicit(&s->body_bytes, memory_order_relaxed);
+    do {
+        if (used > budget - bytes) {
+            c->body_refusal = HTTP_UNAVAILABLE;
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&s->body_bytes, &used, used + bytes));
+    c->body_reserved += bytes;
+    return true;
+}
+
+static void body_release(conn *c)
+{
+    if (c->body_reserved)
+        atomic_fetch_sub(&c->w->server->body_bytes, c->body_reserved);
+    c->body_reserved = 0;
+}
+
 /* ---- connections -------------------------------------------------------------------------- */
 
 static void conn_close(conn *c)
@@ -180,6 +276,8 @@ static void conn_close(conn *c)
     worker *w = c->w;
     epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    body_release(c);
+    slot_give(w->server);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -205,8 +303,12 @@ static void message_reset(conn *c)
     c->url_off = c->url_len = 0;
     c->header_count = 0;
     c->header_in_value = c->header_skip = false;
+    c->body_off = c->body_len = 0;
     buf_reset(&c->body);
-    c->message_done = c->body_too_large = false;
+    body_release(c);
+    c->body_expected = false;
+    c->body_refusal = 0;
+    c->message_done = false;
     c->message_started_ms = 0;
 }
 
@@ -276,8 +378,13 @@ static int on_headers_complete(http_parser *p)
     conn *c = p->data;
     size_t limit = c->w->server->cfg.max_body_bytes;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > limit) {
-        c->body_too_large = true;
+        c->body_refusal = 413;
         return -1;
+    }
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0) {
+        if (!body_reserve(c, p->content_length))
+            return -1;
+        c->body_expected = true;
     }
     for (size_t i = 0; i < c->header_count; i++) {
         if (header_is(c, &c->headers[i], "Expect", "100-continue")) {
@@ -292,10 +399,18 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
-    if (c->body.len + len > c->w->server->cfg.max_body_bytes) {
-        c->body_too_large = true;
+    if (c->body_len + len > c->w->server->cfg.max_body_bytes) {
+        c->body_refusal = 413;
         return -1;
     }
+    if (c->body_len == 0)
+        c->body_off = (size_t)(at - c->in);
+    c->body_len += len;
+    if (!(p->flags & F_CHUNKED))
+        return 0; /* in place: in[body_off..) holds it whole, its bytes counted already */
+    /* decoded into a buffer of its own while its raw form stays in the input: both count */
+    if (!body_reserve(c, 2 * (uint64_t)len))
+        return -1;
     buf_append(&c->body, at, len);
     return c->body.failed ? -1 : 0;
 }
@@ -304,6 +419,7 @@ static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
     c->message_done = true;
+    c->body_expected = false;
     http_parser_pause(p, 1);
     return 0;
 }
@@ -490,6 +606,8 @@ static void conn_fail(conn *c, int status, const char *code, const char *message
     http_response res = {.status = status, .content_type = "application/json"};
     buf_init(&res.headers);
     buf_init(&res.body);
+    if (status == HTTP_UNAVAILABLE)
+        buf_puts(&res.headers, HTTP_RETRY_AFTER);
     buf_printf(&res.body, "{\"error\": {\"code\": \"%s\", \"message\": \"%s\"}}", code, message);
     compose(c, &res, false);
     buf_free(&res.body);
@@ -521,9 +639,34 @@ static void response_reset(http_response *res)
     res->status = 200;
 }
 
+/* The handler is done with the message: drop it from the input buffer (what the client
+ * pipelined behind it stays), free buffers grown for a large body and give back its budget.
+ * This runs before the response leaves, so a client that has the response finds the budget
+ * free whichever worker serves it next. */
+static void conn_drop_message(conn *c)
+{
+    size_t rest = c->in_len - c->parsed;
+    memmove(c->in, c->in + c->parsed, rest);
+    c->in_len = rest;
+    c->parsed = 0;
+    if (c->in_cap > INPUT_KEEP_BYTES && rest <= INPUT_INITIAL_BYTES) {
+        char *in = realloc(c->in, INPUT_INITIAL_BYTES);
+        if (in) {
+            c->in = in;
+            c->in_cap = INPUT_INITIAL_BYTES;
+        }
+    }
+    if (c->body.cap > INPUT_KEEP_BYTES)
+        buf_free(&c->body);
+    buf_reset(&c->body);
+    c->body_off = c->body_len = 0;
+    body_release(c);
+}
+
 /* Send the response the handler built. False if the connection closed. */
 static bool conn_respond(conn *c)
 {
+    conn_drop_message(c);
     http_response *res = &c->res;
     if (res->headers.failed || res->body.failed) {
         response_reset(res);
@@ -569,8 +712,8 @@ static bool conn_dispatch(conn *c)
         .target_len = c->url_len,
         .headers = c->req_headers,
         .header_count = c->header_count,
-        .body = c->body.data ? c->body.data : "",
-        .body_len = c->body.len,
+        .body = c->body.len ? c->body.data : c->body_len ? c->in + c->body_off : "",
+        .body_len = c->body_len,
         .may_block = false,
     };
     response_reset(&c->res);
@@ -582,13 +725,10 @@ static bool conn_dispatch(conn *c)
     return conn_respond(c);
 }
 
-/* Drop the finished message from the input buffer. */
+/* Go on with the next message once the response left. */
 static void conn_compact(conn *c)
 {
-    size_t rest = c->in_len - c->parsed;
-    memmove(c->in, c->in + c->parsed, rest);
-    c->in_len = rest;
-    c->parsed = 0;
+    conn_drop_message(c);
     message_reset(c);
     c->deadline_ms = now_ms() + c->w->server->cfg.idle_timeout_ms;
 }
@@ -624,8 +764,13 @@ static bool conn_process(conn *c)
             conn_compact(c);
             continue;
         }
-        if (c->body_too_large) {
+        if (c->body_refusal == 413) {
             conn_fail(c, 413, "too_large", "request body is larger than the limit");
+            return false;
+        }
+        if (c->body_refusal) {
+            conn_fail(c, HTTP_UNAVAILABLE, "busy", "the server is receiving as many request "
+                      "bodies as it takes at once (ASIDE_MAX_BODIES_IN_FLIGHT); retry later");
             return false;
         }
         if (e != HPE_OK) {
@@ -650,6 +795,9 @@ static bool conn_grow_input(conn *c)
         return false;
     }
     size_t cap = c->in_cap ? c->in_cap * 2 : INPUT_INITIAL_BYTES;
+    /* a body of known length: room for the rest of it at once (the parser counts it down) */
+    if (c->body_expected && c->parser.content_length > 0 && c->parser.content_length < limit)
+        cap = c->in_len + (size_t)c->parser.content_length;
     cap = cap > limit ? limit : cap;
     char *in = realloc(c->in, cap);
     if (!in) {
@@ -757,17 +905,71 @@ static void *pool_run(void *arg)
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
+/* Take the listening socket out of the epoll set; accept again from retry_ms on (0: when a
+ * connection slot frees). */
+static void accept_pause(worker *w, int64_t retry_ms)
+{
+    if (w->accepting)
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    w->accepting = false;
+    w->accept_retry_ms = retry_ms;
+}
+
+/* Watch the listening socket again if accepting paused and its reason is gone. */
+static void accept_resume(worker *w)
+{
+    if (now_ms() < w->accept_retry_ms ||
+        atomic_load(&w->server->connections) >= w->server->max_connections)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
+    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0) {
+        w->accepting = true;
+        w->accept_retry_ms = 0;
+    } else {
+        w->accept_retry_ms = now_ms() + ACCEPT_RETRY_MS; /* the kernel is short: not at once */
+    }
+}
+
+/* accept failed with err: go on, wait for the next event, or pause (out of descriptors). */
+static bool accept_failed(worker *w, int err)
+{
+    if (err == EINTR || err == ECONNABORTED)
+        return true;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        int64_t now = now_ms();
+        if (warn_due(w, now))
+            log_line("warn", "http: cannot accept a connection: %s; accepting again in %d ms",
+                     strerror(err), ACCEPT_RETRY_MS);
+        accept_pause(w, now + ACCEPT_RETRY_MS);
+    }
+    return false;
+}
+
 static void accept_all(worker *w)
 {
+    http_server *s = w->server;
     for (;;) {
+        if (!slot_take(s)) {
+            if (warn_due(w, now_ms()))
+                log_line("warn", "http: %d connections open, the most ASIDE_MAX_CONNECTIONS "
+                         "allows: new ones wait until one closes", s->max_connections);
+            accept_pause(w, 0);
+            return;
+        }
         int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or out of descriptors: try again on the next event */
+        if (fd < 0) {
+            int err = errno;
+            slot_give(s);
+            if (accept_failed(w, err))
+                continue;
+            return;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(fd);
+            slot_give(s);
             continue;
         }
         c->fd = fd;
@@ -797,13 +999,25 @@ static void sweep(worker *w)
     }
 }
 
+/* How long the loop may sleep: until the next sweep, or sooner to accept again. */
+static int wait_ms(const worker *w, int64_t next_sweep)
+{
+    if (w->accepting || !w->accept_retry_ms)
+        return SWEEP_INTERVAL_MS;
+    int64_t until = next_sweep;
+    if (w->accept_retry_ms < until)
+        until = w->accept_retry_ms;
+    int64_t left = until - now_ms();
+    return left < 0 ? 0 : left > SWEEP_INTERVAL_MS ? SWEEP_INTERVAL_MS : (int)left;
+}
+
 static void *worker_run(void *arg)
 {
     worker *w = arg;
     struct epoll_event events[EVENTS_PER_WAIT];
     int64_t next_sweep = now_ms() + SWEEP_INTERVAL_MS;
     for (;;) {
-        int n = epoll_wait(w->epoll_fd, events, EVENTS_PER_WAIT, SWEEP_INTERVAL_MS);
+        int n = epoll_wait(w->epoll_fd, events, EVENTS_PER_WAIT, wait_ms(w, next_sweep));
         for (int i = 0; i < n; i++) {
             void *tag = events[i].data.ptr;
             if (tag == &w->listen_fd) {
@@ -826,6 +1040,8 @@ static void *worker_run(void *arg)
             sweep(w);
             next_sweep = now + SWEEP_INTERVAL_MS;
         }
+        if (!w->accepting)
+            accept_resume(w);
     }
 stop:
     while (w->conns) {
@@ -899,6 +1115,7 @@ static aside_status worker_init(http_server *s, worker *w, aside_error *err)
         epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->stop_fd, &stop) != 0 ||
         epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->done_fd, &done) != 0)
         return error_set(err, ASIDE_ERR_IO, "epoll_ctl failed: %s", strerror(errno));
+    w->accepting = true;
     return ASIDE_OK;
 }
 
@@ -928,10 +1145,12 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     s->cfg = *cfg;
+    s->cfg.threads = threads;
     s->handler = handler;
     s->ctx = ctx;
     s->port = cfg->port;
     s->workers = workers;
+    s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : INT_MAX;
     for (int i = 0; i < threads; i++)
         workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = workers[i].done_fd = -1;
     pthread_mutex_init(&s->tasks.lock, NULL);
@@ -972,7 +1191,8 @@ void http_server_stop(http_server *s)
     if (!s)
         return;
     /* the pool first: it finishes the requests it holds and hands them to the workers, which
-     * then close every connection */
+     * then close every connection (without waking each other: they are stopping) */
+    atomic_store(&s->stopping, true);
     pthread_mutex_lock(&s->tasks.lock);
     s->tasks.stopping = true;
     pthread_cond_broadcast(&s->tasks.ready);
@@ -985,10 +1205,10 @@ void http_server_stop(http_server *s)
         if (write(s->workers[i].stop_fd, &one, sizeof one) < 0)
             log_line("warn", "http: cannot signal worker %d to stop", i);
     }
-    for (int i = 0; i < s->worker_count; i++) {
+    for (int i = 0; i < s->worker_count; i++)
         pthread_join(s->workers[i].thread, NULL);
+    for (int i = 0; i < s->worker_count; i++)
         worker_close(&s->workers[i]);
-    }
     free(s->workers);
     pthread_cond_destroy(&s->tasks.ready);
     pthread_mutex_destroy(&s->tasks.lock);

@@ -6,7 +6,14 @@
  * false: it answers what it can without blocking (a memory hit, an error) and sets defer for the
  * rest, which is then handed to a pool of blocking threads (loads from disk or S3, writes) and
  * answered from there; the event loops keep serving meanwhile. The handler is called by many
- * threads at once and must be thread-safe. */
+ * threads at once and must be thread-safe.
+ *
+ * Limits that keep the server inside its resources: at most max_connections connections are
+ * open (past it the listening sockets leave the event loops and new clients wait in the
+ * kernel's queue until one closes); when accept itself runs out of descriptors, accepting
+ * pauses for a moment instead of retrying at once; request bodies being received hold at most
+ * max_bodies_in_flight_bytes together (a body past it is answered 503 with Retry-After before
+ * it is read, one larger than it alone 413). */
 #ifndef ASIDE_SERVER_HTTP_H
 #define ASIDE_SERVER_HTTP_H
 
@@ -76,6 +83,11 @@ typedef struct http_response {
 
 typedef void (*http_handler)(void *ctx, const http_request *req, http_response *res);
 
+/* A 503 means the server is short of something for a moment (memory, file descriptors, room
+ * for request bodies) and changed nothing: it carries this header, retry in a second. */
+#define HTTP_UNAVAILABLE 503
+#define HTTP_RETRY_AFTER "Retry-After: 1\r\n"
+
 typedef struct http_config {
     const char *bind;
     int         port;               /* 0: any free port */
@@ -84,6 +96,9 @@ typedef struct http_config {
     int         idle_timeout_ms;    /* a keep-alive connection idle this long is closed */
     int         request_timeout_ms; /* a request must arrive, and a response leave, this fast */
     int         blocking_threads;   /* the pool for requests that load, fetch or write */
+    int         max_connections;    /* open connections at most (0: no limit) */
+    uint64_t    max_bodies_in_flight_bytes; /* request bodies being received, all connections
+                                               together (0: no limit) */
 } http_config;
 
 typedef struct http_server http_server;

@@ -7,10 +7,18 @@
  * SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked before the cache opens
  * like every other setting.
  *
+ * File descriptors, as nginx and Redis budget them: the soft RLIMIT_NOFILE is raised to the hard
+ * one at start, and connections are capped below it (ASIDE_MAX_CONNECTIONS; by default the limit
+ * less what is open once the cache is, less a reserve for the files requests open: the disk
+ * tier's and the SOR's, the journal's, function workers' sockets, DuckDB's), so clients alone
+ * cannot take the descriptors a read or a write needs.
+ *
  * main owns what the API's handlers share (server.h): it opens the cache, creates the function
  * pool and the spec's run, puts them in one server struct that the router hands to every call,
  * and, once the HTTP server stopped, frees them in the reverse order. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +47,73 @@ static void ensure_dir(const char *dir)
     }
 }
 
-static void raise_file_limit(void)
+/* The open-file limit: the soft one as found at start, and as raised to the hard one. */
+typedef struct file_limit {
+    uint64_t found, now;
+} file_limit;
+
+static file_limit raise_file_limit(void)
 {
     struct rlimit lim;
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return (file_limit){INT_MAX, INT_MAX};
+    file_limit out = {lim.rlim_cur, lim.rlim_cur};
+    if (lim.rlim_cur < lim.rlim_max) {
         lim.rlim_cur = lim.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &lim);
+        if (setrlimit(RLIMIT_NOFILE, &lim) == 0)
+            out.now = lim.rlim_max;
     }
+    return out;
+}
+
+/* Descriptors open now (the folder listing's own not counted). */
+static uint64_t open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    uint64_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n ? n - 1 : 0;
+}
+
+/* Descriptors kept for files beside those open at start: a few for the server's own use, and
+ * what each thread that opens files may hold at once (a load thread: a value's temporary
+ * file, its SOR file, a sidecar, a folder to sync; a function worker: its socket and a shared-
+ * memory frame; an event loop: its epoll set, listening socket and two eventfds). */
+enum {
+    FILES_RESERVED = 32,
+    FILES_PER_LOAD_THREAD = 4,
+    FILES_PER_FUNCTION_WORKER = 2,
+    FILES_PER_EVENT_LOOP = 4
+};
+
+/* ASIDE_MAX_CONNECTIONS unless given: the open-file limit less what is open and the reserve,
+ * but never less than a quarter of the limit. Logs the limit and the cap. */
+static void cap_connections(server_config *cfg, file_limit limit)
+{
+    uint64_t reserve = open_descriptors() + FILES_RESERVED +
+                       FILES_PER_LOAD_THREAD * (uint64_t)cfg->http.blocking_threads +
+                       FILES_PER_FUNCTION_WORKER * (uint64_t)cfg->api.functions.workers +
+                       FILES_PER_EVENT_LOOP * (uint64_t)cfg->http.threads;
+    uint64_t files = limit.now > INT_MAX ? INT_MAX : limit.now;
+    uint64_t cap = files > reserve ? files - reserve : 0;
+    if (cap < files / 4)
+        cap = files / 4 ? files / 4 : 1;
+    if (cfg->http.max_connections == 0)
+        cfg->http.max_connections = (int)cap;
+    else if ((uint64_t)cfg->http.max_connections > cap)
+        log_line("warn", "ASIDE_MAX_CONNECTIONS %d is more than the %llu connections the "
+                 "open-file limit leaves beside a reserve for files: at the limit, reads and "
+                 "writes get 503", cfg->http.max_connections, (unsigned long long)cap);
+    char raised[64] = "";
+    if (limit.now != limit.found)
+        snprintf(raised, sizeof raised, " (raised from %llu)", (unsigned long long)limit.found);
+    log_line("info", "file descriptors: limit %llu%s; connections at most %d "
+             "(ASIDE_MAX_CONNECTIONS), the rest kept for files",
+             (unsigned long long)limit.now, raised, cfg->http.max_connections);
 }
 
 /* The function pool, with the token the workers need to call back. */
@@ -87,7 +155,7 @@ static int wait_for_signals(spec_run *spec)
     return sig;
 }
 
-static int serve(server_config *cfg, spec_run *spec)
+static int serve(server_config *cfg, spec_run *spec, file_limit files)
 {
     aside_error err;
     server s = {.spec = spec, .is_own_function = routes_has};
@@ -98,6 +166,7 @@ static int serve(server_config *cfg, spec_run *spec)
     }
     s.functions = create_function_pool(cfg);
     s.defaults = cfg->api;
+    cap_connections(cfg, files);
     http_server *http = NULL;
     if (!s.functions ||
         http_server_start(&cfg->http, routes_handle, &s, &http, &err) != ASIDE_OK) {
@@ -166,9 +235,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "aside-server: bad spec: %s\n", err.message);
         return 2;
     }
-    raise_file_limit();
+    file_limit files = raise_file_limit();
     ensure_dir(cfg.cache.data_dir);
     if (!getenv("REMOTE_STORAGE") && strcmp(cfg.cache.sor_dir, "./data/sor") == 0)
         ensure_dir(cfg.cache.sor_dir); /* the default SOR of a fresh checkout */
-    return serve(&cfg, spec);
+    return serve(&cfg, spec, files);
 }

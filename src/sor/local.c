@@ -107,8 +107,8 @@ static aside_status open_inside_root(const sor_local *s, const char *key, int *f
         if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
             return error_set(err, ASIDE_ERR_NOT_FOUND, "not found in the system of record: %s",
                              key);
-        return error_set(err, ASIDE_ERR_SOR, "cannot open %s in the system of record: %s", key,
-                         strerror(errno));
+        return error_set_errno(err, errno, ASIDE_ERR_SOR, "cannot open %s in the system of "
+                               "record: %s", key, strerror(errno));
     }
     char real[PATH_MAX];
     char link[64];
@@ -250,8 +250,8 @@ static aside_status local_put(sor *base, const char *key, int in, uint64_t size,
     snprintf(tmp, sizeof tmp, "%s" WRITE_TMP_SUFFIX, path);
     int out = mkostemp(tmp, O_CLOEXEC);
     if (out < 0) /* ENOTDIR: a file stands where one of key's folders would be */
-        return error_set(err, errno == ENOTDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
-                         "cannot write %s: %s", key, strerror(errno));
+        return error_set_errno(err, errno, errno == ENOTDIR ? ASIDE_ERR_CONFLICT : ASIDE_ERR_SOR,
+                               "cannot write %s: %s", key, strerror(errno));
     uint64_t copied = 0;
     if (lseek(in, 0, SEEK_SET) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot rewind the value of %s", key);

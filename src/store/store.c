@@ -270,8 +270,8 @@ aside_status store_tmp_create(store *s, store_tmp *tmp, aside_error *err)
     tmp->fd = mkostemp(tmp->path, O_CLOEXEC);
     if (tmp->fd < 0) {
         tmp->path[0] = '\0';
-        return error_set(err, ASIDE_ERR_IO, "cannot create a temporary file in the disk tier: "
-                         "%s", strerror(errno));
+        return error_set_errno(err, errno, ASIDE_ERR_IO, "cannot create a temporary file in "
+                               "the disk tier: %s", strerror(errno));
     }
     return ASIDE_OK;
 }
@@ -354,8 +354,8 @@ aside_status store_open_value(store *s, const char *key, int *fd, aside_error *e
         return st;
     *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (*fd < 0)
-        return error_set(err, errno == ENOENT ? ASIDE_ERR_NOT_FOUND : ASIDE_ERR_IO,
-                         "cannot open %s in the disk tier: %s", key, strerror(errno));
+        return error_set_errno(err, errno, errno == ENOENT ? ASIDE_ERR_NOT_FOUND : ASIDE_ERR_IO,
+                               "cannot open %s in the disk tier: %s", key, strerror(errno));
     return ASIDE_OK;
 }
 

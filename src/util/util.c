@@ -5,6 +5,7 @@
  * JSON whatever bytes they hold. */
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,23 @@ aside_status error_set(aside_error *err, aside_status status, const char *fmt, .
     if (err) {
         err->status = status;
         err->code[0] = '\0';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+aside_status error_set_errno(aside_error *err, int errnum, aside_status status,
+                             const char *fmt, ...)
+{
+    bool no_descriptors = errnum == EMFILE || errnum == ENFILE;
+    if (no_descriptors)
+        status = ASIDE_ERR_NOMEM;
+    if (err) {
+        err->status = status;
+        snprintf(err->code, sizeof err->code, "%s", no_descriptors ? "too_many_open_files" : "");
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);

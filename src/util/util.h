@@ -44,6 +44,12 @@ char *buf_take(buf *b);
 /* Set err (if not NULL) and return status. */
 aside_status error_set(aside_error *err, aside_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* error_set for a failed system call whose errno is errnum: status, unless the process ran out
+ * of file descriptors (EMFILE, ENFILE), which is ASIDE_ERR_NOMEM with the code
+ * "too_many_open_files": short of a resource for a moment, like memory, so the call changed
+ * nothing and may be retried. */
+aside_status error_set_errno(aside_error *err, int errnum, aside_status status,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Copy src into err (if not NULL) and return its status. */
 aside_status error_copy(aside_error *err, const aside_error *src);
 
