@@ -18,7 +18,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,10 +222,7 @@ static int64_t parse_iso8601_ms(const char *text)
     memset(&tm, 0, sizeof tm);
     if (!text || !strptime(text, "%Y-%m-%dT%H:%M:%S", &tm))
         return 0;
-    time_t s = timegm(&tm);
-    if (s > INT64_MAX / 1000 || s < INT64_MIN / 1000)
-        return 0; /* past what milliseconds hold: no expiry known, like no time */
-    return (int64_t)s * 1000;
+    return (int64_t)timegm(&tm) * 1000;
 }
 
 bool cred_parse_temporary(const char *text, size_t len, aws_credentials *c, const char *source)
