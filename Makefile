@@ -1,7 +1,8 @@
 # The two commands a new machine needs:
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
-#   make test   install what is missing, build (plain and sanitized), run every test suite
-.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-trace clean
+#   make test   install what is missing, build (plain, sanitized, fuzzers), run every test suite
+#   make fuzz   the fuzzers alone, FUZZ_SECONDS (default 300) each
+.PHONY: deps build build-asan build-fuzz run test fuzz bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-trace clean
 
 deps:
 	scripts/install-deps.sh
@@ -14,11 +15,20 @@ build-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DASIDE_SANITIZE=ON >/dev/null
 	ninja -C build-asan
 
+# libFuzzer harnesses (tests/fuzz): clang, ASan and UBSan, every module instrumented
+build-fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DASIDE_FUZZ=ON >/dev/null
+	ninja -C build-fuzz fuzzers
+
 run: build
 	ASIDE_PYTHON=$${ASIDE_PYTHON:-$(CURDIR)/.venv/bin/python} ./build/aside-server
 
-test: build build-asan
+test: build build-asan build-fuzz
 	scripts/test.sh
+
+fuzz: build-fuzz
+	scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 bench: build
 	bench/http_vs_nginx.sh
@@ -42,4 +52,4 @@ bench-trace: build
 	build/aside-trace
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

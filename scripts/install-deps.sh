@@ -26,6 +26,8 @@ wrk                 4.1.0
 redis-server        5:7.0.15
 curl                7.88
 python3-venv        3.11
+clang               14.0
+libclang-rt-14-dev  14.0.6
 "
 
 PYTHON_REQUIREMENTS="scripts/requirements-test.txt"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# test.sh -- every test suite, on the plain build and on the sanitized (ASan + UBSan) build.
+# test.sh -- every test suite, on the plain build and on the sanitized (ASan + UBSan) build,
+# then each fuzzer (build-fuzz) for 20 s from its seed corpus (scripts/fuzz.sh).
 #
 # The C unit tests run under ctest (a build with no tests is an error, a skipped test is shown as
 # skipped); the integration tests in pytest start the real server binary named by ASIDE_SERVER,
 # with the configuration of pytest.ini (strict markers, a time limit per test). Called by
-# `make test` after both builds.
+# `make test` after the three builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,5 @@ echo "== integration tests (build-asan)"
 ASIDE_SERVER=build-asan/aside-server .venv/bin/python -m pytest -q tests/integration
 echo "== integration tests (build)"
 ASIDE_SERVER=build/aside-server .venv/bin/python -m pytest -q tests/integration
+echo "== fuzzers (build-fuzz, 20 s each, two at a time)"
+scripts/fuzz.sh 20

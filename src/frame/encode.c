@@ -66,7 +66,10 @@ void frame_put_timestamp(buf *b, int64_t v, frame_unit unit, bool utc, char sepa
     static const int64_t per_second[] = {1, 1000, 1000000, 1000000000};
     static const int digits[] = {0, 3, 6, 9};
     int64_t seconds = floor_div(v, per_second[unit]);
-    int64_t fraction = v - seconds * per_second[unit];
+    /* the fraction from the remainder: v - seconds * per_second overflows near INT64_MIN */
+    int64_t fraction = v % per_second[unit];
+    if (fraction < 0)
+        fraction += per_second[unit];
     int64_t days = floor_div(seconds, 86400);
     int64_t in_day = seconds - days * 86400;
     put_date(b, days);

@@ -543,7 +543,7 @@ static ssize_t flush_value(conn *c)
     if (c->out_sent < c->out.len || !c->out_value || data) {
         struct iovec iov[2] = {
             {c->out.data + c->out_sent, c->out.len - c->out_sent},
-            {(char *)data + c->value_sent, data ? value_len - c->value_sent : 0},
+            {data ? (char *)data + c->value_sent : NULL, data ? value_len - c->value_sent : 0},
         };
         n = writev(c->fd, iov, iov[1].iov_len ? 2 : 1);
         if (n > 0) {
@@ -1213,4 +1213,101 @@ void http_server_stop(http_server *s)
     pthread_cond_destroy(&s->tasks.ready);
     pthread_mutex_destroy(&s->tasks.lock);
     free(s);
+}
+
+/* ---- one connection's bytes, without a network ------------------------------------------------
+ *
+ * For the fuzzer and tests: the bytes a client sent on one connection go through the same code
+ * a worker runs (conn_readable, conn_process, the parser's callbacks, conn_respond), over a
+ * socket pair instead of an accepted socket. Deferred requests are answered on the calling
+ * thread, as a pool thread would answer them; responses are read and dropped. */
+
+enum { SERVE_BYTES_MAX_ROUNDS = 1 << 20 }; /* each round moves bytes; this only bounds a bug */
+
+typedef struct counting_handler {
+    http_handler handler;
+    void        *ctx;
+    size_t       calls;
+} counting_handler;
+
+static void count_call(void *ctx, const http_request *req, http_response *res)
+{
+    counting_handler *h = ctx;
+    h->calls += !req->may_block; /* a deferred request's second call is not a new request */
+    h->handler(h->ctx, req, res);
+}
+
+/* The connection of w over fd, set up as accept_all sets up an accepted one; NULL on failure
+ * (fd is closed). */
+static conn *serve_bytes_conn(worker *w, int fd)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->w = w;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->deadline_ms = now_ms() + w->server->cfg.request_timeout_ms;
+    w->conns = c;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* One step of the connection: answer a deferred request, write, or read. */
+static void serve_bytes_step(http_server *s, conn *c)
+{
+    if (c->deferred) {
+        s->tasks.head = s->tasks.tail = NULL;
+        s->handler(s->ctx, &c->req, &c->res);
+        conn_resume(c);
+    } else if (c->writing) {
+        conn_writable(c);
+    } else {
+        conn_readable(c);
+    }
+}
+
+size_t http_serve_bytes(const http_config *cfg, http_handler handler, void *ctx,
+                        const void *data, size_t len)
+{
+    counting_handler counted = {handler, ctx, 0};
+    http_server s = {.cfg = *cfg, .handler = count_call, .ctx = &counted};
+    worker w = {.server = &s, .listen_fd = -1, .stop_fd = -1, .done_fd = -1};
+    pthread_mutex_init(&s.tasks.lock, NULL);
+    pthread_cond_init(&s.tasks.ready, NULL);
+    int pair[2] = {-1, -1};
+    w.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (w.epoll_fd >= 0 &&
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0)
+        serve_bytes_conn(&w, pair[0]); /* owns pair[0] from here, even when it fails */
+    size_t fed = 0;
+    bool half_closed = false;
+    for (int round = 0; w.conns && round < SERVE_BYTES_MAX_ROUNDS; round++) {
+        ssize_t n = fed < len ? write(pair[1], (const char *)data + fed, len - fed) : 0;
+        fed += n > 0 ? (size_t)n : 0;
+        if (fed == len && !half_closed)
+            half_closed = shutdown(pair[1], SHUT_WR) == 0;
+        char sink[16384];
+        while (read(pair[1], sink, sizeof sink) > 0) {
+        }
+        serve_bytes_step(&s, w.conns);
+    }
+    while (w.conns) { /* only when the rounds ran out */
+        response_reset(&w.conns->res);
+        conn_close(w.conns);
+    }
+    if (pair[1] >= 0)
+        close(pair[1]);
+    if (w.epoll_fd >= 0)
+        close(w.epoll_fd);
+    pthread_cond_destroy(&s.tasks.ready);
+    pthread_mutex_destroy(&s.tasks.lock);
+    return counted.calls;
 }

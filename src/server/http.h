@@ -111,4 +111,12 @@ int          http_server_port(const http_server *s);
 /* Stop accepting, close every connection, join the threads and free the server. */
 void         http_server_stop(http_server *s);
 
+/* For fuzzing and tests: serve data (len bytes) as what a client sent on one connection
+ * before closing its side, through the code a worker runs on an accepted socket (parsing,
+ * limits from cfg, pipelining, handler calls, responses), on the calling thread: a deferred
+ * request is answered there, as the blocking pool would. Only cfg's body limit and timeouts
+ * apply; responses are dropped. Returns the number of requests handler was given. */
+size_t       http_serve_bytes(const http_config *cfg, http_handler handler, void *ctx,
+                              const void *data, size_t len);
+
 #endif

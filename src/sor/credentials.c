@@ -127,13 +127,8 @@ static char *trim(char *s)
     return s;
 }
 
-/* Read the keys of section `section` from an ini file into c. */
-static bool ini_profile(const char *path, const char *section, aws_credentials *c,
-                        const char *source)
+bool cred_parse_profile(FILE *fp, const char *section, aws_credentials *c, const char *source)
 {
-    FILE *fp = path ? fopen(path, "r") : NULL;
-    if (!fp)
-        return false;
     char line[4096], akid[256] = "", secret[512] = "", token[2048] = "";
     bool inside = false;
     while (fgets(line, sizeof line, fp)) {
@@ -159,8 +154,19 @@ static bool ini_profile(const char *path, const char *section, aws_credentials *
         else if (strcmp(name, "aws_session_token") == 0)
             snprintf(token, sizeof token, "%s", value);
     }
-    fclose(fp);
     return set_keys(c, akid, secret, token, source);
+}
+
+/* Read the keys of section `section` from an ini file into c. */
+static bool ini_profile(const char *path, const char *section, aws_credentials *c,
+                        const char *source)
+{
+    FILE *fp = path ? fopen(path, "r") : NULL;
+    if (!fp)
+        return false;
+    bool found = cred_parse_profile(fp, section, c, source);
+    fclose(fp);
+    return found;
 }
 
 static bool from_files(const env_snapshot *e, aws_credentials *c)
@@ -219,10 +225,9 @@ static int64_t parse_iso8601_ms(const char *text)
     return (int64_t)timegm(&tm) * 1000;
 }
 
-/* Parse {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}. */
-static bool parse_temporary(const buf *body, aws_credentials *c, const char *source)
+bool cred_parse_temporary(const char *text, size_t len, aws_credentials *c, const char *source)
 {
-    json_t *doc = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    json_t *doc = json_loadb(text ? text : "", len, 0, NULL);
     if (!doc)
         return false;
     bool ok = set_keys(c, json_string_value(json_object_get(doc, "AccessKeyId")),
@@ -266,7 +271,7 @@ static bool from_ecs(const env_snapshot *e, aws_credentials *c)
     buf body;
     buf_init(&body);
     bool ok = metadata_request("GET", url, headers, &body) == 200 &&
-              parse_temporary(&body, c, "ecs");
+              cred_parse_temporary(body.data, body.len, c, "ecs");
     curl_slist_free_all(headers);
     buf_free(&body);
     free(token);
@@ -305,7 +310,8 @@ static bool from_imds(const env_snapshot *e, aws_credentials *c)
         *newline = '\0';
     snprintf(url, sizeof url, "%.*s/latest/meta-data/iam/security-credentials/%s",
              (int)base_len, base, role);
-    ok = metadata_request("GET", url, headers, &body) == 200 && parse_temporary(&body, c, "imds");
+    ok = metadata_request("GET", url, headers, &body) == 200 &&
+         cred_parse_temporary(body.data, body.len, c, "imds");
 done:
     curl_slist_free_all(headers);
     buf_free(&body);

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -695,23 +696,26 @@ static int64_t parse_time_ns(const char *text)
     memset(&tm, 0, sizeof tm);
     if (!strptime(text, "%Y-%m-%dT%H:%M:%S", &tm))
         return 0;
-    return (int64_t)timegm(&tm) * 1000000000;
+    time_t s = timegm(&tm);
+    if (s > INT64_MAX / 1000000000 || s < INT64_MIN / 1000000000)
+        return 0; /* past what nanoseconds hold (the year 2262): unknown, like no time */
+    return (int64_t)s * 1000000000;
 }
 
-/* Add the <Contents> of one page; returns the continuation token in next ("" if last). */
-static aside_status add_page(sor_s3 *s, const buf *page, sor_listing *out, char *next,
-                             size_t next_size, aside_error *err)
+aside_status s3_parse_list_page(const char *text, size_t text_len, const char *prefix,
+                                sor_listing *out, char *next, size_t next_size, aside_error *err)
 {
-    size_t from = 0, len = 0, prefix_len = strlen(s->prefix);
+    const buf page = {(char *)text, text_len, text_len, false};
+    size_t from = 0, len = 0, prefix_len = strlen(prefix);
     const char *v = NULL;
-    while (xml_next(page->data, page->len, "Contents", &from, &v, &len)) {
+    while (text && xml_next(text, text_len, "Contents", &from, &v, &len)) {
         buf one = {(char *)v, len, len, false};
         char key[ASIDE_KEY_MAX_BYTES * 2], size[32] = "0", modified[64] = "";
         if (!xml_value(&one, "Key", key, sizeof key))
             continue;
         xml_value(&one, "Size", size, sizeof size);
         xml_value(&one, "LastModified", modified, sizeof modified);
-        const char *rel = key + (strncmp(key, s->prefix, prefix_len) == 0 ? prefix_len : 0);
+        const char *rel = key + (strncmp(key, prefix, prefix_len) == 0 ? prefix_len : 0);
         if (aside_key_check(rel, strlen(rel), NULL) != ASIDE_OK)
             continue; /* folder markers ("dir/") and names aside cannot serve */
         if (!sor_listing_add(out, rel, strlen(rel), strtoull(size, NULL, 10),
@@ -719,10 +723,10 @@ static aside_status add_page(sor_s3 *s, const buf *page, sor_listing *out, char 
             return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     char truncated[16] = "";
-    xml_value(page, "IsTruncated", truncated, sizeof truncated);
+    xml_value(&page, "IsTruncated", truncated, sizeof truncated);
     next[0] = '\0';
     if (strcmp(truncated, "true") == 0 &&
-        !xml_value(page, "NextContinuationToken", next, next_size))
+        !xml_value(&page, "NextContinuationToken", next, next_size))
         return error_set(err, ASIDE_ERR_SOR, "S3 listing is truncated but has no continuation");
     return ASIDE_OK;
 }
@@ -749,7 +753,8 @@ static aside_status s3_list(sor *base, const char *prefix, sor_listing *out, asi
         request_init(&r, s, "GET", buf_take(&url));
         st = r.url ? perform(&r, err) : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
         if (st == ASIDE_OK)
-            st = add_page(s, &r.body, out, token, sizeof token, err);
+            st = s3_parse_list_page(r.body.data, r.body.len, s->prefix, out, token,
+                                    sizeof token, err);
         request_free(&r);
         if (!token[0])
             break;

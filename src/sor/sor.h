@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aside.h"
 #include "util/util.h"
@@ -67,6 +68,14 @@ void         sor_destroy(sor *s);
 bool sor_listing_add(sor_listing *l, const char *key, size_t key_len, uint64_t size,
                      int64_t mtime_ns);
 
+/* One page of an S3 ListObjectsV2 answer (text_len bytes of XML, from S3: untrusted; text may
+ * be NULL when empty), as s3.c reads it: each <Contents>' Key, Size and LastModified, the key
+ * relative to prefix (the SOR's prefix), added to out unless aside cannot serve it as a key;
+ * next (next_size bytes) receives the continuation token, "" on the last page. ASIDE_ERR_SOR
+ * for a truncated page without a token, ASIDE_ERR_NOMEM. Exposed for the fuzzer and tests. */
+aside_status s3_parse_list_page(const char *text, size_t text_len, const char *prefix,
+                                sor_listing *out, char *next, size_t next_size, aside_error *err);
+
 /* ---- AWS credentials (credentials.c) ------------------------------------------------------ */
 
 typedef struct aws_credentials {
@@ -85,5 +94,14 @@ cred_provider *cred_provider_create(const char *access_key, const char *secret_k
 void           cred_provider_destroy(cred_provider *p);
 /* Current credentials, fetched or refreshed as needed. ASIDE_ERR_DENIED when none exist. */
 aside_status   cred_get(cred_provider *p, aws_credentials *out, aside_error *err);
+
+/* The parsers of the chain, exposed for the fuzzer and tests; their input is untrusted. Each
+ * fills *c and returns true when it found both keys, else returns false; source names where
+ * they came from. cred_parse_profile reads an ini file (shared credentials or config) from fp,
+ * lines of at most 4095 bytes, for the keys of [section]; cred_parse_temporary reads an ECS or
+ * IMDS answer, {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} (len bytes of JSON;
+ * text may be NULL when empty). */
+bool cred_parse_profile(FILE *fp, const char *section, aws_credentials *c, const char *source);
+bool cred_parse_temporary(const char *text, size_t len, aws_credentials *c, const char *source);
 
 #endif

@@ -276,6 +276,23 @@ static void test_info_text_is_what_pandas_prints(void)
     frame_release(f);
 }
 
+/* Found by fuzz_arrow: the earliest nanosecond timestamps overflowed while their fraction of a
+ * second was computed (undefined behaviour; UBSan reports it). */
+static void test_the_extreme_timestamps_print_without_overflow(void)
+{
+    buf b;
+    buf_init(&b);
+    frame_put_timestamp(&b, INT64_MIN, FRAME_NANO, false, 'T');
+    CHECK(b.data && strcmp(b.data, "1677-09-21T00:12:43.145224192") == 0);
+    buf_reset(&b);
+    frame_put_timestamp(&b, INT64_MAX, FRAME_NANO, true, ' ');
+    CHECK(b.data && strcmp(b.data, "2262-04-11 23:47:16.854775807+00:00") == 0);
+    buf_reset(&b);
+    frame_put_timestamp(&b, -1, FRAME_MILLI, false, 'T');
+    CHECK(b.data && strcmp(b.data, "1969-12-31T23:59:59.999") == 0);
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(test_category_codes_are_stable_and_sorted_at_the_end);
@@ -288,5 +305,6 @@ int main(void)
     RUN(test_a_row_slice_keeps_dtypes_and_index);
     RUN(test_dtypes_are_the_ones_pandas_shows);
     RUN(test_info_text_is_what_pandas_prints);
+    RUN(test_the_extreme_timestamps_print_without_overflow);
     return CHECK_DONE();
 }
