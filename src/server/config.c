@@ -50,7 +50,7 @@ static aside_status check_folder(const option_row *o, const char *text, aside_er
 static aside_status check_existing_folder(const option_row *o, const char *text,
                                           aside_error *err);
 static aside_status check_shm_folder(const option_row *o, const char *text, aside_error *err);
-static aside_status check_readable_file(const option_row *o, const char *text, aside_error *err);
+static aside_status check_spec_file(const option_row *o, const char *text, aside_error *err);
 static aside_status check_program(const option_row *o, const char *text, aside_error *err);
 static aside_status check_address(const option_row *o, const char *text, aside_error *err);
 static aside_status check_key_prefix(const option_row *o, const char *text, aside_error *err);
@@ -189,7 +189,7 @@ static const struct {
     {"python", check_program},
     {"token", check_token},
     {"shm-dir", check_shm_folder},
-    {"spec", check_readable_file},
+    {"spec", check_spec_file},
     {"aws-bucket-name", check_bucket},
     {"aws-data-dir", check_key_prefix},
     {"aws-region", check_region},
@@ -355,13 +355,13 @@ static aside_status check_shm_folder(const option_row *o, const char *text, asid
     return strcmp(text, "off") == 0 ? ASIDE_OK : check_folder(o, text, err);
 }
 
-static aside_status check_readable_file(const option_row *o, const char *text, aside_error *err)
+static aside_status check_spec_file(const option_row *o, const char *text, aside_error *err)
 {
     struct stat sb;
     if (stat(text, &sb) != 0)
-        return REFUSE(o, "%s: %s", text, strerror(errno));
+        return REFUSE(o, "%s: cannot open the spec: %s", text, strerror(errno));
     if (!S_ISREG(sb.st_mode) || access(text, R_OK) != 0)
-        return REFUSE(o, "%s is not a readable file", text);
+        return REFUSE(o, "%s: cannot open the spec: not a readable file", text);
     return ASIDE_OK;
 }
 
