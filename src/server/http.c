@@ -1278,7 +1278,9 @@ size_t http_serve_bytes(const http_config *cfg, http_handler handler, void *ctx,
                         const void *data, size_t len)
 {
     counting_handler counted = {handler, ctx, 0};
-    http_server s = {.cfg = *cfg, .handler = count_call, .ctx = &counted};
+    /* one connection, its slot taken, and no cap: closing it wakes no worker */
+    http_server s = {.cfg = *cfg, .handler = count_call, .ctx = &counted, .connections = 1,
+                     .max_connections = INT_MAX};
     worker w = {.server = &s, .listen_fd = -1, .stop_fd = -1, .done_fd = -1};
     pthread_mutex_init(&s.tasks.lock, NULL);
     pthread_cond_init(&s.tasks.ready, NULL);
