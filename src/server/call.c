@@ -371,14 +371,10 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
     return true;
 }
 
-/* The error code of a body jansson refused: too deep for its parser, not UTF-8, or else. */
+/* The error code of a body jansson refused: not UTF-8, or malformed. */
 static const char *body_error_code(const json_error_t *error)
 {
-    switch (json_error_code(error)) {
-    case json_error_stack_overflow: return "too_deep";
-    case json_error_invalid_utf8: return "bad_utf8";
-    default: return "bad_request";
-    }
+    return json_error_code(error) == json_error_invalid_utf8 ? "bad_utf8" : "bad_request";
 }
 
 /* A member of "data" nested deeper than the depth limit; false when an error was answered. */
@@ -397,6 +393,12 @@ static bool parse_body(call *c)
     char why[512];
     json_error_t error;
     json_t *doc = json_loadb(c->req->body, c->req->body_len, 0, &error);
+    if (!doc && json_error_code(&error) == json_error_stack_overflow) {
+        aside_error err;
+        value_too_deep(&err, call_json_max_depth(c));
+        call_status_error(c, &err);
+        return false;
+    }
     if (!doc) {
         snprintf(why, sizeof why, "malformed JSON body at line %d, column %d: %s", error.line,
                  error.column, error.text);
