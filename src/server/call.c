@@ -4,7 +4,7 @@
  * {"data": {...}} (the body wins: its members come later, and the last one given wins); without
  * a function the HTTP verb chooses one. Nothing in the request is trusted: the target is
  * percent-decoded strictly (a malformed escape is 400), at most CALL_MAX_PARAMS parameters are
- * kept, the body must be a JSON object of the right shape, in UTF-8 (bad_utf8), each of its
+ * kept, the body must be a JSON object of the right shape (so in UTF-8), each of its
  * members nested no deeper than ASIDE_JSON_MAX_DEPTH (too_deep: jansson's parser itself stops at
  * 2048 levels), the API's own parameters must be scalars, and the path is checked by the
  * library (aside_key_check) before any handler sees it.
@@ -371,12 +371,6 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
     return true;
 }
 
-/* The error code of a body jansson refused: not UTF-8, or malformed. */
-static const char *body_error_code(const json_error_t *error)
-{
-    return json_error_code(error) == json_error_invalid_utf8 ? "bad_utf8" : "bad_request";
-}
-
 /* A member of "data" nested deeper than the depth limit; false when an error was answered. */
 static bool body_depth_ok(call *c, json_t *v)
 {
@@ -402,7 +396,7 @@ static bool parse_body(call *c)
     if (!doc) {
         snprintf(why, sizeof why, "malformed JSON body at line %d, column %d: %s", error.line,
                  error.column, error.text);
-        call_error(c, 400, body_error_code(&error), why);
+        call_error(c, 400, "bad_request", why);
         return false;
     }
     json_t *data = json_is_object(doc) ? json_object_get(doc, "data") : NULL;
