@@ -214,6 +214,14 @@ typedef struct aside_config {
     /* the journal is compacted when it passes this size and twice its size after the last
      * compaction; 0: 64 MiB */
     uint64_t journal_compact_bytes;
+    /* How deep JSON the cache takes may nest (arrays and objects inside one another: [[1]] is
+     * 2 levels): a JSON document put, written or fetched from the system of record, an
+     * operation's arguments, and what an operation would make of a collection or document.
+     * Deeper is refused with ASIDE_ERR_INVALID, err->code "too_deep", and nothing changes (a
+     * fetched document is not cached). The bound keeps the recursive code that serialises,
+     * copies and frees JSON within a thread's stack. 0: 1000; at most 2000 (else
+     * aside_cache_open fails with ASIDE_ERR_INVALID). The server's ASIDE_JSON_MAX_DEPTH. */
+    unsigned json_max_depth;
 } aside_config;
 
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
@@ -309,7 +317,10 @@ ASIDE_API aside_status aside_put(aside_cache *cache, const char *key,
  * operation's type first; a reading one answers as that empty collection would and creates
  * nothing. An operation on a key of another type fails with ASIDE_ERR_WRONG_TYPE, an unknown
  * operation or a missing or malformed argument with ASIDE_ERR_INVALID, a change that would pass
- * the memory budget with ASIDE_ERR_FULL; a refused operation changes nothing. Some failures
+ * the memory budget with ASIDE_ERR_FULL; a refused operation changes nothing. Also
+ * ASIDE_ERR_INVALID: a value that would make the collection or document nest deeper than
+ * json_max_depth (code "too_deep"), a key that is not UTF-8 (code "bad_utf8": the journal is
+ * JSON), arithmetic past 64-bit integers or the largest real (code "overflow"). Some failures
  * carry a more specific name in err->code, given below. The operations, their arguments and
  * (after "->") their answers:
  *
@@ -344,8 +355,8 @@ ASIDE_API aside_status aside_put(aside_cache *cache, const char *key,
  *   map_length      -> the number of fields
  *   map_increment   "field"; "by" (a number, default 1: an integer sum stays an integer, else
  *                   it is a real) -> the new value (ASIDE_ERR_WRONG_TYPE for a field that holds
- *                   no number)
- * Counters (a 64-bit JSON integer; a result past 64 bits is ASIDE_ERR_INVALID):
+ *                   no number; code "overflow" for a sum past either)
+ * Counters (a 64-bit JSON integer; a result past 64 bits is ASIDE_ERR_INVALID, "overflow"):
  *   counter_increment, counter_decrement
  *                   "by" (an integer, default 1) -> the new value
  *   counter_get     -> the value (0 for a key the cache does not hold)

@@ -255,9 +255,14 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if ((st = open_shm_dir(c, cfg->shm_dir, err)) != ASIDE_OK)
         return st;
+    if (cfg->json_max_depth > VALUE_JSON_MAX_DEPTH)
+        return error_set(err, ASIDE_ERR_INVALID, "json_max_depth is %u, more than %d",
+                         cfg->json_max_depth, VALUE_JSON_MAX_DEPTH);
     engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT};
     st = engine_open(&ec, &c->engine, err);
-    c->decode = (value_context){c->engine, c->mem_limit};
+    c->decode = (value_context){c->engine, c->mem_limit,
+                                cfg->json_max_depth ? cfg->json_max_depth
+                                                    : VALUE_JSON_DEFAULT_DEPTH};
     return st;
 }
 

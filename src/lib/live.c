@@ -99,16 +99,28 @@ static aside_status check_fits(const aside_cache *c, const char *key, const coll
                      (unsigned long long)c->mem_limit, (unsigned long long)c->resident_bytes);
 }
 
+aside_status live_key_check(const char *key, aside_error *err)
+{
+    if (value_utf8_valid(key, strlen(key)))
+        return ASIDE_OK;
+    aside_status st = error_set(err, ASIDE_ERR_INVALID, "a collection's key must be UTF-8");
+    if (err)
+        snprintf(err->code, sizeof err->code, "bad_utf8");
+    return st;
+}
+
 aside_status live_put(aside_cache *c, const char *key, aside_value_type type, const void *data,
                       size_t size, aside_error *err)
 {
-    json_error_t error;
-    json_t *content = json_loadb(data, size, JSON_DECODE_ANY, &error);
-    if (!content)
-        return error_set(err, ASIDE_ERR_BAD_VALUE, "invalid JSON at line %d: %s", error.line,
-                         error.text);
+    json_t *content = NULL;
+    aside_status st = live_key_check(key, err);
+    if (st == ASIDE_OK)
+        st = value_json_parse(data, size, JSON_DECODE_ANY, c->decode.json_max_depth, &content,
+                              err);
+    if (st != ASIDE_OK)
+        return st;
     collection *live = NULL;
-    aside_status st = collection_from_json(type, content, &live, err);
+    st = collection_from_json(type, content, &live, err);
     json_decref(content);
     if (st != ASIDE_OK)
         return st;
@@ -149,8 +161,9 @@ static void replay_op(aside_cache *c, const char *key, const char *op, json_t *a
         if (!fresh || !(e = live_create(c, key, fresh)))
             return;
     }
-    json_t *result = NULL;
-    if (e->live && collection_apply(e->live, op, args, &result, NULL) == ASIDE_OK)
+    json_t *result = NULL; /* a record was accepted under some limit: replay it under the most */
+    if (e->live && collection_apply(e->live, op, args, VALUE_JSON_MAX_DEPTH, &result, NULL) ==
+                       ASIDE_OK)
         live_changed(c, e);
     json_decref(result);
 }

@@ -23,7 +23,12 @@ void         live_changed(aside_cache *c, entry *e);
  * any, goes. Lock held. */
 aside_status live_replace(aside_cache *c, entry *old, const char *key, collection *live,
                           int64_t expires_ms, uint64_t *position, aside_error *err);
-/* Keep data (of collection type) as key's live value, replacing what key held. Takes the lock. */
+/* ASIDE_OK when key can be a live entry's: the journal is JSON, so a key that is not UTF-8 is
+ * ASIDE_ERR_INVALID, err->code "bad_utf8". */
+aside_status live_key_check(const char *key, aside_error *err);
+/* Keep data (of collection type) as key's live value, replacing what key held: refused like
+ * any JSON from outside (value_json_parse) when it nests deeper than the depth limit. Takes the
+ * lock. */
 aside_status live_put(aside_cache *c, const char *key, aside_value_type type, const void *data,
                       size_t size, aside_error *err);
 

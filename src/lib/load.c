@@ -198,7 +198,7 @@ static aside_status inspect_fetched(aside_cache *c, const char *key, const store
             return error_set(err, ASIDE_ERR_IO, "cannot map %s: %s", key, strerror(errno));
     }
     const char *data = map ? map : "";
-    aside_status st = value_kind_of(meta->type)->check(data, meta->size, err);
+    aside_status st = value_kind_of(meta->type)->check(&c->decode, data, meta->size, err);
     if (st == ASIDE_OK) {
         meta->xxh3 = store_checksum(data, meta->size);
         if (meta->type == ASIDE_TYPE_FRAME) {

@@ -63,7 +63,8 @@ static aside_status run_locked(aside_cache *c, const char *key, const char *op,
         return wrong_type(err, e, op, type);
     if (!e && !writes) { /* a read of nothing: the answer of an empty collection */
         collection *empty = collection_create(type);
-        aside_status st = empty ? collection_apply(empty, op, args, result, err)
+        aside_status st = empty ? collection_apply(empty, op, args, c->decode.json_max_depth,
+                                                   result, err)
                                 : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
         collection_free(empty);
         return st;
@@ -77,7 +78,7 @@ static aside_status run_locked(aside_cache *c, const char *key, const char *op,
         created = true;
     }
     if (st == ASIDE_OK)
-        st = collection_apply(e->live, op, args, result, err);
+        st = collection_apply(e->live, op, args, c->decode.json_max_depth, result, err);
     if (st != ASIDE_OK && created) { /* nothing was journaled: leave no trace */
         collection_free(e->live);
         e->live = NULL;
@@ -158,11 +159,16 @@ static aside_status read_document(aside_cache *c, const char *key, const char *o
         return ASIDE_OK;
     if (st != ASIDE_OK)
         return error_copy(err, &read_err);
-    if (aside_value_data(v))
-        *doc = json_loadb(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY, NULL);
+    if (!aside_value_data(v)) {
+        aside_value_release(v);
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "%s: the document is too large to edit in "
+                         "memory", key);
+    }
+    /* held to the most any limit allows: it was checked against the limit when it was loaded */
+    st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
+                          VALUE_JSON_MAX_DEPTH, doc, err);
     aside_value_release(v);
-    return *doc ? ASIDE_OK : error_set(err, ASIDE_ERR_TOO_LARGE, "%s: the document is too large "
-                                       "to edit in memory", key);
+    return st;
 }
 
 /* Make key's document live (journaling it whole) unless it already is. Lock held. */
@@ -206,7 +212,7 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
         collection *view = NULL;
         st = collection_from_json(ASIDE_TYPE_JSON, doc, &view, err);
         if (st == ASIDE_OK)
-            st = collection_apply(view, op, args, result, err);
+            st = collection_apply(view, op, args, c->decode.json_max_depth, result, err);
         collection_free(view);
         json_decref(doc);
         return st;
@@ -223,13 +229,23 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
 
 /* ---- the public operations ------------------------------------------------------------------- */
 
-static aside_status parse_args(const char *args_json, json_t **args, aside_error *err)
+/* Levels arguments put above a value they hold: {"values": [value]}. Deeper arguments hold a
+ * value no operation could take. */
+enum { ARGUMENT_LEVELS = 2 };
+
+static aside_status parse_args(aside_cache *c, const char *args_json, json_t **args,
+                               aside_error *err)
 {
     *args = NULL;
     if (!args_json)
         return ASIDE_OK;
-    json_error_t error;
-    *args = json_loads(args_json, 0, &error);
+    size_t limit = c->decode.json_max_depth;
+    aside_status st = value_json_parse(args_json, strlen(args_json), 0, limit + ARGUMENT_LEVELS,
+                                       args, err);
+    if (st == ASIDE_ERR_INVALID) /* too deep: name the limit values are held to */
+        return value_too_deep(err, limit);
+    if (st == ASIDE_ERR_NOMEM)
+        return st;
     if (*args && json_is_object(*args))
         return ASIDE_OK;
     json_decref(*args);
@@ -261,10 +277,12 @@ aside_status aside_op(aside_cache *c, const char *key, const char *op, const cha
 {
     aside_status st = key ? aside_key_check(key, strlen(key), err) : ASIDE_OK;
     json_t *args = NULL, *result = NULL;
+    if (st == ASIDE_OK && key)
+        st = live_key_check(key, err);
     if (st == ASIDE_OK && !op)
         st = error_set(err, ASIDE_ERR_INVALID, "no operation named");
     if (st == ASIDE_OK)
-        st = parse_args(args_json, &args, err);
+        st = parse_args(c, args_json, &args, err);
     uint64_t position = 0;
     if (st == ASIDE_OK)
         st = dispatch(c, key, op, args, &result, &position, err);

@@ -30,7 +30,7 @@ static aside_status write_through(aside_cache *c, sor *to, const char *key,
                                   aside_value_type type, const void *data, size_t size,
                                   aside_object_info *info, aside_value **out, aside_error *err)
 {
-    aside_status st = value_kind_of(type)->check(data, size, err);
+    aside_status st = value_kind_of(type)->check(&c->decode, data, size, err);
     if (st == ASIDE_OK && size > c->disk_limit)
         st = error_set(err, ASIDE_ERR_TOO_LARGE, "%s is %zu bytes, more than the disk tier's "
                        "limit", key, size);

@@ -4,8 +4,10 @@
  * {"data": {...}} (the body wins: its members come later, and the last one given wins); without
  * a function the HTTP verb chooses one. Nothing in the request is trusted: the target is
  * percent-decoded strictly (a malformed escape is 400), at most CALL_MAX_PARAMS parameters are
- * kept, the body must be a JSON object of the right shape, the API's own parameters must be
- * scalars, and the path is checked by the library (aside_key_check) before any handler sees it.
+ * kept, the body must be a JSON object of the right shape (so in UTF-8), each of its
+ * members nested no deeper than ASIDE_JSON_MAX_DEPTH (too_deep: jansson's parser itself stops at
+ * 2048 levels), the API's own parameters must be scalars, and the path is checked by the
+ * library (aside_key_check) before any handler sees it.
  *
  * Answers are {"return": {"uri", "path", "value"}} envelopes, or {"error": {"code", "message"}}
  * with the status the library's status maps to (call_http_status, README's error table). The
@@ -101,10 +103,15 @@ const char *call_error_code(const aside_error *err)
  * error table is printed from these rows (call_errors_markdown), and call_http_status is
  * checked against them by tests/server/test_call.c. */
 static const call_error_row error_rows[] = {
-    {400, ASIDE_ERR_INVALID, "`bad_request`, `bad_query`, `bad_pointer`, `not_a_frame`, `bad_spec`",
+    {400, ASIDE_ERR_INVALID, "`bad_request`, `bad_query`, `bad_pointer`, `not_a_frame`, "
+     "`bad_spec`, `too_deep`, `bad_utf8`, `overflow`",
      "a bad parameter, body or path (absolute, `..`, control characters, over 1024 bytes, a "
-     "part over 236 bytes, a symlink leading out of the SOR); SQL that DuckDB refuses; a malformed JSON pointer; a frame "
-     "function or format for a value that is not a frame; a spec file that does not load"},
+     "part over 236 bytes, a symlink leading out of the SOR); SQL that DuckDB refuses; a "
+     "malformed JSON pointer; a frame function or format for a value that is not a frame; a "
+     "spec file that does not load; JSON nested deeper than `ASIDE_JSON_MAX_DEPTH` in a request, "
+     "in what an operation would make, in a function's result, or in a `.json` file a read "
+     "loads from the SOR (which is then not cached); a parameter or a collection's key that is "
+     "not UTF-8; an increment past 64-bit integers or the largest real (nothing changed)"},
     {401, -1, "`unauthorized`",
      "a missing or wrong bearer token (when `ASIDE_TOKEN` is set), with `WWW-Authenticate`"},
     {403, ASIDE_ERR_DENIED, "`access_denied`, or S3's own code (e.g. `AccessDenied`)",
@@ -211,6 +218,12 @@ void call_put_time(buf *b, int64_t unix_ms)
 }
 
 /* ---- parameters --------------------------------------------------------------------------- */
+
+size_t call_json_max_depth(const call *c)
+{
+    unsigned configured = c->server->defaults.json_max_depth;
+    return configured ? configured : VALUE_JSON_DEFAULT_DEPTH;
+}
 
 const char *call_param_value(const call *c, const char *name, size_t *len)
 {
@@ -361,25 +374,48 @@ static bool body_param(call *c, const char *name, json_t *v, char *why, size_t w
     return true;
 }
 
-static bool parse_body(call *c, char *why, size_t why_len)
+/* A member of "data" nested deeper than the depth limit; false when an error was answered. */
+static bool body_depth_ok(call *c, json_t *v)
 {
+    aside_error err;
+    if (value_json_check_depth(v, 0, call_json_max_depth(c), &err) == ASIDE_OK)
+        return true;
+    call_status_error(c, &err);
+    return false;
+}
+
+/* The body's "data" members as parameters; false when an error was answered. */
+static bool parse_body(call *c)
+{
+    char why[512];
     json_error_t error;
     json_t *doc = json_loadb(c->req->body, c->req->body_len, 0, &error);
+    if (!doc && json_error_code(&error) == json_error_stack_overflow) {
+        aside_error err;
+        value_too_deep(&err, call_json_max_depth(c));
+        call_status_error(c, &err);
+        return false;
+    }
     if (!doc) {
-        snprintf(why, why_len, "malformed JSON body at line %d, column %d: %s", error.line,
+        snprintf(why, sizeof why, "malformed JSON body at line %d, column %d: %s", error.line,
                  error.column, error.text);
+        call_error(c, 400, "bad_request", why);
         return false;
     }
     json_t *data = json_is_object(doc) ? json_object_get(doc, "data") : NULL;
     bool ok = data && json_is_object(data);
     if (!ok)
-        snprintf(why, why_len, "the body must be a JSON object {\"data\": {...}}");
+        call_error(c, 400, "bad_request", "the body must be a JSON object {\"data\": {...}}");
     const char *name;
     json_t *v;
     if (ok) {
         json_object_foreach(data, name, v) {
-            if (!(ok = body_param(c, name, v, why, why_len)))
+            if (!(ok = body_depth_ok(c, v)))
                 break;
+            if (!(ok = body_param(c, name, v, why, sizeof why))) {
+                call_error(c, 400, "bad_request", why);
+                break;
+            }
         }
     }
     json_decref(doc);
@@ -553,12 +589,8 @@ static bool read_parameters(call *c, const char *query, size_t query_len)
     }
     const char *function = call_param_value(c, "function", NULL);
     c->raw_body = function && text_in_list(function, raw_body_functions);
-    if (req->body_len > 0 && req->method != HTTP_METHOD_GET && !c->raw_body &&
-        !parse_body(c, why, sizeof why)) {
-        call_error(c, 400, "bad_request", why);
-        return false;
-    }
-    return true;
+    return req->body_len == 0 || req->method == HTTP_METHOD_GET || c->raw_body ||
+           parse_body(c);
 }
 
 /* storage, type, max_age, stale_if_error and the path; false when an error was answered. */

@@ -66,6 +66,8 @@ void        call_finish(call *c);
 
 /* A parameter's value (the last given wins), or NULL; *len (may be NULL) its length. */
 const char *call_param_value(const call *c, const char *name, size_t *len);
+/* How deep JSON in the call, or in what it answers, may nest (ASIDE_JSON_MAX_DEPTH). */
+size_t      call_json_max_depth(const call *c);
 /* A parameter that is one of allowed (case-insensitive; *out keeps its default when absent);
  * false when an error was answered. */
 bool        call_choice(call *c, const char *name, const char *const *allowed,

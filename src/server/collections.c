@@ -6,6 +6,8 @@
  * body they keep their JSON type; in a query string a value is parsed as JSON and taken as a
  * string when it does not parse ("value=abc" is "abc", "value=5" is 5). Names and pointers
  * ("field", "pointer", "end") are always strings, and "keys" may be a comma-separated list.
+ * Query text that is not UTF-8 is refused (bad_utf8) rather than taken as something else; how
+ * deep a value may nest, the library checks (too_deep).
  *
  * Beside them: expire, persist, ttl, pin, unpin, evict and compact, the operator's commands.
  * Operations that change data run on the blocking pool when the fsync policy makes them wait
@@ -36,47 +38,81 @@ static json_t *split_keys(const char *text)
     return keys;
 }
 
-/* One query-string parameter as a JSON value. */
-static json_t *query_value(const call_param *p)
+/* A parameter that is not UTF-8 (name NULL: its name is not). */
+static aside_status not_utf8(aside_error *err, const char *name)
 {
-    if (text_in_list(p->name, text_arguments))
-        return json_stringn(p->value, p->value_len);
-    json_t *v = json_loadb(p->value, p->value_len, JSON_DECODE_ANY, NULL);
-    if (!v && strcmp(p->name, "keys") == 0)
-        return split_keys(p->value);
-    return v ? v : json_stringn(p->value, p->value_len);
+    aside_status st = name ? error_set(err, ASIDE_ERR_INVALID, "parameter \"%.100s\" is not "
+                                       "UTF-8, as JSON text must be", name)
+                           : error_set(err, ASIDE_ERR_INVALID, "a parameter's name is not "
+                                       "UTF-8, as JSON text must be");
+    snprintf(err->code, sizeof err->code, "bad_utf8");
+    return st;
 }
 
-static json_t *call_arguments(const call *c)
+/* One query-string parameter as a JSON value (*out, new reference). Text that is not UTF-8 is
+ * bad_utf8: it can be neither JSON nor a JSON string. */
+static aside_status query_value(const call *c, const call_param *p, json_t **out,
+                                aside_error *err)
+{
+    if (!value_utf8_valid(p->name, strlen(p->name)))
+        return not_utf8(err, NULL);
+    if (!value_utf8_valid(p->value, p->value_len))
+        return not_utf8(err, p->name);
+    json_error_t error;
+    json_t *v = text_in_list(p->name, text_arguments)
+                    ? NULL
+                    : json_loadb(p->value, p->value_len, JSON_DECODE_ANY, &error);
+    if (!v && !text_in_list(p->name, text_arguments) &&
+        json_error_code(&error) == json_error_stack_overflow)
+        return value_too_deep(err, call_json_max_depth(c));
+    if (!v && strcmp(p->name, "keys") == 0)
+        v = split_keys(p->value);
+    *out = v ? v : json_stringn(p->value, p->value_len);
+    return *out ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+}
+
+/* A POST body's value as it is ("keys" as a comma-separated string becomes a list). */
+static json_t *body_value(const call_param *p)
+{
+    if (!json_is_string(p->json) || strcmp(p->name, "keys") != 0)
+        return json_incref(p->json);
+    return split_keys(json_string_value(p->json));
+}
+
+/* The operation's arguments as JSON text (*text, malloc'd). */
+static aside_status call_arguments(const call *c, char **text, aside_error *err)
 {
     json_t *args = json_object();
-    for (size_t i = 0; args && i < c->param_count; i++) {
+    aside_status st = args ? ASIDE_OK : error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == ASIDE_OK && i < c->param_count; i++) {
         const call_param *p = &c->params[i];
         if (!call_operation_gets(p->name))
             continue;
-        json_t *v = p->json ? json_incref(p->json) : query_value(p);
-        if (v && json_is_string(v) && strcmp(p->name, "keys") == 0 && p->json) {
-            json_t *keys = split_keys(json_string_value(v));
-            json_decref(v);
-            v = keys;
-        }
-        json_object_set_new(args, p->name, v ? v : json_null());
+        json_t *v = NULL;
+        if (p->json && !(v = body_value(p)))
+            st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+        else if (!p->json)
+            st = query_value(c, p, &v, err);
+        if (st == ASIDE_OK && json_object_set_new(args, p->name, v) != 0)
+            st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
-    return args;
+    *text = st == ASIDE_OK ? json_dumps(args, JSON_COMPACT) : NULL;
+    if (st == ASIDE_OK && !*text)
+        st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    json_decref(args);
+    return st;
 }
 
 void collections_operation(call *c)
 {
     const char *op = c->function;
-    json_t *args = call_arguments(c);
-    char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
-    json_decref(args);
-    if (!args_text) {
-        call_out_of_memory(c);
+    char *args_text = NULL;
+    aside_error err;
+    if (call_arguments(c, &args_text, &err) != ASIDE_OK) {
+        call_status_error(c, &err);
         return;
     }
     char *result = NULL;
-    aside_error err;
     if (aside_op(c->server->cache, c->path, op, args_text, &result, &err) != ASIDE_OK)
         call_status_error(c, &err);
     else

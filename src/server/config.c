@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "value/value.h"
 
 typedef enum option_kind {
     OPT_TEXT,       /* const char * */
@@ -100,6 +101,9 @@ static const option_row options[] = {
     {"journal-compact", "ASIDE_JOURNAL_COMPACT", NULL, "64MiB", OPT_BYTES,
      AT(cache.journal_compact_bytes), 0, 0, 0,
      "the journal of collections is compacted past this size and twice its last compacted size"},
+    {"json-max-depth", "ASIDE_JSON_MAX_DEPTH", NULL, "1000", OPT_UINT, AT(cache.json_max_depth),
+     1, VALUE_JSON_MAX_DEPTH, 1, "how deep JSON may nest (arrays and objects inside one another) "
+     "in a request, a document or a function's result; deeper is refused with 400 too_deep"},
     {"max-body", "ASIDE_MAX_BODY", NULL, "64MiB", OPT_BYTES, AT(http.max_body_bytes), 0, 0, 0,
      "largest request body accepted"},
     {"max-bodies-in-flight", "ASIDE_MAX_BODIES_IN_FLIGHT", NULL, "256MiB", OPT_BYTES,
@@ -601,5 +605,6 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
             st = value_checks[i].check(o, text, err);
     }
     cfg->api.fsync = (aside_fsync)cfg->cache.fsync;
+    cfg->api.json_max_depth = cfg->cache.json_max_depth;
     return st;
 }

@@ -18,6 +18,7 @@ typedef struct api_defaults {
     uint64_t result_limit_bytes; /* frame results answered (not stored with into=) up to this */
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
     aside_fsync fsync;           /* the cache's: "always" makes changes wait for the disk */
+    unsigned json_max_depth;     /* the cache's: how deep JSON in a request may nest */
     const char *token;           /* when set, every request must carry "Authorization: Bearer
                                     <token>" (else 401) */
     function_pool_config functions;

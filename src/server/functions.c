@@ -4,9 +4,10 @@
  * A call of a user's function sends the call's parameters (those call_function_gets) to a
  * worker of the pool (function_pool.h) and answers its reply: a JSON value in the envelope,
  * bytes (base64 in the envelope, or bare with return=data), a DataFrame as reply.c answers
- * frames; a failure keeps the status, type, message and traceback the worker sent. Sources
- * are compiled by a worker (never run) before they are saved. Everything here waits on a
- * worker or a file: the router runs it on the blocking pool. */
+ * frames; a failure keeps the status, type, message and traceback the worker sent. A JSON
+ * result nested deeper than the depth limit (ASIDE_JSON_MAX_DEPTH) is refused (400 too_deep),
+ * as any deep JSON is. Sources are compiled by a worker (never run) before they are saved.
+ * Everything here waits on a worker or a file: the router runs it on the blocking pool. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,12 +19,28 @@
 #include "frame/frame.h"
 #include "functions.h"
 #include "reply.h"
+#include "value/value.h"
 
 /* The call's arguments: a POST body's "data" members as JSON (text false), else the query's
- * parameters as text (text true). */
+ * parameters as text (text true). NULL when a parameter is not UTF-8 (answered 400 bad_utf8:
+ * the worker is sent JSON) or out of memory (answered). */
 static json_t *arguments_of(call *c, bool *text)
 {
+    for (size_t i = 0; i < c->param_count; i++) {
+        const call_param *p = &c->params[i];
+        if (!p->json && call_function_gets(p->name) &&
+            (!value_utf8_valid(p->name, strlen(p->name)) ||
+             !value_utf8_valid(p->value, p->value_len))) {
+            call_error(c, 400, "bad_utf8", "a parameter is not UTF-8, as a function's "
+                                           "arguments must be");
+            return NULL;
+        }
+    }
     json_t *args = json_object();
+    if (!args) {
+        call_out_of_memory(c);
+        return NULL;
+    }
     json_t *doc = c->req->body_len && c->req->method != HTTP_METHOD_GET
                       ? json_loadb(c->req->body, c->req->body_len, 0, NULL) : NULL;
     json_t *data = json_object_get(doc, "data");
@@ -73,10 +90,25 @@ static void answer_function_error(call *c, json_t *error)
     json_decref(body);
 }
 
+/* A JSON result nested deeper than the depth limit; false when an error was answered. */
+static bool result_depth_ok(call *c, function_reply *r)
+{
+    aside_error err;
+    if (value_json_check_depth(json_object_get(r->header, "value"), 0,
+                               call_json_max_depth(c), &err) == ASIDE_OK)
+        return true;
+    char message[ASIDE_ERROR_MESSAGE_MAX + 32];
+    snprintf(message, sizeof message, "the function's result: %s", err.message);
+    call_error(c, call_http_status(err.status), call_error_code(&err), message);
+    return false;
+}
+
 static void answer_reply_value(call *c, function_reply *r)
 {
     const char *kind = json_string_value(json_object_get(r->header, "kind"));
     aside_error err;
+    if (!result_depth_ok(c, r))
+        return;
     if (kind && strcmp(kind, "frame") == 0) {
         frame *f = NULL;
         if (arrow_decode(r->payload ? r->payload : "", r->payload_bytes, &f, &err) != ASIDE_OK) {
@@ -132,6 +164,8 @@ void functions_call(call *c)
 {
     bool text = true;
     json_t *args = arguments_of(c, &text);
+    if (!args)
+        return;
     json_t *request = json_pack("{s:s, s:s, s:o, s:b}", "op", "call", "function", c->function, "args",
                                 args, "text", text);
     if (!request) {

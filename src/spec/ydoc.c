@@ -7,9 +7,12 @@
  * more than its nodes; the caller bounds the text's size.
  *
  * Untrusted input: the text is an operator's file. libyaml checks its syntax and encoding (a
- * reader error comes as a byte offset, turned into a line and column here); every node is
- * checked for its kind before its contents are read, and a scalar holding a NUL is refused,
- * so a value is never cut short. */
+ * reader error comes as a byte offset, turned into a line and column here). libyaml 0.2.5
+ * builds its tree without recursion, but its scanner slows down with every level of nesting
+ * (100,000 nested "[" take a minute), so a text nested deeper than YDOC_MAX_DEPTH is refused
+ * first, from libyaml's events, which stop there. Every node is checked for its kind before
+ * its contents are read, and a scalar holding a NUL is refused, so a value is never cut
+ * short. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -317,12 +320,53 @@ static void fail_syntax(ydoc *r, const yaml_parser_t *p, const char *text, size_
         ydoc_fail(r, mark, "invalid YAML: %s", problem);
 }
 
+/* The nesting an event opens (+1) or closes (-1). */
+static int nesting_step(yaml_event_type_t type)
+{
+    switch (type) {
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: return 1;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: return -1;
+    default: return 0;
+    }
+}
+
+/* False (reported) when the text nests deeper than YDOC_MAX_DEPTH; read as events, stopping at
+ * the first level too deep, before libyaml builds any tree. A syntax error ends the walk
+ * quietly: the load reports it. */
+static bool depth_ok(ydoc *r, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return true; /* the load reports it */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0;
+    bool ok = true, done = false;
+    while (ok && !done) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event))
+            break;
+        depth += nesting_step(event.type);
+        done = event.type == YAML_STREAM_END_EVENT;
+        if (depth > YDOC_MAX_DEPTH) {
+            ydoc_fail(r, event.start_mark, "nested more than %d levels deep", YDOC_MAX_DEPTH);
+            ok = false;
+        }
+        yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
 bool ydoc_load(ydoc *r, const char *text, size_t len, const char *empty_message,
                const char *second_message)
 {
     yaml_parser_t parser;
     yaml_document_t extra;
     yaml_mark_t start = {0, 0, 0};
+    if (!depth_ok(r, text, len))
+        return false;
     if (!yaml_parser_initialize(&parser)) {
         ydoc_fail(r, start, "out of memory");
         return false;

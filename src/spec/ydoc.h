@@ -29,9 +29,13 @@ typedef struct ydoc {
 
 /* ---- loading ---------------------------------------------------------------------------- */
 
+/* How deep mappings and sequences may nest in a document: far more than any schema needs. */
+#define YDOC_MAX_DEPTH 64
+
 /* Parse text (len bytes), which must hold exactly one YAML document with content. false when
- * reported: "invalid YAML: ..." at the problem, empty_message when there is no content, or
- * second_message at a second document. Aliases are followed by libyaml (they share nodes). */
+ * reported: "invalid YAML: ..." at the problem, "nested more than 64 levels deep" at the first
+ * level too deep, empty_message when there is no content, or second_message at a second
+ * document. Aliases are followed by libyaml (they share nodes). */
 bool ydoc_load(ydoc *r, const char *text, size_t len, const char *empty_message,
                const char *second_message);
 /* The root node of a loaded document. */

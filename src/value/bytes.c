@@ -15,8 +15,10 @@ static bool bytes_claims_key(const char *key, size_t len)
     return false;
 }
 
-static aside_status bytes_check(const void *data, size_t size, aside_error *err)
+static aside_status bytes_check(const value_context *ctx, const void *data, size_t size,
+                                aside_error *err)
 {
+    (void)ctx;
     (void)data;
     (void)size;
     (void)err;

@@ -13,8 +13,14 @@
  *   json     any JSON document, edited at JSON Pointers (json_pointer.c)
  *
  * Every operation checks its arguments before it changes anything, so a refused operation
- * leaves the collection as it was. The byte figure is an estimate of the memory held: the
+ * leaves the collection as it was. Arithmetic that would pass 64-bit integers, or reach an
+ * infinite real, is refused (err->code "overflow"). Nothing an operation adds may make the
+ * collection, as JSON, nest deeper than the depth limit collection_apply is given (json.c
+ * says why): a list's member sits one level down, a value set at a JSON Pointer of n tokens n
+ * levels down, and a merge patch never makes a document deeper than the deeper of the
+ * document and the patch, so measuring what is added is enough. The byte figure is an estimate of the memory held: the
  * members' JSON text plus a fixed cost per member, kept up to date by each change. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +37,7 @@ struct collection {
     aside_value_type type;
     json_t          *root;
     uint64_t         bytes;
+    size_t           max_depth; /* the depth limit of the operation running (collection_apply) */
 };
 
 /* ---- values and arguments ----------------------------------------------------------------- */
@@ -62,6 +69,27 @@ static aside_status not_found(aside_error *err, const char *code, const char *fm
 }
 
 static aside_status no_memory(aside_error *err) { return error_set(err, ASIDE_ERR_NOMEM, "out of memory"); }
+
+static aside_status overflow(aside_error *err, const char *op, const char *what)
+{
+    aside_status st = error_set(err, ASIDE_ERR_INVALID, "%s: %s", op, what);
+    if (err)
+        snprintf(err->code, sizeof err->code, "overflow");
+    return st;
+}
+
+/* Each of values (an array) may become a member of c, one level below its root. */
+static aside_status check_members_depth(const collection *c, json_t *values, aside_error *err)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(values, i, v) {
+        aside_status st = value_json_check_depth(v, 1, c->max_depth, err);
+        if (st != ASIDE_OK)
+            return st;
+    }
+    return ASIDE_OK;
+}
 
 /* The values an operation adds: "value" (one) or "values" (an array of them), borrowed. */
 static aside_status arg_values(const char *op, json_t *args, json_t **values, aside_error *err)
@@ -152,6 +180,8 @@ static aside_status list_push(collection *c, const char *op, json_t *args, json_
     aside_status st = arg_front(op, args, &front, err);
     if (st == ASIDE_OK)
         st = arg_values(op, args, &values, err);
+    if (st == ASIDE_OK && (st = check_members_depth(c, values, err)) != ASIDE_OK)
+        json_decref(values);
     if (st != ASIDE_OK)
         return st;
     size_t i;
@@ -264,6 +294,8 @@ static aside_status set_change(collection *c, const char *op, json_t *args, json
 {
     json_t *values = NULL;
     aside_status st = arg_values(op, args, &values, err);
+    if (st == ASIDE_OK && add && (st = check_members_depth(c, values, err)) != ASIDE_OK)
+        json_decref(values);
     if (st != ASIDE_OK)
         return st;
     json_int_t changed = 0;
@@ -416,6 +448,11 @@ static aside_status map_set(collection *c, const char *op, json_t *args, json_t 
     if (!fields && (!json_is_string(field) || !value))
         return bad_request(err, op, "give \"field\" (a string) and \"value\", or \"fields\" "
                                     "(an object)");
+    /* a field's value sits one level below the map, as a member of fields does below it */
+    aside_status st = fields ? value_json_check_depth(fields, 0, c->max_depth, err)
+                             : value_json_check_depth(value, 1, c->max_depth, err);
+    if (st != ASIDE_OK)
+        return st;
     json_int_t added = 0;
     if (!fields) {
         added = json_object_get(c->root, json_string_value(field)) == NULL;
@@ -500,10 +537,14 @@ static aside_status add_number(json_t *n, json_t *by, json_t **sum, aside_error 
     if (json_is_integer(n) && json_is_integer(by)) {
         json_int_t out;
         if (__builtin_add_overflow(json_integer_value(n), json_integer_value(by), &out))
-            return error_set(err, ASIDE_ERR_INVALID, "the sum would pass 64-bit integers");
+            return overflow(err, "map_increment", "the sum would pass 64-bit integers");
         *sum = json_integer(out);
-    } else
-        *sum = json_real(json_number_value(n) + json_number_value(by));
+        return *sum ? ASIDE_OK : no_memory(err);
+    }
+    double real = json_number_value(n) + json_number_value(by);
+    if (!isfinite(real)) /* JSON has no infinity */
+        return overflow(err, "map_increment", "the sum would pass the largest real number");
+    *sum = json_real(real);
     return *sum ? ASIDE_OK : no_memory(err);
 }
 
@@ -543,11 +584,10 @@ static aside_status counter_add(collection *c, const char *op, json_t *args, jso
     if (st != ASIDE_OK)
         return st;
     json_int_t now = json_integer_value(c->root), out;
-    bool overflow = down ? __builtin_sub_overflow(now, by, &out)
+    bool overflowed = down ? __builtin_sub_overflow(now, by, &out)
                          : __builtin_add_overflow(now, by, &out);
-    if (overflow)
-        return error_set(err, ASIDE_ERR_INVALID, "%s: the counter would pass 64-bit integers",
-                         op);
+    if (overflowed)
+        return overflow(err, op, "the counter would pass 64-bit integers");
     json_integer_set(c->root, out);
     *result = json_integer(out);
     return ASIDE_OK;
@@ -579,6 +619,15 @@ static const char *arg_pointer(json_t *args)
 {
     json_t *p = json_object_get(args, "pointer");
     return json_is_string(p) ? json_string_value(p) : p ? NULL : "";
+}
+
+/* How many levels down a pointer sets its value: one per token. */
+static size_t pointer_levels(const char *pointer)
+{
+    size_t n = 0;
+    for (; *pointer; pointer++)
+        n += *pointer == '/';
+    return n;
 }
 
 /* Give pointer errors the codes of the API: bad syntax "bad_pointer", absent "no_such_pointer". */
@@ -616,7 +665,10 @@ static aside_status json_set_op(collection *c, const char *op, json_t *args, jso
     json_t *value = json_object_get(args, "value");
     if (!pointer || !value)
         return bad_request(err, op, "give \"pointer\" (a string) and \"value\"");
-    aside_status st = json_pointer_set(&c->root, pointer, json_incref(value), err);
+    aside_status st = value_json_check_depth(value, pointer_levels(pointer), c->max_depth, err);
+    if (st != ASIDE_OK)
+        return st;
+    st = json_pointer_set(&c->root, pointer, json_incref(value), err);
     if (st != ASIDE_OK)
         return pointer_error(st, err);
     document_changed(c);
@@ -646,6 +698,9 @@ static aside_status json_merge_op(collection *c, const char *op, json_t *args, j
         patch = json_object_get(args, "value");
     if (!patch)
         return bad_request(err, op, "missing argument \"patch\" (an RFC 7386 merge patch)");
+    aside_status st = value_json_check_depth(patch, 0, c->max_depth, err);
+    if (st != ASIDE_OK)
+        return st;
     json_t *merged = json_merge_patch(c->root, patch);
     if (!merged) {
         c->root = json_null(); /* the old tree was given away */
@@ -746,8 +801,8 @@ const char *collection_op_name(size_t i)
     return i < OP_COUNT + SET_ALGEBRA_COUNT ? set_algebra_ops[i - OP_COUNT] : NULL;
 }
 
-aside_status collection_apply(collection *c, const char *op, json_t *args, json_t **result,
-                              aside_error *err)
+aside_status collection_apply(collection *c, const char *op, json_t *args, size_t max_depth,
+                              json_t **result, aside_error *err)
 {
     const op_row *row = find_op(op);
     if (!row)
@@ -758,6 +813,7 @@ aside_status collection_apply(collection *c, const char *op, json_t *args, json_
                          aside_value_type_name(c->type));
     json_t *empty = args ? NULL : json_object();
     *result = NULL;
+    c->max_depth = max_depth;
     aside_status st = row->run(c, op, args ? args : empty, result, err);
     json_decref(empty);
     if (st == ASIDE_OK && !*result)
@@ -822,10 +878,13 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
         return shape_error(err, type, type == ASIDE_TYPE_MAP       ? "a JSON object"
                                       : type == ASIDE_TYPE_COUNTER ? "a JSON integer"
                                                                    : "a JSON array");
+    aside_status st = value_json_check_depth(value, 0, VALUE_JSON_MAX_DEPTH, err);
+    if (st != ASIDE_OK)
+        return st;
     collection *c = collection_create(type);
     if (!c)
         return no_memory(err);
-    aside_status st = ASIDE_OK;
+    c->max_depth = VALUE_JSON_MAX_DEPTH;
     if (type == ASIDE_TYPE_LIST || type == ASIDE_TYPE_SET)
         st = fill(c, value, err);
     else {
@@ -892,25 +951,26 @@ static const char *json_content_type(const char *key)
     return "application/json";
 }
 
-static aside_status check_shape(aside_value_type type, const void *data, size_t size,
-                                aside_error *err)
+static aside_status check_shape(const value_context *ctx, aside_value_type type,
+                                const void *data, size_t size, aside_error *err)
 {
-    json_error_t error;
-    json_t *v = json_loadb(data, size, JSON_DECODE_ANY, &error);
-    if (!v)
-        return error_set(err, ASIDE_ERR_BAD_VALUE, "invalid JSON at line %d: %s", error.line,
-                         error.text);
+    json_t *v = NULL;
+    aside_status st = value_json_parse(data, size, JSON_DECODE_ANY, value_json_max_depth(ctx),
+                                       &v, err);
+    if (st != ASIDE_OK)
+        return st;
     collection *c = NULL;
-    aside_status st = collection_from_json(type, v, &c, err);
+    st = collection_from_json(type, v, &c, err);
     collection_free(c);
     json_decref(v);
     return st;
 }
 
 #define COLLECTION_KIND(lower, upper)                                                          \
-    static aside_status check_##lower(const void *data, size_t size, aside_error *err)         \
+    static aside_status check_##lower(const value_context *ctx, const void *data, size_t size, \
+                                      aside_error *err)                                        \
     {                                                                                          \
-        return check_shape(upper, data, size, err);                                            \
+        return check_shape(ctx, upper, data, size, err);                                       \
     }                                                                                          \
     const value_kind value_kind_##lower = {upper, #lower, claims_nothing, check_##lower,       \
                                            json_content_type};

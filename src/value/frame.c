@@ -47,9 +47,10 @@ static bool frame_claims_key(const char *key, size_t len)
     return i >= 0 && suffixes[i].file != FILE_JSON_ARRAY;
 }
 
-static aside_status frame_check(const void *data, size_t size, aside_error *err)
+static aside_status frame_check(const value_context *ctx, const void *data, size_t size,
+                                aside_error *err)
 {
-    (void)data, (void)size, (void)err;
+    (void)ctx, (void)data, (void)size, (void)err;
     return ASIDE_OK; /* decoding checks */
 }
 

@@ -19,7 +19,8 @@
  *
  * Merge patch is the recursive function of RFC 7386 section 2: an object patch merges member by
  * member (null removes), anything else replaces the target. The recursion is as deep as the
- * patch, which jansson's parser already bounds. */
+ * patch, which the caller measured first
+ * (collection.c: within the depth limit). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,33 +53,6 @@ static aside_status bad_pointer(aside_error *err, const char *pointer, size_t le
     int shown = len > POINTER_QUOTE_MAX ? POINTER_QUOTE_MAX : (int)len;
     return error_set(err, ASIDE_ERR_INVALID, "bad JSON pointer: \"%.*s%s\": %s", shown, pointer,
                      (size_t)shown < len ? "..." : "", why);
-}
-
-/* Length of the UTF-8 sequence starting at s (at most left bytes), or 0 if it is malformed. */
-static size_t utf8_sequence(const unsigned char *s, size_t left)
-{
-    size_t n = s[0] < 0x80 ? 1 : (s[0] >> 5) == 0x6 ? 2 : (s[0] >> 4) == 0xe ? 3
-             : (s[0] >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || n > left)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    uint32_t c = n == 1 ? s[0] : n == 2 ? s[0] & 0x1fu : n == 3 ? s[0] & 0x0fu : s[0] & 0x07u;
-    for (size_t i = 1; i < n; i++)
-        c = (c << 6) | (s[i] & 0x3fu);
-    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0; /* overlong, past Unicode, or a surrogate */
-    return n;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-    for (size_t i = 0, n; i < len; i += n)
-        if ((n = utf8_sequence((const unsigned char *)s + i, len - i)) == 0)
-            return false;
-    return true;
 }
 
 /* Unescape the token at text[*at] (just after its "/") into out; advances *at to the next "/"
@@ -115,7 +89,7 @@ static aside_status check_syntax(const char *pointer, size_t len, aside_error *e
         return bad_pointer(err, pointer, len, "must be empty or start with \"/\"");
     if (memchr(pointer, '\0', len))
         return bad_pointer(err, pointer, len, "holds a NUL byte");
-    if (!utf8_valid(pointer, len))
+    if (!value_utf8_valid(pointer, len))
         return bad_pointer(err, pointer, len, "not valid UTF-8");
     return ASIDE_OK;
 }

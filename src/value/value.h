@@ -25,13 +25,23 @@
 #include "engine/engine.h"
 #include "frame/frame.h"
 
+/* What checking and decoding a value needs: the engine and the memory a frame may take (0: any),
+ * the depth JSON may nest (0: VALUE_JSON_DEFAULT_DEPTH). */
+typedef struct value_context {
+    engine  *engine;
+    uint64_t limit_bytes;
+    size_t   json_max_depth;
+} value_context;
+
 typedef struct value_kind {
     aside_value_type type;
     const char      *name;
     /* True if a key with this name is of this type by default. */
     bool (*claims_key)(const char *key, size_t len);
-    /* Validate content; ASIDE_OK or ASIDE_ERR_BAD_VALUE with the parser's reason. */
-    aside_status (*check)(const void *data, size_t size, aside_error *err);
+    /* Validate content (ctx may be NULL: the defaults); ASIDE_OK, ASIDE_ERR_BAD_VALUE with the
+     * parser's reason, or ASIDE_ERR_INVALID with err->code "too_deep" (json_check_depth). */
+    aside_status (*check)(const value_context *ctx, const void *data, size_t size,
+                          aside_error *err);
     /* The Content-Type to serve key's raw bytes with. */
     const char *(*content_type)(const char *key);
 } value_kind;
@@ -61,16 +71,41 @@ uint64_t     value_generation(const aside_value *value);
 /* Bytes the value holds in memory: its data, or its frame; 0 for a file-backed value. */
 uint64_t     value_memory_bytes(const aside_value *value);
 
-/* What decoding a frame needs: the engine, and the memory the frame may take (0: any). */
-typedef struct value_context {
-    engine  *engine;
-    uint64_t limit_bytes;
-} value_context;
-
 /* Decode the file of key, at path and open as fd, into a frame. ASIDE_ERR_BAD_VALUE when it
  * does not read as a frame, ASIDE_ERR_TOO_LARGE when the frame would pass limit_bytes. */
 aside_status value_decode_frame(const value_context *ctx, const char *key, const char *path,
                                 int fd, frame **out, aside_error *err);
+
+/* ---- JSON from outside (json.c): the depth limit, UTF-8 ----------------------------------
+ *
+ * A JSON value's depth is the number of arrays and objects on its deepest path: 0 for a
+ * scalar, 1 for [1, 2] or {}, 2 for [[1]]. */
+enum {
+    VALUE_JSON_DEFAULT_DEPTH = 1000, /* json_max_depth when none is configured */
+    VALUE_JSON_MAX_DEPTH = 2000,     /* the most json_max_depth may be */
+    /* levels a journal record adds around a value ({"a": {"values": [v]}}) or a collection
+     * ({"v": content}): the record of the deepest value stays under jansson's parser limit */
+    VALUE_JSON_RECORD_LEVELS = 8
+};
+
+/* The depth limit ctx gives (its json_max_depth, or VALUE_JSON_DEFAULT_DEPTH). */
+size_t       value_json_max_depth(const value_context *ctx);
+/* Fail with ASIDE_ERR_INVALID, err->code "too_deep", naming limit; returns the status. */
+aside_status value_too_deep(aside_error *err, size_t limit);
+/* ASIDE_OK when v, placed inside `above` arrays or objects, keeps the whole within limit levels
+ * (above + depth of v <= limit); else value_too_deep, or ASIDE_ERR_NOMEM. Walks v without
+ * recursion, and stops at the first level too deep. */
+aside_status value_json_check_depth(const json_t *v, size_t above, size_t limit,
+                                    aside_error *err);
+/* Parse size bytes of JSON from outside with jansson's flags, refusing a value deeper than
+ * limit (also one deeper than jansson's own parser allows) with value_too_deep; any other
+ * failure is ASIDE_ERR_BAD_VALUE "invalid JSON at line L, column C: why". *out is the value
+ * (new reference), NULL on failure. */
+aside_status value_json_parse(const void *data, size_t size, size_t flags, size_t limit,
+                              json_t **out, aside_error *err);
+/* True if s[0..len) is well-formed UTF-8 (no overlong form, surrogate or code point past
+ * U+10FFFF): what jansson takes as a string. */
+bool         value_utf8_valid(const char *s, size_t len);
 
 /* ---- collections (collection.c) ---------------------------------------------------------
  *
@@ -87,7 +122,8 @@ extern const value_kind value_kind_counter;
 /* An empty collection of type (a list, set, map, counter 0, or a null JSON document). */
 collection      *collection_create(aside_value_type type);
 /* A collection of type holding value's content (a list's array, a map's object...);
- * ASIDE_ERR_BAD_VALUE when value has another shape. value is copied. */
+ * ASIDE_ERR_BAD_VALUE when value has another shape, value_too_deep when it nests deeper than
+ * VALUE_JSON_MAX_DEPTH (callers hold new input to their own limit first). value is copied. */
 aside_status     collection_from_json(aside_value_type type, json_t *value, collection **out,
                                       aside_error *err);
 void             collection_free(collection *c);
@@ -110,10 +146,12 @@ bool             collection_is_set_algebra(const char *op);
 const char      *collection_op_name(size_t i);
 /* Run op with args (a JSON object, borrowed; NULL: none) on c; *result receives its answer
  * (new reference). ASIDE_ERR_WRONG_TYPE for an operation on another type, ASIDE_ERR_INVALID for
- * bad arguments, ASIDE_ERR_NOT_FOUND (err->code "empty", "out_of_range", "no_field",
- * "no_such_pointer") for what is not there; on any error c is unchanged. */
-aside_status     collection_apply(collection *c, const char *op, json_t *args, json_t **result,
-                                  aside_error *err);
+ * bad arguments (err->code "too_deep" for a value that would make c nest deeper than max_depth,
+ * "overflow" for arithmetic past 64-bit integers or the largest real), ASIDE_ERR_NOT_FOUND
+ * (err->code "empty", "out_of_range", "no_field", "no_such_pointer") for what is not there; on
+ * any error c is unchanged. */
+aside_status     collection_apply(collection *c, const char *op, json_t *args, size_t max_depth,
+                                  json_t **result, aside_error *err);
 /* Set algebra over n sets: how is "union", "intersection" (of all) or "difference" (the first
  * minus the others); *result is a sorted array (new reference). */
 aside_status     collection_set_algebra(const collection *const *sets, size_t n, const char *how,

@@ -116,7 +116,7 @@ static void apply(collection *c, const char *op, json_t *args)
     char *before = collection_dump(c, &before_len);
     json_t *result = NULL;
     aside_error err;
-    if (collection_apply(c, op, args, &result, &err) != ASIDE_OK && before) {
+    if (collection_apply(c, op, args, VALUE_JSON_MAX_DEPTH, &result, &err) != ASIDE_OK && before) {
         char *after = collection_dump(c, &after_len);
         if (after && (after_len != before_len || memcmp(after, before, after_len) != 0))
             abort(); /* "on any error c is unchanged" (value.h) */

@@ -37,7 +37,8 @@ static aside_status run(collection *c, const char *op, const char *args_text, js
     json_t *args = args_text ? json_of(args_text) : NULL;
     json_t *result = NULL;
     aside_error ignored;
-    aside_status st = collection_apply(c, op, args, &result, err ? err : &ignored);
+    aside_status st = collection_apply(c, op, args, VALUE_JSON_DEFAULT_DEPTH, &result,
+                                       err ? err : &ignored);
     json_decref(args);
     if (result_out)
         *result_out = result;

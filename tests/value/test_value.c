@@ -29,13 +29,13 @@ static void test_json_values_are_validated_with_a_located_reason(void)
 {
     const value_kind *json = value_kind_of(ASIDE_TYPE_JSON);
     aside_error err;
-    CHECK(json->check("{\"a\": [1, 2]}", 13, &err) == ASIDE_OK);
-    CHECK(json->check("42", 2, &err) == ASIDE_OK); /* any JSON text, as RFC 8259 allows */
-    CHECK(json->check("{\"a\": }", 7, &err) == ASIDE_ERR_BAD_VALUE);
+    CHECK(json->check(NULL, "{\"a\": [1, 2]}", 13, &err) == ASIDE_OK);
+    CHECK(json->check(NULL, "42", 2, &err) == ASIDE_OK); /* any JSON text, as RFC 8259 allows */
+    CHECK(json->check(NULL, "{\"a\": }", 7, &err) == ASIDE_ERR_BAD_VALUE);
     CHECK(strstr(err.message, "line 1") != NULL);
-    CHECK(json->check("", 0, &err) == ASIDE_ERR_BAD_VALUE);
-    CHECK(json->check("[1] [2]", 7, &err) == ASIDE_ERR_BAD_VALUE);
-    CHECK(value_kind_of(ASIDE_TYPE_BYTES)->check("\xff\x00", 2, &err) == ASIDE_OK);
+    CHECK(json->check(NULL, "", 0, &err) == ASIDE_ERR_BAD_VALUE);
+    CHECK(json->check(NULL, "[1] [2]", 7, &err) == ASIDE_ERR_BAD_VALUE);
+    CHECK(value_kind_of(ASIDE_TYPE_BYTES)->check(NULL, "\xff\x00", 2, &err) == ASIDE_OK);
 }
 
 static void test_content_types_follow_the_extension(void)
