@@ -150,8 +150,10 @@ static void replay_op(aside_cache *c, const char *key, const char *op, json_t *a
             return;
     }
     json_t *result = NULL;
-    if (e->live && collection_apply(e->live, op, args, &result, NULL) == ASIDE_OK)
-        live_changed(c, e);
+    if (e->live) { /* measured and counted once, at the end of the replay (replay_settle) */
+        collection_defer_measure(e->live, true);
+        collection_apply(e->live, op, args, &result, NULL);
+    }
     json_decref(result);
 }
 
@@ -187,6 +189,24 @@ static void replay_record(void *ctx, const char *payload, size_t len)
     json_decref(r);
 }
 
+/* After the replay: measure each live entry once and count its bytes. Measuring after each
+ * replayed edit would cost the document's size per edit, quadratic in the edits of one
+ * document. */
+static void replay_settle(aside_cache *c)
+{
+    cache_lock(c);
+    size_t cursor = 0;
+    for (table_node *n = table_next(c->index, &cursor, NULL); n;
+         n = table_next(c->index, &cursor, n)) {
+        entry *e = container_of(n, entry, node);
+        if (e->live) {
+            collection_defer_measure(e->live, false);
+            live_changed(c, e);
+        }
+    }
+    cache_unlock(c);
+}
+
 aside_status live_open(aside_cache *c, const aside_config *cfg, aside_error *err)
 {
     c->fsync = (aside_fsync)cfg->fsync;
@@ -199,6 +219,7 @@ aside_status live_open(aside_cache *c, const aside_config *cfg, aside_error *err
     c->replaying = false;
     if (st != ASIDE_OK)
         return st;
+    replay_settle(c);
     uint64_t records = 0;
     journal_stats(c->journal, &c->journal_after_compaction, &records);
     return ASIDE_OK;

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 
 #include "cache_test.h"
+#include "value/value.h"
 
 static void test_collection_operations_create_change_and_read_a_key(void)
 {
@@ -580,6 +581,50 @@ static void test_changes_made_while_the_journal_compacts_survive_a_restart(void)
     fixture_done(&f);
 }
 
+/* Replay a journal of edits of one document that grows with each: the whole document is
+ * measured (serialised) a fixed number of times, not once per edit, so replay costs the
+ * journal's bytes rather than the square of the edits; the state and its byte count come back
+ * as they were. */
+static void test_replaying_edits_of_one_document_measures_it_once(void)
+{
+    enum { EDITS = 3000 };
+    fixture f;
+    fixture_init(&f);
+    cache_options o = {.memory = 64 << 20, .fsync = ASIDE_FSYNC_NEVER};
+    aside_cache *c = open_with(&f, &o);
+    CHECK(op_status(c, "d.json", "json_set", "{\"pointer\": \"\", \"value\": {}}", NULL) ==
+          ASIDE_OK);
+    for (int i = 0; i < EDITS; i++) {
+        char args[96];
+        snprintf(args, sizeof args, "{\"pointer\": \"/k%d\", \"value\": [%d]}", i, i);
+        CHECK(op_status(c, "d.json", "json_set", args, NULL) == ASIDE_OK);
+        if (i % 100 == 0)
+            CHECK(op_status(c, "d.json", "json_merge", "{\"patch\": {\"m\": 1}}", NULL) ==
+                  ASIDE_OK);
+    }
+    aside_entry_info before, after;
+    CHECK(aside_entry(c, "d.json", &before, NULL) == ASIDE_OK);
+    uint64_t resident = stats_of(c).memory_used_bytes;
+    aside_cache_close(c);
+    uint64_t measured = collection_measure_count();
+    c = open_with(&f, &o);
+    uint64_t replay_measures = collection_measure_count() - measured;
+    CHECK(replay_measures <= 1);
+    CHECK(aside_entry(c, "d.json", &after, NULL) == ASIDE_OK);
+    CHECK(after.bytes == before.bytes);
+    CHECK(stats_of(c).memory_used_bytes == resident);
+    char want[64];
+    snprintf(want, sizeof want, "[%d]", EDITS - 1);
+    char args[64];
+    snprintf(args, sizeof args, "{\"pointer\": \"/k%d\"}", EDITS - 1);
+    CHECK(op_answers(c, "d.json", "json_get", args, want));
+    CHECK(op_answers(c, "d.json", "json_get", "{\"pointer\": \"/m\"}", "1"));
+    free(before.key);
+    free(after.key);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_collection_operations_create_change_and_read_a_key);
@@ -589,6 +634,7 @@ int main(void)
     RUN(test_a_deleted_collection_stays_deleted_after_a_restart);
     RUN(test_compact_keeps_the_content_and_shrinks_the_journal);
     RUN(test_the_journal_compacts_itself_past_its_threshold);
+    RUN(test_replaying_edits_of_one_document_measures_it_once);
     RUN(test_a_collection_that_would_pass_the_memory_budget_is_full_and_changes_nothing);
     RUN(test_a_push_of_many_values_cannot_pass_the_memory_budget);
     RUN(test_a_full_budget_still_lets_a_collection_shrink);
