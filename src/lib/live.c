@@ -238,7 +238,7 @@ bool live_compaction_due(aside_cache *c)
     cache_assert_locked(c);
     uint64_t bytes = 0, records = 0;
     journal_stats(c->journal, &bytes, &records);
-    return c->journal_dirty ||
+    return c->journal_dirty || journal_needs_rewrite(c->journal) ||
            (bytes > c->compact_min_bytes && bytes > 2 * c->journal_after_compaction);
 }
 

@@ -60,7 +60,12 @@ struct journal {
      * journal_wait stays meaningful when a compaction swaps the file. */
     uint64_t        written;  /* bytes appended */
     uint64_t        synced;   /* bytes known to be on the disk */
-    bool            syncing;  /* a thread runs fdatasync for the others */
+    bool            syncing;  /* a thread runs fdatasync (on fd) for the others */
+    /* A sync failed: what was appended since the last good sync may be lost whatever a later
+     * sync answers (the kernel may have dropped the pages it could not write), so nothing
+     * after `synced` is durable until a rewrite puts the whole state in a new file. */
+    bool            sync_failed;
+    int             sync_errno;
     uint64_t        records;
     char            path[PATH_MAX], new_path[PATH_MAX];
 };
@@ -281,27 +286,42 @@ aside_status journal_append(journal *j, const char *payload, size_t len, uint64_
     return st;
 }
 
-/* Sync everything written so far; called with the lock held, drops it during the sync (on its
- * own descriptor: a compaction may swap the file meanwhile, and then makes it all durable). */
+/* The answer to a change whose record is in the journal (and the change in memory) but not
+ * known to be on the disk. */
+static aside_status not_durable(aside_error *err, int error)
+{
+    error_set(err, ASIDE_ERR_IO, "the change is applied but not yet durable: fdatasync of the "
+              "journal failed (%s); the journal is rewritten from memory by the next "
+              "compaction", strerror(error));
+    if (err)
+        snprintf(err->code, sizeof err->code, "not_durable");
+    return ASIDE_ERR_IO;
+}
+
+/* Sync everything written so far; called with the lock held, drops it during the sync. It
+ * syncs the journal's own descriptor, opening none (a sync must work when the process is out
+ * of descriptors); a compaction waits for a sync in progress before it closes that
+ * descriptor, and then makes everything durable itself. */
 static aside_status sync_locked(journal *j, aside_error *err)
 {
     uint64_t target = j->written;
-    int fd = dup(j->fd);
+    int fd = j->fd;
     j->syncing = true;
     pthread_mutex_unlock(&j->lock);
-    int rc = fd >= 0 ? fdatasync(fd) : -1;
+    int rc = fdatasync(fd);
     int saved = errno;
-    if (fd >= 0)
-        close(fd);
     pthread_mutex_lock(&j->lock);
     j->syncing = false;
     if (rc == 0 && target > j->synced)
         j->synced = target;
+    if (rc != 0 && !j->sync_failed) {
+        j->sync_failed = true;
+        j->sync_errno = saved;
+        log_line("error", "journal: fdatasync failed: %s; changes since the last good sync are "
+                 "not durable until the journal is rewritten", strerror(saved));
+    }
     pthread_cond_broadcast(&j->synced_cond);
-    if (rc != 0)
-        return error_set(err, ASIDE_ERR_IO, "fdatasync of the journal failed: %s",
-                         strerror(saved));
-    return ASIDE_OK;
+    return rc == 0 ? ASIDE_OK : not_durable(err, saved);
 }
 
 aside_status journal_wait(journal *j, uint64_t position, aside_error *err)
@@ -311,7 +331,9 @@ aside_status journal_wait(journal *j, uint64_t position, aside_error *err)
     aside_status st = ASIDE_OK;
     pthread_mutex_lock(&j->lock);
     while (st == ASIDE_OK && j->synced < position) {
-        if (j->syncing)
+        if (j->sync_failed)
+            st = not_durable(err, j->sync_errno);
+        else if (j->syncing)
             pthread_cond_wait(&j->synced_cond, &j->lock);
         else
             st = sync_locked(j, err);
@@ -325,12 +347,20 @@ void journal_tick(journal *j)
     if (j->policy != ASIDE_FSYNC_EVERYSEC)
         return;
     pthread_mutex_lock(&j->lock);
-    if (j->synced < j->written && !j->syncing) {
+    if (j->synced < j->written && !j->syncing && !j->sync_failed) {
         aside_error err;
         if (sync_locked(j, &err) != ASIDE_OK)
             log_line("error", "journal: %s", err.message);
     }
     pthread_mutex_unlock(&j->lock);
+}
+
+bool journal_needs_rewrite(journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool failed = j->sync_failed;
+    pthread_mutex_unlock(&j->lock);
+    return failed;
 }
 
 void journal_stats(journal *j, uint64_t *bytes, uint64_t *records)
@@ -356,7 +386,8 @@ aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_erro
     if (!w)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     w->j = j;
-    w->fd = open(j->new_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    /* read and write: once swapped in, a later compaction carries over from it */
+    w->fd = open(j->new_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         free(w);
         return error_set(err, ASIDE_ERR_IO, "cannot create %s: %s", j->new_path,
@@ -414,6 +445,8 @@ static aside_status carry_over(journal_rewrite *w, uint64_t *copied, aside_error
 static aside_status swap_in(journal_rewrite *w, aside_error *err)
 {
     journal *j = w->j;
+    while (j->syncing) /* its descriptor is closed below; appends go on meanwhile */
+        pthread_cond_wait(&j->synced_cond, &j->lock);
     uint64_t copied = 0;
     aside_status st = carry_over(w, &copied, err);
     if (st != ASIDE_OK)
@@ -426,6 +459,7 @@ static aside_status swap_in(journal_rewrite *w, aside_error *err)
     j->fd = w->fd; /* opened with O_APPEND: appends go on where the rewrite ended */
     j->size = w->bytes + copied;
     j->synced = j->written; /* the new file, synced, holds every change so far */
+    j->sync_failed = false;
     j->records = w->records + (j->records - w->mark_records);
     free(w);
     return ASIDE_OK;
@@ -437,14 +471,6 @@ aside_status journal_rewrite_end(journal_rewrite *w, bool commit, aside_error *e
         rewrite_abort(w);
         return ASIDE_OK;
     }
-    int rw = open(w->j->new_path, O_RDWR | O_APPEND | O_CLOEXEC);
-    if (rw < 0) {
-        rewrite_abort(w);
-        return error_set(err, ASIDE_ERR_IO, "cannot reopen the new journal: %s",
-                         strerror(errno));
-    }
-    close(w->fd);
-    w->fd = rw;
     if (fdatasync(w->fd) != 0) { /* the bulk, while appends go on */
         aside_status st = error_set(err, ASIDE_ERR_IO, "compaction of the journal failed: %s",
                                     strerror(errno));
