@@ -153,56 +153,111 @@ static aside_status read_at(int fd, void *data, size_t len, uint64_t offset, boo
     return ASIDE_OK;
 }
 
-/* Read the record at offset into *payload (grown as needed). Sets *valid false at the end of
- * the good records: end of file, a cut record or a checksum that fails. */
-static aside_status read_record(int fd, uint64_t offset, char **payload, size_t *capacity,
-                                size_t *len, bool *valid, aside_error *err)
+/* Replay reads the file through a buffer of REPLAY_CHUNK_BYTES (grown for a larger record), so
+ * a journal of small records costs a read(2) per chunk, not two per record. */
+enum { REPLAY_CHUNK_BYTES = 1 << 20 };
+
+typedef struct reader {
+    int      fd;
+    uint64_t file_bytes; /* the file's size: no record claims more than is left of it */
+    char    *buf;
+    size_t   capacity, start, end; /* buf[start, end) holds the file from offset `at` */
+    uint64_t at;
+} reader;
+
+/* Make want bytes from r->at available at r->buf + r->start, plus one spare byte (for a NUL
+ * after a payload). The caller checked that the file holds them. */
+static aside_status reader_fill(reader *r, size_t want, aside_error *err)
 {
-    unsigned char h[HEADER_BYTES];
-    bool cut = false;
-    *valid = false;
-    if (read_at(fd, h, sizeof h, offset, &cut) != ASIDE_OK)
-        return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
-    if (cut || get_u32(h) != RECORD_MAGIC || get_u32(h + 4) > RECORD_MAX_BYTES)
+    if (r->end - r->start >= want)
         return ASIDE_OK;
-    *len = get_u32(h + 4);
-    if (*len + 1 > *capacity) {
-        char *grown = realloc(*payload, *len + 1);
+    if (want + 1 > r->capacity - r->start) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (want + 1 > r->capacity) {
+        size_t grown_bytes = want + 1 > REPLAY_CHUNK_BYTES ? want + 1 : REPLAY_CHUNK_BYTES;
+        char *grown = realloc(r->buf, grown_bytes);
         if (!grown)
             return error_set(err, ASIDE_ERR_NOMEM, "out of memory reading the journal");
-        *payload = grown;
-        *capacity = *len + 1;
+        r->buf = grown;
+        r->capacity = grown_bytes;
     }
-    if (read_at(fd, *payload, *len, offset + sizeof h, &cut) != ASIDE_OK)
+    bool short_read = false;
+    size_t room = r->capacity - 1 - r->end;
+    uint64_t left = r->file_bytes - (r->at + (r->end - r->start));
+    size_t take = left < room ? (size_t)left : room;
+    if (read_at(r->fd, r->buf + r->end, take, r->at + (r->end - r->start), &short_read) !=
+        ASIDE_OK)
         return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
-    if (cut || XXH3_64bits(*payload, *len) != get_u64(h + 8))
+    if (short_read) /* the file shrank under us: only a bug or another process does that */
+        return error_set(err, ASIDE_ERR_IO, "the journal changed while it was read");
+    r->end += take;
+    return ASIDE_OK;
+}
+
+/* Find the record at r->at: *payload points into the buffer (NUL-terminated until the next
+ * call), *len its length. *valid false at the end of the good records: the end of the file, a
+ * cut record or a checksum that fails. */
+static aside_status read_record(reader *r, char **payload, size_t *len, bool *valid,
+                                aside_error *err)
+{
+    *valid = false;
+    if (r->file_bytes - r->at < HEADER_BYTES)
         return ASIDE_OK;
-    (*payload)[*len] = '\0';
+    aside_status st = reader_fill(r, HEADER_BYTES, err);
+    if (st != ASIDE_OK)
+        return st;
+    const unsigned char *h = (const unsigned char *)r->buf + r->start;
+    *len = get_u32(h + 4);
+    if (get_u32(h) != RECORD_MAGIC || *len > RECORD_MAX_BYTES ||
+        *len > r->file_bytes - r->at - HEADER_BYTES)
+        return ASIDE_OK;
+    if ((st = reader_fill(r, HEADER_BYTES + *len, err)) != ASIDE_OK)
+        return st;
+    h = (const unsigned char *)r->buf + r->start;
+    *payload = r->buf + r->start + HEADER_BYTES;
+    if (XXH3_64bits(*payload, *len) != get_u64(h + 8))
+        return ASIDE_OK;
     *valid = true;
     return ASIDE_OK;
 }
 
+/* Step past the record just read (of len bytes). */
+static void reader_next(reader *r, size_t len)
+{
+    r->start += HEADER_BYTES + len;
+    r->at += HEADER_BYTES + len;
+}
+
 static aside_status replay(journal *j, journal_visit visit, void *ctx, aside_error *err)
 {
-    char *payload = NULL;
-    size_t capacity = 0, len = 0;
-    uint64_t offset = 0;
+    struct stat sb;
+    if (fstat(j->fd, &sb) != 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot read the journal: %s", strerror(errno));
+    reader r = {.fd = j->fd, .file_bytes = (uint64_t)sb.st_size};
     aside_status st = ASIDE_OK;
     for (bool valid = true; st == ASIDE_OK && valid;) {
-        st = read_record(j->fd, offset, &payload, &capacity, &len, &valid, err);
+        char *payload = NULL;
+        size_t len = 0;
+        st = read_record(&r, &payload, &len, &valid, err);
         if (st == ASIDE_OK && valid) {
+            char after = payload[len]; /* the next record's first byte, or the spare byte */
+            payload[len] = '\0';
             visit(ctx, payload, len);
-            offset += HEADER_BYTES + len;
+            payload[len] = after;
+            reader_next(&r, len);
             j->records++;
         }
     }
-    free(payload);
+    free(r.buf);
     if (st != ASIDE_OK)
         return st;
-    struct stat sb;
-    if (fstat(j->fd, &sb) == 0 && (uint64_t)sb.st_size > offset) {
+    uint64_t offset = r.at;
+    if (r.file_bytes > offset) {
         log_line("warn", "journal: dropping %llu bytes after the last whole record (a write "
-                 "cut short)", (unsigned long long)((uint64_t)sb.st_size - offset));
+                 "cut short)", (unsigned long long)(r.file_bytes - offset));
         if (ftruncate(j->fd, (off_t)offset) != 0 || fdatasync(j->fd) != 0)
             return error_set(err, ASIDE_ERR_IO, "cannot truncate the journal: %s",
                              strerror(errno));
