@@ -1,7 +1,7 @@
 # The two commands a new machine needs:
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain and sanitized), run every test suite
-.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-trace clean
+.PHONY: deps build build-asan run test bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-startup bench-trace clean
 
 deps:
 	scripts/install-deps.sh
@@ -37,6 +37,9 @@ bench-functions: build
 
 bench-collections: build
 	.venv/bin/python bench/collections_vs_redis.py
+
+bench-startup: build
+	.venv/bin/python bench/startup.py
 
 bench-trace: build
 	build/aside-trace
