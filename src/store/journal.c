@@ -171,7 +171,7 @@ static aside_status reader_fill(reader *r, size_t want, aside_error *err)
 {
     if (r->end - r->start >= want)
         return ASIDE_OK;
-    if (want + 1 > r->capacity - r->start) {
+    if (r->start && want + 1 > r->capacity - r->start) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
         r->end -= r->start;
         r->start = 0;
