@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain, sanitized, fuzzers), run every test suite
 #   make fuzz   the fuzzers alone, FUZZ_SECONDS (default 300) each
-.PHONY: deps build build-asan build-fuzz run test fuzz bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-trace clean
+.PHONY: deps build build-asan build-fuzz run test fuzz bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-startup bench-trace clean
 
 deps:
 	scripts/install-deps.sh
@@ -47,6 +47,9 @@ bench-functions: build
 
 bench-collections: build
 	.venv/bin/python bench/collections_vs_redis.py
+
+bench-startup: build
+	.venv/bin/python bench/startup.py
 
 bench-trace: build
 	build/aside-trace

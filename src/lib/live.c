@@ -20,8 +20,9 @@
  * from file to live (put of a collection, editing a stored JSON document) journals the snapshot
  * before the file goes.
  *
- * Compaction rewrites the journal as one snapshot per live entry when it passes both a minimum
- * size and twice its size after the last compaction, or after a failed append. The snapshots
+ * Compaction rewrites the journal as one snapshot per live entry when it passes twice its size
+ * after the last compaction and either a minimum size or COMPACT_MIN_RECORDS records (replay's
+ * cost is mostly per record), or after a failed append or a failed sync. The snapshots
  * are written under the cache lock (write(2)s, no sync), so they are one consistent state; the
  * sync, the carrying over of records appended meanwhile, and the swap run without it
  * (journal.c). */
@@ -32,7 +33,14 @@
 #include "live.h"
 #include "util/util.h"
 
-enum { DEFAULT_COMPACT_MIN_BYTES = 64 << 20 };
+enum {
+    DEFAULT_COMPACT_MIN_BYTES = 64 << 20,
+    /* Replay costs about a microsecond a record whatever its size, so a journal of many small
+     * records (a counter incremented a million times is 59 MB) compacts past this many too,
+     * keeping the replay at start around a tenth of a second beyond what the state itself
+     * costs. */
+    COMPACT_MIN_RECORDS = 100000
+};
 
 /* ---- live entries ---------------------------------------------------------------------------- */
 
@@ -162,9 +170,10 @@ static void replay_op(aside_cache *c, const char *key, const char *op, json_t *a
             return;
     }
     json_t *result = NULL; /* a record was accepted under some limit: replay it under the most */
-    if (e->live && collection_apply(e->live, op, args, VALUE_JSON_MAX_DEPTH, &result, NULL) ==
-                       ASIDE_OK)
-        live_changed(c, e);
+    if (e->live) { /* measured and counted once, at the end of the replay (replay_settle) */
+        collection_defer_measure(e->live, true);
+        collection_apply(e->live, op, args, VALUE_JSON_MAX_DEPTH, &result, NULL);
+    }
     json_decref(result);
 }
 
@@ -200,6 +209,24 @@ static void replay_record(void *ctx, const char *payload, size_t len)
     json_decref(r);
 }
 
+/* After the replay: measure each live entry once and count its bytes. Measuring after each
+ * replayed edit would cost the document's size per edit, quadratic in the edits of one
+ * document. */
+static void replay_settle(aside_cache *c)
+{
+    cache_lock(c);
+    size_t cursor = 0;
+    for (table_node *n = table_next(c->index, &cursor, NULL); n;
+         n = table_next(c->index, &cursor, n)) {
+        entry *e = container_of(n, entry, node);
+        if (e->live) {
+            collection_defer_measure(e->live, false);
+            live_changed(c, e);
+        }
+    }
+    cache_unlock(c);
+}
+
 aside_status live_open(aside_cache *c, const aside_config *cfg, aside_error *err)
 {
     c->fsync = (aside_fsync)cfg->fsync;
@@ -212,6 +239,7 @@ aside_status live_open(aside_cache *c, const aside_config *cfg, aside_error *err
     c->replaying = false;
     if (st != ASIDE_OK)
         return st;
+    replay_settle(c);
     uint64_t records = 0;
     journal_stats(c->journal, &c->journal_after_compaction, &records);
     return ASIDE_OK;
@@ -230,8 +258,9 @@ bool live_compaction_due(aside_cache *c)
     cache_assert_locked(c);
     uint64_t bytes = 0, records = 0;
     journal_stats(c->journal, &bytes, &records);
-    return c->journal_dirty ||
-           (bytes > c->compact_min_bytes && bytes > 2 * c->journal_after_compaction);
+    bool doubled = bytes > 2 * c->journal_after_compaction; /* so compactions cost linear time */
+    return c->journal_dirty || journal_needs_rewrite(c->journal) ||
+           (doubled && (bytes > c->compact_min_bytes || records > COMPACT_MIN_RECORDS));
 }
 
 /* Begin a rewrite of the journal and write one snapshot per live entry to it. Lock held: the

@@ -32,8 +32,9 @@ aside_status live_key_check(const char *key, aside_error *err);
 aside_status live_put(aside_cache *c, const char *key, aside_value_type type, const void *data,
                       size_t size, aside_error *err);
 
-/* True when the journal should be compacted: an append failed, or it passed both its minimum
- * size and twice its size after the last compaction. Lock held. */
+/* True when the journal should be compacted: an append or a sync failed, or it passed twice its
+ * size after the last compaction and either its minimum size or a count of records (100,000:
+ * replay costs about a microsecond a record). Lock held. */
 bool         live_compaction_due(aside_cache *c);
 /* Rewrite the journal as one snapshot per live entry. Takes the lock to write the snapshots,
  * syncs and swaps the new journal without it. One compaction at a time: another waits. */

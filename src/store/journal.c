@@ -60,7 +60,12 @@ struct journal {
      * journal_wait stays meaningful when a compaction swaps the file. */
     uint64_t        written;  /* bytes appended */
     uint64_t        synced;   /* bytes known to be on the disk */
-    bool            syncing;  /* a thread runs fdatasync for the others */
+    bool            syncing;  /* a thread runs fdatasync (on fd) for the others */
+    /* A sync failed: what was appended since the last good sync may be lost whatever a later
+     * sync answers (the kernel may have dropped the pages it could not write), so nothing
+     * after `synced` is durable until a rewrite puts the whole state in a new file. */
+    bool            sync_failed;
+    int             sync_errno;
     uint64_t        records;
     char            path[PATH_MAX], new_path[PATH_MAX];
 };
@@ -148,56 +153,111 @@ static aside_status read_at(int fd, void *data, size_t len, uint64_t offset, boo
     return ASIDE_OK;
 }
 
-/* Read the record at offset into *payload (grown as needed). Sets *valid false at the end of
- * the good records: end of file, a cut record or a checksum that fails. */
-static aside_status read_record(int fd, uint64_t offset, char **payload, size_t *capacity,
-                                size_t *len, bool *valid, aside_error *err)
+/* Replay reads the file through a buffer of REPLAY_CHUNK_BYTES (grown for a larger record), so
+ * a journal of small records costs a read(2) per chunk, not two per record. */
+enum { REPLAY_CHUNK_BYTES = 1 << 20 };
+
+typedef struct reader {
+    int      fd;
+    uint64_t file_bytes; /* the file's size: no record claims more than is left of it */
+    char    *buf;
+    size_t   capacity, start, end; /* buf[start, end) holds the file from offset `at` */
+    uint64_t at;
+} reader;
+
+/* Make want bytes from r->at available at r->buf + r->start, plus one spare byte (for a NUL
+ * after a payload). The caller checked that the file holds them. */
+static aside_status reader_fill(reader *r, size_t want, aside_error *err)
 {
-    unsigned char h[HEADER_BYTES];
-    bool cut = false;
-    *valid = false;
-    if (read_at(fd, h, sizeof h, offset, &cut) != ASIDE_OK)
-        return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
-    if (cut || get_u32(h) != RECORD_MAGIC || get_u32(h + 4) > RECORD_MAX_BYTES)
+    if (r->end - r->start >= want)
         return ASIDE_OK;
-    *len = get_u32(h + 4);
-    if (*len + 1 > *capacity) {
-        char *grown = realloc(*payload, *len + 1);
+    if (r->start && want + 1 > r->capacity - r->start) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (want + 1 > r->capacity) {
+        size_t grown_bytes = want + 1 > REPLAY_CHUNK_BYTES ? want + 1 : REPLAY_CHUNK_BYTES;
+        char *grown = realloc(r->buf, grown_bytes);
         if (!grown)
             return error_set(err, ASIDE_ERR_NOMEM, "out of memory reading the journal");
-        *payload = grown;
-        *capacity = *len + 1;
+        r->buf = grown;
+        r->capacity = grown_bytes;
     }
-    if (read_at(fd, *payload, *len, offset + sizeof h, &cut) != ASIDE_OK)
+    bool short_read = false;
+    size_t room = r->capacity - 1 - r->end;
+    uint64_t left = r->file_bytes - (r->at + (r->end - r->start));
+    size_t take = left < room ? (size_t)left : room;
+    if (read_at(r->fd, r->buf + r->end, take, r->at + (r->end - r->start), &short_read) !=
+        ASIDE_OK)
         return error_set(err, ASIDE_ERR_IO, "read of the journal failed: %s", strerror(errno));
-    if (cut || XXH3_64bits(*payload, *len) != get_u64(h + 8))
+    if (short_read) /* the file shrank under us: only a bug or another process does that */
+        return error_set(err, ASIDE_ERR_IO, "the journal changed while it was read");
+    r->end += take;
+    return ASIDE_OK;
+}
+
+/* Find the record at r->at: *payload points into the buffer (NUL-terminated until the next
+ * call), *len its length. *valid false at the end of the good records: the end of the file, a
+ * cut record or a checksum that fails. */
+static aside_status read_record(reader *r, char **payload, size_t *len, bool *valid,
+                                aside_error *err)
+{
+    *valid = false;
+    if (r->file_bytes - r->at < HEADER_BYTES)
         return ASIDE_OK;
-    (*payload)[*len] = '\0';
+    aside_status st = reader_fill(r, HEADER_BYTES, err);
+    if (st != ASIDE_OK)
+        return st;
+    const unsigned char *h = (const unsigned char *)r->buf + r->start;
+    *len = get_u32(h + 4);
+    if (get_u32(h) != RECORD_MAGIC || *len > RECORD_MAX_BYTES ||
+        *len > r->file_bytes - r->at - HEADER_BYTES)
+        return ASIDE_OK;
+    if ((st = reader_fill(r, HEADER_BYTES + *len, err)) != ASIDE_OK)
+        return st;
+    h = (const unsigned char *)r->buf + r->start;
+    *payload = r->buf + r->start + HEADER_BYTES;
+    if (XXH3_64bits(*payload, *len) != get_u64(h + 8))
+        return ASIDE_OK;
     *valid = true;
     return ASIDE_OK;
 }
 
+/* Step past the record just read (of len bytes). */
+static void reader_next(reader *r, size_t len)
+{
+    r->start += HEADER_BYTES + len;
+    r->at += HEADER_BYTES + len;
+}
+
 static aside_status replay(journal *j, journal_visit visit, void *ctx, aside_error *err)
 {
-    char *payload = NULL;
-    size_t capacity = 0, len = 0;
-    uint64_t offset = 0;
+    struct stat sb;
+    if (fstat(j->fd, &sb) != 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot read the journal: %s", strerror(errno));
+    reader r = {.fd = j->fd, .file_bytes = (uint64_t)sb.st_size};
     aside_status st = ASIDE_OK;
     for (bool valid = true; st == ASIDE_OK && valid;) {
-        st = read_record(j->fd, offset, &payload, &capacity, &len, &valid, err);
+        char *payload = NULL;
+        size_t len = 0;
+        st = read_record(&r, &payload, &len, &valid, err);
         if (st == ASIDE_OK && valid) {
+            char after = payload[len]; /* the next record's first byte, or the spare byte */
+            payload[len] = '\0';
             visit(ctx, payload, len);
-            offset += HEADER_BYTES + len;
+            payload[len] = after;
+            reader_next(&r, len);
             j->records++;
         }
     }
-    free(payload);
+    free(r.buf);
     if (st != ASIDE_OK)
         return st;
-    struct stat sb;
-    if (fstat(j->fd, &sb) == 0 && (uint64_t)sb.st_size > offset) {
+    uint64_t offset = r.at;
+    if (r.file_bytes > offset) {
         log_line("warn", "journal: dropping %llu bytes after the last whole record (a write "
-                 "cut short)", (unsigned long long)((uint64_t)sb.st_size - offset));
+                 "cut short)", (unsigned long long)(r.file_bytes - offset));
         if (ftruncate(j->fd, (off_t)offset) != 0 || fdatasync(j->fd) != 0)
             return error_set(err, ASIDE_ERR_IO, "cannot truncate the journal: %s",
                              strerror(errno));
@@ -281,27 +341,42 @@ aside_status journal_append(journal *j, const char *payload, size_t len, uint64_
     return st;
 }
 
-/* Sync everything written so far; called with the lock held, drops it during the sync (on its
- * own descriptor: a compaction may swap the file meanwhile, and then makes it all durable). */
+/* The answer to a change whose record is in the journal (and the change in memory) but not
+ * known to be on the disk. */
+static aside_status not_durable(aside_error *err, int error)
+{
+    error_set(err, ASIDE_ERR_IO, "the change is applied but not yet durable: fdatasync of the "
+              "journal failed (%s); the journal is rewritten from memory by the next "
+              "compaction", strerror(error));
+    if (err)
+        snprintf(err->code, sizeof err->code, "not_durable");
+    return ASIDE_ERR_IO;
+}
+
+/* Sync everything written so far; called with the lock held, drops it during the sync. It
+ * syncs the journal's own descriptor, opening none (a sync must work when the process is out
+ * of descriptors); a compaction waits for a sync in progress before it closes that
+ * descriptor, and then makes everything durable itself. */
 static aside_status sync_locked(journal *j, aside_error *err)
 {
     uint64_t target = j->written;
-    int fd = dup(j->fd);
+    int fd = j->fd;
     j->syncing = true;
     pthread_mutex_unlock(&j->lock);
-    int rc = fd >= 0 ? fdatasync(fd) : -1;
+    int rc = fdatasync(fd);
     int saved = errno;
-    if (fd >= 0)
-        close(fd);
     pthread_mutex_lock(&j->lock);
     j->syncing = false;
     if (rc == 0 && target > j->synced)
         j->synced = target;
+    if (rc != 0 && !j->sync_failed) {
+        j->sync_failed = true;
+        j->sync_errno = saved;
+        log_line("error", "journal: fdatasync failed: %s; changes since the last good sync are "
+                 "not durable until the journal is rewritten", strerror(saved));
+    }
     pthread_cond_broadcast(&j->synced_cond);
-    if (rc != 0)
-        return error_set(err, ASIDE_ERR_IO, "fdatasync of the journal failed: %s",
-                         strerror(saved));
-    return ASIDE_OK;
+    return rc == 0 ? ASIDE_OK : not_durable(err, saved);
 }
 
 aside_status journal_wait(journal *j, uint64_t position, aside_error *err)
@@ -311,7 +386,9 @@ aside_status journal_wait(journal *j, uint64_t position, aside_error *err)
     aside_status st = ASIDE_OK;
     pthread_mutex_lock(&j->lock);
     while (st == ASIDE_OK && j->synced < position) {
-        if (j->syncing)
+        if (j->sync_failed)
+            st = not_durable(err, j->sync_errno);
+        else if (j->syncing)
             pthread_cond_wait(&j->synced_cond, &j->lock);
         else
             st = sync_locked(j, err);
@@ -325,12 +402,20 @@ void journal_tick(journal *j)
     if (j->policy != ASIDE_FSYNC_EVERYSEC)
         return;
     pthread_mutex_lock(&j->lock);
-    if (j->synced < j->written && !j->syncing) {
+    if (j->synced < j->written && !j->syncing && !j->sync_failed) {
         aside_error err;
         if (sync_locked(j, &err) != ASIDE_OK)
             log_line("error", "journal: %s", err.message);
     }
     pthread_mutex_unlock(&j->lock);
+}
+
+bool journal_needs_rewrite(journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool failed = j->sync_failed;
+    pthread_mutex_unlock(&j->lock);
+    return failed;
 }
 
 void journal_stats(journal *j, uint64_t *bytes, uint64_t *records)
@@ -356,7 +441,8 @@ aside_status journal_rewrite_begin(journal *j, journal_rewrite **out, aside_erro
     if (!w)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     w->j = j;
-    w->fd = open(j->new_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    /* read and write: once swapped in, a later compaction carries over from it */
+    w->fd = open(j->new_path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         free(w);
         return error_set(err, ASIDE_ERR_IO, "cannot create %s: %s", j->new_path,
@@ -414,6 +500,8 @@ static aside_status carry_over(journal_rewrite *w, uint64_t *copied, aside_error
 static aside_status swap_in(journal_rewrite *w, aside_error *err)
 {
     journal *j = w->j;
+    while (j->syncing) /* its descriptor is closed below; appends go on meanwhile */
+        pthread_cond_wait(&j->synced_cond, &j->lock);
     uint64_t copied = 0;
     aside_status st = carry_over(w, &copied, err);
     if (st != ASIDE_OK)
@@ -426,6 +514,7 @@ static aside_status swap_in(journal_rewrite *w, aside_error *err)
     j->fd = w->fd; /* opened with O_APPEND: appends go on where the rewrite ended */
     j->size = w->bytes + copied;
     j->synced = j->written; /* the new file, synced, holds every change so far */
+    j->sync_failed = false;
     j->records = w->records + (j->records - w->mark_records);
     free(w);
     return ASIDE_OK;
@@ -437,14 +526,6 @@ aside_status journal_rewrite_end(journal_rewrite *w, bool commit, aside_error *e
         rewrite_abort(w);
         return ASIDE_OK;
     }
-    int rw = open(w->j->new_path, O_RDWR | O_APPEND | O_CLOEXEC);
-    if (rw < 0) {
-        rewrite_abort(w);
-        return error_set(err, ASIDE_ERR_IO, "cannot reopen the new journal: %s",
-                         strerror(errno));
-    }
-    close(w->fd);
-    w->fd = rw;
     if (fdatasync(w->fd) != 0) { /* the bulk, while appends go on */
         aside_status st = error_set(err, ASIDE_ERR_IO, "compaction of the journal failed: %s",
                                     strerror(errno));

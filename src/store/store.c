@@ -206,20 +206,6 @@ static bool meta_parse(const char *text, store_meta *m)
 
 enum { META_MAX_BYTES = 4096 };
 
-static bool meta_read(const char *path, store_meta *m)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char text[META_MAX_BYTES];
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    text[n] = '\0';
-    return meta_parse(text, m);
-}
-
 static aside_status write_all(int fd, const char *data, size_t len, aside_error *err)
 {
     while (len) {
@@ -371,82 +357,197 @@ void store_remove(store *s, const char *key)
         unlink(path);
 }
 
-/* ---- scanning ----------------------------------------------------------------------------- */
+/* ---- scanning -----------------------------------------------------------------------------
+ *
+ * The scan is what a start costs per key, so it makes few system calls, each on a short path:
+ * it walks folders by descriptor (openat, fstatat and unlinkat relative to a folder, never a
+ * path from the root), takes each entry's type from readdir, and holds each folder of one tree
+ * open beside its twin in the other (meta/<rel> beside <rel>). A key costs one read of its
+ * sidecar (open, read, close) and one fstatat of its value. Values without a sidecar (a commit
+ * a crash cut) are found by counting: the value tree's regular files are counted first (readdir
+ * only); when every one of them proved to have a sidecar, no second look is needed, else a
+ * second walk asks, file by file, whether its sidecar exists. */
 
 typedef struct scan {
     store *s;
     void (*visit)(void *ctx, const char *key, const store_meta *meta);
     void  *ctx;
     size_t removed;
+    size_t values;   /* regular files of the value tree, counted before the sidecars are read */
+    size_t claimed;  /* of those, the ones a sidecar named: valid, or removed with it */
 } scan;
 
-/* Check one sidecar (rel is its path below the meta folder) and its value. */
-static void scan_meta(scan *sc, const char *rel)
+/* A folder being walked: its path below the tree's base ("" for the base), its descriptor,
+ * and its twin in the other tree (-1 when the twin does not exist). */
+typedef struct folder {
+    const char *rel;
+    int         fd, twin_fd;
+} folder;
+
+typedef void (*scan_fn)(scan *sc, const folder *f, const char *name);
+
+static bool meta_read_at(int dir_fd, const char *name, store_meta *m)
 {
-    size_t len = strlen(rel);
-    char key[PATH_MAX], data_path[PATH_MAX], meta_path[PATH_MAX];
-    snprintf(meta_path, sizeof meta_path, "%s/%s/%s", sc->s->root, META_DIR, rel);
-    store_meta m;
-    struct stat sb;
-    bool valid = len > strlen(META_EXT) && strcmp(rel + len - strlen(META_EXT), META_EXT) == 0;
-    if (valid) {
-        snprintf(key, sizeof key, "%.*s", (int)(len - strlen(META_EXT)), rel);
-        snprintf(data_path, sizeof data_path, "%s/%s", sc->s->root, key);
-        valid = aside_key_check(key, strlen(key), NULL) == ASIDE_OK && meta_read(meta_path, &m)
-                && lstat(data_path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                (uint64_t)sb.st_size == m.size;
-    }
-    if (!valid) {
-        log_line("warn", "store: removing %s/%s (no matching value)", META_DIR, rel);
-        unlink(meta_path);
-        if (len > strlen(META_EXT))
-            unlink(data_path);
-        sc->removed++;
-        return;
-    }
-    sc->visit(sc->ctx, key, &m);
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char text[META_MAX_BYTES];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    text[n] = '\0';
+    return meta_parse(text, m);
 }
 
-/* Remove a value file (rel below the root) that has no sidecar. */
-static void scan_value(scan *sc, const char *rel)
+/* Remove a sidecar that does not describe its value, and the value (a regular file removed
+ * is one the count of values claimed). */
+static void remove_unmatched(scan *sc, const folder *f, const char *name, const char *stem)
 {
-    char meta_path[PATH_MAX], data_path[PATH_MAX];
-    snprintf(meta_path, sizeof meta_path, "%s/%s/%s%s", sc->s->root, META_DIR, rel, META_EXT);
-    if (access(meta_path, F_OK) == 0)
-        return;
-    snprintf(data_path, sizeof data_path, "%s/%s", sc->s->root, rel);
-    log_line("warn", "store: removing %s (no sidecar: an interrupted write)", rel);
-    unlink(data_path);
+    log_line("warn", "store: removing %s/%s%s%s (no matching value)", META_DIR, f->rel,
+             f->rel[0] ? "/" : "", name);
+    unlinkat(f->fd, name, 0);
+    struct stat sb;
+    bool regular = stem[0] && f->twin_fd >= 0 &&
+                   fstatat(f->twin_fd, stem, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   S_ISREG(sb.st_mode);
+    if (stem[0] && f->twin_fd >= 0 && unlinkat(f->twin_fd, stem, 0) == 0 && regular)
+        sc->claimed++;
     sc->removed++;
 }
 
-/* Walk the folder rel (below base) depth first, calling fn on each regular file. */
-static void walk(scan *sc, const char *base, const char *rel, bool skip_reserved,
-                 void (*fn)(scan *sc, const char *rel))
+/* Check one sidecar (name in the meta folder f, whose twin holds the values) and its value. */
+static void scan_meta(scan *sc, const folder *f, const char *name)
 {
-    char dir_path[PATH_MAX];
-    snprintf(dir_path, sizeof dir_path, "%s%s%s", base, rel[0] ? "/" : "", rel);
-    DIR *d = opendir(dir_path);
-    if (!d)
+    size_t len = strlen(name), ext = strlen(META_EXT);
+    char stem[NAME_MAX + 1] = "", key[PATH_MAX];
+    bool valid = len > ext && strcmp(name + len - ext, META_EXT) == 0;
+    if (valid) {
+        snprintf(stem, sizeof stem, "%.*s", (int)(len - ext), name);
+        valid = snprintf(key, sizeof key, "%s%s%s", f->rel, f->rel[0] ? "/" : "", stem) <
+                (int)sizeof key;
+    }
+    store_meta m;
+    struct stat sb;
+    valid = valid && f->twin_fd >= 0 && aside_key_check(key, strlen(key), NULL) == ASIDE_OK &&
+            meta_read_at(f->fd, name, &m) &&
+            fstatat(f->twin_fd, stem, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+            (uint64_t)sb.st_size == m.size;
+    if (!valid) {
+        remove_unmatched(sc, f, name, stem);
         return;
+    }
+    sc->claimed++;
+    sc->visit(sc->ctx, key, &m);
+}
+
+static void count_value(scan *sc, const folder *f, const char *name)
+{
+    (void)f;
+    (void)name;
+    sc->values++;
+}
+
+/* Remove a value file (name in the value folder f, whose twin holds the sidecars) that has no
+ * sidecar. */
+static void scan_value(scan *sc, const folder *f, const char *name)
+{
+    char meta_name[NAME_MAX + 1];
+    if (snprintf(meta_name, sizeof meta_name, "%s%s", name, META_EXT) >= (int)sizeof meta_name)
+        return; /* no key has such a name: not ours to remove */
+    if (f->twin_fd >= 0 && faccessat(f->twin_fd, meta_name, F_OK, 0) == 0)
+        return;
+    log_line("warn", "store: removing %s%s%s (no sidecar: an interrupted write)", f->rel,
+             f->rel[0] ? "/" : "", name);
+    unlinkat(f->fd, name, 0);
+    sc->removed++;
+}
+
+/* Open the folder name below parent_fd; -1 with *missing set when it does not exist. */
+static int open_folder(int parent_fd, const char *name, bool *missing)
+{
+    int fd = parent_fd >= 0 ? openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    *missing = fd < 0 && (parent_fd < 0 || errno == ENOENT || errno == ENOTDIR);
+    return fd;
+}
+
+/* The type of entry e of the folder dir_fd, from readdir, or from fstatat when the file
+ * system does not say. */
+static unsigned char entry_type(int dir_fd, const struct dirent *e)
+{
+    if (e->d_type != DT_UNKNOWN)
+        return e->d_type;
+    struct stat sb;
+    if (fstatat(dir_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return DT_UNKNOWN;
+    return S_ISDIR(sb.st_mode) ? DT_DIR : S_ISREG(sb.st_mode) ? DT_REG : DT_UNKNOWN;
+}
+
+static void walk_folder(scan *sc, const folder *f, bool skip_reserved, scan_fn fn);
+
+/* Walk the subfolder name of f. A subfolder or twin that cannot be opened for another reason
+ * than not existing (no descriptor left) is left alone, never taken for missing. */
+static void walk_child(scan *sc, const folder *f, const char *name, bool skip_reserved,
+                       scan_fn fn)
+{
+    char rel[PATH_MAX];
+    if (snprintf(rel, sizeof rel, "%s%s%s", f->rel, f->rel[0] ? "/" : "", name) >=
+        (int)sizeof rel)
+        return;
+    bool missing = false, twin_missing = false;
+    folder child = {rel, open_folder(f->fd, name, &missing), -1};
+    if (child.fd >= 0)
+        child.twin_fd = open_folder(f->twin_fd, name, &twin_missing);
+    if (child.fd >= 0 && (child.twin_fd >= 0 || twin_missing))
+        walk_folder(sc, &child, skip_reserved, fn);
+    else if (!missing)
+        log_line("warn", "store: cannot scan %s: %s", rel, strerror(errno));
+    if (child.twin_fd >= 0)
+        close(child.twin_fd);
+    if (child.fd >= 0)
+        close(child.fd);
+}
+
+/* Walk f depth first, calling fn on each regular file; f's descriptor stays f's. */
+static void walk_folder(scan *sc, const folder *f, bool skip_reserved, scan_fn fn)
+{
+    int fd = dup(f->fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        log_line("warn", "store: cannot scan %s: %s", f->rel[0] ? f->rel : ".",
+                 strerror(errno));
+        return;
+    }
     for (struct dirent *e; (e = readdir(d));) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (skip_reserved && !rel[0] && strcmp(e->d_name, ".aside") == 0)
+        if (skip_reserved && !f->rel[0] && strcmp(e->d_name, ".aside") == 0)
             continue;
-        char child[PATH_MAX];
-        if (snprintf(child, sizeof child, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >=
-            (int)sizeof child)
-            continue;
-        struct stat sb;
-        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode))
-            walk(sc, base, child, skip_reserved, fn);
-        else if (S_ISREG(sb.st_mode))
-            fn(sc, child);
+        unsigned char type = entry_type(f->fd, e);
+        if (type == DT_DIR)
+            walk_child(sc, f, e->d_name, skip_reserved, fn);
+        else if (type == DT_REG)
+            fn(sc, f, e->d_name);
     }
     closedir(d);
+}
+
+/* Walk the tree at path, whose twin tree is at twin_path. */
+static void walk_tree(scan *sc, const char *path, const char *twin_path, bool skip_reserved,
+                      scan_fn fn)
+{
+    folder f = {"", open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                open(twin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (f.fd >= 0 && f.twin_fd >= 0)
+        walk_folder(sc, &f, skip_reserved, fn);
+    else
+        log_line("warn", "store: cannot scan %s: %s", path, strerror(errno));
+    if (f.twin_fd >= 0)
+        close(f.twin_fd);
+    if (f.fd >= 0)
+        close(f.fd);
 }
 
 aside_status store_scan(store *s, void (*visit)(void *ctx, const char *key,
@@ -454,13 +555,15 @@ aside_status store_scan(store *s, void (*visit)(void *ctx, const char *key,
                         void *ctx, aside_error *err)
 {
     (void)err;
-    scan sc = {s, visit, ctx, 0};
-    char base[PATH_MAX];
-    snprintf(base, sizeof base, "%s/%s", s->root, TMP_DIR);
-    empty_folder(base);
-    snprintf(base, sizeof base, "%s/%s", s->root, META_DIR);
-    walk(&sc, base, "", false, scan_meta);
-    walk(&sc, s->root, "", true, scan_value);
+    scan sc = {s, visit, ctx, 0, 0, 0};
+    char tmp[PATH_MAX], meta[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/%s", s->root, TMP_DIR);
+    empty_folder(tmp);
+    snprintf(meta, sizeof meta, "%s/%s", s->root, META_DIR);
+    walk_tree(&sc, s->root, meta, true, count_value);
+    walk_tree(&sc, meta, s->root, false, scan_meta);
+    if (sc.values > sc.claimed) /* some values have no sidecar: find them */
+        walk_tree(&sc, s->root, meta, true, scan_value);
     if (sc.removed)
         log_line("info", "store: scan removed %zu invalid files", sc.removed);
     return ASIDE_OK;

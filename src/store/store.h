@@ -97,11 +97,16 @@ void         journal_close(journal *j);
 aside_status journal_append(journal *j, const char *payload, size_t len, uint64_t *position,
                             aside_error *err);
 /* With the "always" policy, return once the disk holds the journal up to position (syncs are
- * shared between waiting threads); otherwise return at once. */
+ * shared between waiting threads); otherwise return at once. No descriptor is opened. When a
+ * sync fails (now, or earlier without a rewrite since) the record stays appended and the
+ * answer is ASIDE_ERR_IO with code "not_durable": the change is applied but not yet durable. */
 aside_status journal_wait(journal *j, uint64_t position, aside_error *err);
 /* With the "everysec" policy, sync what was appended since the last sync; call it every second. */
 void         journal_tick(journal *j);
 void         journal_stats(journal *j, uint64_t *bytes, uint64_t *records);
+/* True after a sync failed: the disk may lack what was appended since the last good sync,
+ * whatever a later sync answers, until a rewrite (compaction) makes it whole again. */
+bool         journal_needs_rewrite(journal *j);
 /* Compaction: begin, write the live state as records of a new journal, then end with commit
  * true to swap it in atomically (or false to drop it). The state written must be the state at
  * journal_rewrite_begin: the caller holds it still (no change, no append) from the beginning to

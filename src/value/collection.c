@@ -38,7 +38,11 @@ struct collection {
     json_t          *root;
     uint64_t         bytes;
     size_t           max_depth; /* the depth limit of the operation running (collection_apply) */
+    bool             deferred; /* a document's measure waits for collection_defer_measure */
 };
+
+/* Documents measured whole (serialised to count their bytes), for tests of replay's work. */
+static _Atomic uint64_t measurements;
 
 /* ---- values and arguments ----------------------------------------------------------------- */
 
@@ -640,7 +644,14 @@ static aside_status pointer_error(aside_status st, aside_error *err)
     return st;
 }
 
-static void document_changed(collection *c) { c->bytes = member_bytes(c->root); }
+/* Measure a document after a change: its whole text, so not while deferred (replay). */
+static void document_changed(collection *c)
+{
+    if (c->deferred)
+        return;
+    c->bytes = member_bytes(c->root);
+    measurements++;
+}
 
 static aside_status json_get_op(collection *c, const char *op, json_t *args, json_t **result,
                                 aside_error *err)
@@ -708,7 +719,7 @@ static aside_status json_merge_op(collection *c, const char *op, json_t *args, j
     }
     c->root = merged;
     document_changed(c);
-    *result = json_deep_copy(merged);
+    *result = c->deferred ? json_incref(merged) : json_deep_copy(merged);
     return ASIDE_OK;
 }
 
@@ -921,6 +932,16 @@ void collection_free(collection *c)
 aside_value_type collection_type(const collection *c) { return c->type; }
 
 uint64_t collection_memory_bytes(const collection *c) { return COLLECTION_BASE_BYTES + c->bytes; }
+
+void collection_defer_measure(collection *c, bool defer)
+{
+    bool was = c->deferred;
+    c->deferred = defer;
+    if (was && !defer && c->type == ASIDE_TYPE_JSON)
+        document_changed(c);
+}
+
+uint64_t collection_measure_count(void) { return measurements; }
 
 json_t *collection_json(const collection *c)
 {

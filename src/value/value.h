@@ -130,6 +130,13 @@ void             collection_free(collection *c);
 aside_value_type collection_type(const collection *c);
 /* An estimate of the memory c holds. */
 uint64_t         collection_memory_bytes(const collection *c);
+/* While defer is true, a JSON document's changes do not measure the whole tree (its byte
+ * figure stays as it was, and a merge's answer shares the tree: drop it before the next
+ * change); setting it false measures once. Replaying a journal defers: measuring after each
+ * edit would make n edits of one document cost n times its size. */
+void             collection_defer_measure(collection *c, bool defer);
+/* Documents measured whole since the process started (a count of work, for tests). */
+uint64_t         collection_measure_count(void);
 /* Its content as JSON (a set as an array in the order of its members' text); new reference. */
 json_t          *collection_json(const collection *c);
 /* Its content as compact JSON text (malloc'd, *len set), NULL when out of memory. */

@@ -1,10 +1,15 @@
 /* test_cache_live.c -- what the cache alone holds (live.c, op.c): collection operations and
  * JSON edits, their life across restarts, the memory budget of values that cannot be evicted,
  * compaction of the journal, and concurrent operations. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "cache_test.h"
+#include "value/value.h"
 
 static void test_collection_operations_create_change_and_read_a_key(void)
 {
@@ -580,6 +585,131 @@ static void test_changes_made_while_the_journal_compacts_survive_a_restart(void)
     fixture_done(&f);
 }
 
+/* Replay a journal of edits of one document that grows with each: the whole document is
+ * measured (serialised) a fixed number of times, not once per edit, so replay costs the
+ * journal's bytes rather than the square of the edits; the state and its byte count come back
+ * as they were. */
+static void test_replaying_edits_of_one_document_measures_it_once(void)
+{
+    enum { EDITS = 3000 };
+    fixture f;
+    fixture_init(&f);
+    cache_options o = {.memory = 64 << 20, .fsync = ASIDE_FSYNC_NEVER};
+    aside_cache *c = open_with(&f, &o);
+    CHECK(op_status(c, "d.json", "json_set", "{\"pointer\": \"\", \"value\": {}}", NULL) ==
+          ASIDE_OK);
+    for (int i = 0; i < EDITS; i++) {
+        char args[96];
+        snprintf(args, sizeof args, "{\"pointer\": \"/k%d\", \"value\": [%d]}", i, i);
+        CHECK(op_status(c, "d.json", "json_set", args, NULL) == ASIDE_OK);
+        if (i % 100 == 0)
+            CHECK(op_status(c, "d.json", "json_merge", "{\"patch\": {\"m\": 1}}", NULL) ==
+                  ASIDE_OK);
+    }
+    aside_entry_info before, after;
+    CHECK(aside_entry(c, "d.json", &before, NULL) == ASIDE_OK);
+    uint64_t resident = stats_of(c).memory_used_bytes;
+    aside_cache_close(c);
+    uint64_t measured = collection_measure_count();
+    c = open_with(&f, &o);
+    uint64_t replay_measures = collection_measure_count() - measured;
+    CHECK(replay_measures <= 1);
+    CHECK(aside_entry(c, "d.json", &after, NULL) == ASIDE_OK);
+    CHECK(after.bytes == before.bytes);
+    CHECK(stats_of(c).memory_used_bytes == resident);
+    char want[64];
+    snprintf(want, sizeof want, "[%d]", EDITS - 1);
+    char args[64];
+    snprintf(args, sizeof args, "{\"pointer\": \"/k%d\"}", EDITS - 1);
+    CHECK(op_answers(c, "d.json", "json_get", args, want));
+    CHECK(op_answers(c, "d.json", "json_get", "{\"pointer\": \"/m\"}", "1"));
+    free(before.key);
+    free(after.key);
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+/* The descriptor the cache's journal holds (found through /proc/self/fd), or -1. */
+static int journal_fd(const fixture *f)
+{
+    char want[PATH_MAX], real[PATH_MAX];
+    snprintf(want, sizeof want, "%s/.aside/journal", f->cache);
+    if (!realpath(want, real))
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    for (struct dirent *de; d && found < 0 && (de = readdir(d));) {
+        char link[64], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0 && (target[n] = '\0', strcmp(target, real) == 0))
+            found = atoi(de->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Under "always", a change whose sync fails is answered "not_durable" (applied, not yet
+ * durable), and it is applied: reads see it; the housekeeping thread then rewrites the journal
+ * from memory, after which changes are durable again and all of them survive a restart. */
+static void test_a_change_whose_sync_fails_is_answered_not_durable_and_kept(void)
+{
+    fixture f;
+    fixture_init(&f);
+    cache_options o = {.fsync = ASIDE_FSYNC_ALWAYS};
+    aside_cache *c = open_with(&f, &o);
+    CHECK(op_answers(c, "l", "list_push", "{\"value\": \"x\"}", "1"));
+    /* the journal's descriptor now leads where fdatasync fails (EINVAL) */
+    int fd = journal_fd(&f), null = open("/dev/null", O_WRONLY);
+    CHECK(fd >= 0 && null >= 0 && dup2(null, fd) == fd);
+    close(null);
+    aside_error err = {0};
+    CHECK(op_status(c, "l", "list_push", "{\"value\": \"y\"}", &err) == ASIDE_ERR_IO);
+    CHECK(strcmp(err.code, "not_durable") == 0);
+    CHECK(strstr(err.message, "applied but not yet durable") != NULL);
+    CHECK(reads_as(c, "l", ASIDE_TYPE_LIST, "[\"x\", \"y\"]"));
+    for (int waited = 0; waited < DEADLINE_MS && stats_of(c).log_compactions == 0;
+         waited += POLL_MS)
+        pause_ms(POLL_MS);
+    CHECK(stats_of(c).log_compactions == 1);
+    CHECK(op_answers(c, "l", "list_push", "{\"value\": \"z\"}", "3"));
+    aside_cache_close(c);
+    c = open_with(&f, &o);
+    CHECK(reads_as(c, "l", ASIDE_TYPE_LIST, "[\"x\", \"y\", \"z\"]"));
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
+/* A journal of many small records compacts itself long before its minimum size (64 MiB by
+ * default): replay costs per record, and a counter incremented 100,000 times is 6 MB. */
+static void test_a_journal_of_many_small_records_compacts_before_its_minimum_size(void)
+{
+    enum { INCREMENTS = 100001 };
+    fixture f;
+    fixture_init(&f);
+    cache_options o = {.fsync = ASIDE_FSYNC_NEVER};
+    aside_cache *c = open_with(&f, &o);
+    int done = 0;
+    for (; done < INCREMENTS; done++)
+        if (op_status(c, "n", "counter_increment", NULL, NULL) != ASIDE_OK)
+            break;
+    CHECK(done == INCREMENTS);
+    for (int waited = 0; waited < DEADLINE_MS && stats_of(c).log_compactions == 0;
+         waited += POLL_MS)
+        pause_ms(POLL_MS);
+    aside_stats s = stats_of(c);
+    CHECK(s.log_compactions >= 1);
+    CHECK(s.log_bytes < 4096);
+    char want[32];
+    snprintf(want, sizeof want, "%d", INCREMENTS);
+    aside_cache_close(c);
+    c = open_with(&f, &o);
+    CHECK(reads_as(c, "n", ASIDE_TYPE_COUNTER, want));
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_collection_operations_create_change_and_read_a_key);
@@ -589,6 +719,9 @@ int main(void)
     RUN(test_a_deleted_collection_stays_deleted_after_a_restart);
     RUN(test_compact_keeps_the_content_and_shrinks_the_journal);
     RUN(test_the_journal_compacts_itself_past_its_threshold);
+    RUN(test_replaying_edits_of_one_document_measures_it_once);
+    RUN(test_a_journal_of_many_small_records_compacts_before_its_minimum_size);
+    RUN(test_a_change_whose_sync_fails_is_answered_not_durable_and_kept);
     RUN(test_a_collection_that_would_pass_the_memory_budget_is_full_and_changes_nothing);
     RUN(test_a_push_of_many_values_cannot_pass_the_memory_budget);
     RUN(test_a_full_budget_still_lets_a_collection_shrink);

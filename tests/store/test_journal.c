@@ -3,10 +3,13 @@
  * more than there is) or in the middle (a flipped byte) is cut, never delivered, and the next
  * append lands on a record boundary; compaction replaces the content atomically, or not at all;
  * appenders on many threads with the "always" policy each find their records exactly once. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -620,6 +623,131 @@ static void test_concurrent_appenders_with_always_find_each_record_exactly_once(
     fixture_done(&f);
 }
 
+/* The descriptor the journal holds on its file (found through /proc/self/fd), or -1. */
+static int journal_fd(const fixture *f)
+{
+    char want[PATH_MAX], real[PATH_MAX];
+    journal_path(f, JOURNAL_FILE, want);
+    if (!realpath(want, real))
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    for (struct dirent *de; d && found < 0 && (de = readdir(d));) {
+        char link[64], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0 && (target[n] = '\0', strcmp(target, real) == 0))
+            found = atoi(de->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+enum { FD_LIMIT_FOR_TEST = 128 }; /* bounds the descriptors the test opens to use them all up */
+
+/* Open /dev/null until the process has no descriptor left (the soft limit lowered to
+ * FD_LIMIT_FOR_TEST first); the number opened goes to *count, to give back with fds_release. */
+static void fds_exhaust(int *fds, int *count, struct rlimit *saved)
+{
+    getrlimit(RLIMIT_NOFILE, saved);
+    struct rlimit low = *saved;
+    if (low.rlim_cur > FD_LIMIT_FOR_TEST)
+        low.rlim_cur = FD_LIMIT_FOR_TEST;
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    *count = 0;
+    while (*count < FD_LIMIT_FOR_TEST && (fds[*count] = open("/dev/null", O_RDONLY)) >= 0)
+        (*count)++;
+    CHECK(errno == EMFILE);
+}
+
+static void fds_release(int *fds, int count, const struct rlimit *saved)
+{
+    for (int i = 0; i < count; i++)
+        close(fds[i]);
+    setrlimit(RLIMIT_NOFILE, saved);
+}
+
+/* With every descriptor of the process in use, appends and syncs still work, under "always"
+ * and "everysec": the journal opens no descriptor per append or per sync. */
+static void test_appends_and_syncs_work_with_no_descriptor_left(void)
+{
+    static const aside_fsync policies[] = {ASIDE_FSYNC_ALWAYS, ASIDE_FSYNC_EVERYSEC};
+    for (size_t p = 0; p < 2; p++) {
+        fixture f;
+        journal_fixture(&f);
+        replayed r;
+        journal *j = open_journal(&f, policies[p], &r);
+        int fds[FD_LIMIT_FOR_TEST], count = 0;
+        struct rlimit saved;
+        fds_exhaust(fds, &count, &saved);
+        aside_error err = {0};
+        for (int i = 0; i < 3; i++) {
+            uint64_t position = 0;
+            CHECK(append_text(j, "{\"n\": 1}", &position) == ASIDE_OK);
+            aside_status st = journal_wait(j, position, &err);
+            CHECK(st == ASIDE_OK);
+            if (st != ASIDE_OK)
+                fprintf(stderr, "  %s\n", err.message);
+            journal_tick(j);
+        }
+        CHECK(!journal_needs_rewrite(j));
+        fds_release(fds, count, &saved);
+        journal_close(j);
+        j = open_journal(&f, policies[p], &r);
+        CHECK(r.count == 3);
+        replayed_free(&r);
+        journal_close(j);
+        fixture_done(&f);
+    }
+}
+
+/* A sync that fails leaves the record appended and answers "not_durable" (the change is
+ * applied but not yet durable), and so does every wait for a later record until a rewrite:
+ * the disk may have lost what the failed sync could not write, whatever later syncs say. The
+ * rewrite makes everything durable again. */
+static void test_a_failed_sync_answers_not_durable_until_a_rewrite(void)
+{
+    fixture f;
+    journal_fixture(&f);
+    replayed r;
+    journal *j = open_journal(&f, ASIDE_FSYNC_ALWAYS, &r);
+    uint64_t position = 0;
+    aside_error err = {0};
+    CHECK(append_text(j, "a", &position) == ASIDE_OK && journal_wait(j, position, &err) == 0);
+    /* the journal's descriptor now leads where fdatasync fails (EINVAL) */
+    int fd = journal_fd(&f), real = fd >= 0 ? dup(fd) : -1, null = open("/dev/null", O_WRONLY);
+    CHECK(fd >= 0 && real >= 0 && null >= 0 && dup2(null, fd) == fd);
+    close(null);
+    CHECK(append_text(j, "b", &position) == ASIDE_OK);
+    CHECK(journal_wait(j, position, &err) == ASIDE_ERR_IO);
+    CHECK(strcmp(err.code, "not_durable") == 0);
+    CHECK(strstr(err.message, "applied but not yet durable") != NULL);
+    CHECK(journal_needs_rewrite(j));
+    /* the disk is back: a later record is still not vouched for, until a rewrite */
+    CHECK(dup2(real, fd) == fd);
+    close(real);
+    err = (aside_error){0};
+    CHECK(append_text(j, "c", &position) == ASIDE_OK);
+    CHECK(journal_wait(j, position, &err) == ASIDE_ERR_IO && strcmp(err.code, "not_durable") == 0);
+    journal_rewrite *w = NULL;
+    CHECK(journal_rewrite_begin(j, &w, &err) == ASIDE_OK);
+    const char *state[] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++)
+        CHECK(journal_rewrite_add(w, state[i], 1, &err) == ASIDE_OK);
+    CHECK(journal_rewrite_end(w, true, &err) == ASIDE_OK);
+    CHECK(!journal_needs_rewrite(j));
+    CHECK(journal_wait(j, position, &err) == ASIDE_OK);
+    CHECK(append_text(j, "d", &position) == ASIDE_OK && journal_wait(j, position, &err) == 0);
+    journal_close(j);
+    j = open_journal(&f, ASIDE_FSYNC_ALWAYS, &r);
+    const char *want[] = {"a", "b", "c", "d"};
+    CHECK(replay_is(&r, want, 4));
+    replayed_free(&r);
+    journal_close(j);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_records_replay_in_order_with_their_exact_payloads);
@@ -639,5 +767,7 @@ int main(void)
     RUN(test_wait_returns_ok_with_every_policy);
     RUN(test_a_wait_for_a_record_written_before_a_compaction_ends);
     RUN(test_concurrent_appenders_with_always_find_each_record_exactly_once);
+    RUN(test_appends_and_syncs_work_with_no_descriptor_left);
+    RUN(test_a_failed_sync_answers_not_durable_until_a_rewrite);
     return CHECK_DONE();
 }

@@ -184,6 +184,53 @@ static void test_a_value_without_a_version_tag_survives_a_restart(void)
     fixture_done(&f);
 }
 
+/* The scan checks every folder of the tier: valid values in nested folders stay, and a value
+ * without a sidecar, a sidecar of a size that is not its value's and a sidecar in a folder
+ * whose value folder does not exist go, wherever they are. */
+static void test_the_scan_keeps_nested_values_and_removes_what_does_not_match(void)
+{
+    fixture f;
+    fixture_init(&f);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/sub", f.sor);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/sub/deep", f.sor);
+    mkdir(path, 0755);
+    const char *keys[] = {"top.json", "sub/a.json", "sub/deep/b.json", "sub/deep/c.json"};
+    for (size_t i = 0; i < 4; i++)
+        write_file(f.sor, keys[i], DOC, strlen(DOC));
+    aside_cache *c = open_cache(&f);
+    for (size_t i = 0; i < 4; i++) {
+        bool right = false;
+        read_doc(c, keys[i], &right);
+        CHECK(right);
+    }
+    aside_cache_close(c);
+    write_file(f.cache, "sub/deep/orphan.json", "{}", 2);  /* no sidecar */
+    snprintf(path, sizeof path, "%s/lone", f.cache);        /* no sidecar folder either */
+    mkdir(path, 0755);
+    write_file(f.cache, "lone/x.json", "{}", 2);
+    write_file(f.cache, "sub/deep/c.json", "{}", 2);         /* not the size its sidecar says */
+    snprintf(path, sizeof path, "%s/.aside/meta/nothere", f.cache);
+    mkdir(path, 0755);
+    write_file(f.cache, ".aside/meta/nothere/y.json.meta", "aside-meta 1\n", 13);
+    c = open_cache(&f);
+    CHECK(file_size(f.cache, "sub/deep/orphan.json") == -1);
+    CHECK(file_size(f.cache, "lone/x.json") == -1);
+    CHECK(file_size(f.cache, "sub/deep/c.json") == -1);
+    CHECK(file_size(f.cache, ".aside/meta/sub/deep/c.json.meta") == -1);
+    CHECK(file_size(f.cache, ".aside/meta/nothere/y.json.meta") == -1);
+    aside_stats stats;
+    aside_stats_get(c, &stats);
+    CHECK(stats.keys == 3);
+    for (size_t i = 0; i < 3; i++) {
+        bool right = false;
+        CHECK(read_doc(c, keys[i], &right) == ASIDE_SOURCE_DISK && right);
+    }
+    aside_cache_close(c);
+    fixture_done(&f);
+}
+
 int main(void)
 {
     RUN(test_a_value_without_a_version_tag_survives_a_restart);
@@ -191,6 +238,7 @@ int main(void)
     RUN(test_corrupted_file_is_never_served_and_is_fetched_again);
     RUN(test_truncated_file_is_removed_at_start);
     RUN(test_interrupted_writes_leave_nothing_behind);
+    RUN(test_the_scan_keeps_nested_values_and_removes_what_does_not_match);
     RUN(test_file_replaced_behind_the_cache_is_detected);
     return CHECK_DONE();
 }
