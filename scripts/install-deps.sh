@@ -28,6 +28,8 @@ curl                7.88
 python3-venv        3.11
 clang               14.0
 libclang-rt-14-dev  14.0.6
+systemd             252
+lintian             2.116
 "
 
 PYTHON_REQUIREMENTS="scripts/requirements-test.txt"
