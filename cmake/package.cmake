@@ -17,3 +17,51 @@ install(CODE "
   file(WRITE \"\${dir}/aside.service\" \"\${unit}\")
   list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\${dir}/aside.service\")")
 install(FILES deploy/systemd/aside.env DESTINATION ${CMAKE_INSTALL_DATADIR}/aside)
+
+# libduckdb, which Debian does not package, beside the libraries in a folder of aside's own; the
+# installed server and libaside.so look for it there ($ORIGIN), after the folder they were
+# linked with (which the build tree's programs use, and which another machine lacks).
+install(FILES "${DUCKDB_LIB}" DESTINATION ${CMAKE_INSTALL_LIBDIR}/aside)
+get_target_property(ASIDE_SERVER_RPATH aside-server INSTALL_RPATH)
+set_target_properties(aside-server PROPERTIES INSTALL_RPATH
+                      "${ASIDE_SERVER_RPATH};$ORIGIN/../${CMAKE_INSTALL_LIBDIR}/aside")
+get_target_property(ASIDE_SHARED_RPATH aside_shared INSTALL_RPATH)
+set_target_properties(aside_shared PROPERTIES INSTALL_RPATH "${ASIDE_SHARED_RPATH};$ORIGIN/aside")
+
+# The Debian package: everything `cmake --install` puts under /usr. Before it is built,
+# package-stage.cmake makes its programs find libduckdb through $ORIGIN alone (the build
+# folder means nothing on another machine) and strips libduckdb; install --strip does the rest.
+set(ASIDE_PACKAGE_MAINTAINER "aside maintainers <maintainers@aside.example.org>"
+    CACHE STRING "Maintainer field of the Debian package")
+string(TIMESTAMP ASIDE_PACKAGE_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
+configure_file(deploy/debian/changelog.in "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog" @ONLY)
+add_custom_command(OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog.gz"
+  COMMAND gzip -9nkf "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog"
+  DEPENDS "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog" VERBATIM)
+add_custom_target(aside-package-changelog ALL DEPENDS "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog.gz")
+install(FILES "${CMAKE_CURRENT_BINARY_DIR}/deploy/changelog.gz" deploy/debian/copyright
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME aside)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "cache-aside data server and embeddable cache library")
+set(CPACK_PACKAGE_DESCRIPTION "aside keeps a fast copy of the files of a system of record
+(an S3 bucket or a directory) in memory and on a crash-safe disk tier, and
+serves them over HTTP; it understands DataFrames. This package holds
+aside-server and its systemd unit, libaside (shared and static, aside.h,
+aside.pc, a CMake package) and the DuckDB library they use.")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_PRE_BUILD_SCRIPTS "${PROJECT_SOURCE_DIR}/cmake/package-stage.cmake")
+set(CPACK_ASIDE_STRIP "${CMAKE_STRIP}")
+set(CPACK_ASIDE_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${ASIDE_PACKAGE_MAINTAINER}")
+set(CPACK_DEBIAN_PACKAGE_SECTION database)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "${DUCKDB_LIB_DIR}")
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${PROJECT_SOURCE_DIR}/deploy/debian/triggers")
+set(CPACK_DEBIAN_COMPRESSION_TYPE gzip)
+include(CPack)
