@@ -299,6 +299,8 @@ def test_the_debian_package_passes_lintian_and_its_server_runs(tmp_path):
     r = run("readelf", "-d", root / "usr/bin/aside-server")
     assert re.search(r"RUNPATH.*\[\$ORIGIN/\.\./lib/aside\]", r.stdout), r.stdout
     assert (root / "usr/lib/aside/libduckdb.so").is_file()
+    pc = (root / "usr/lib/pkgconfig/aside.pc").read_text()
+    assert "-L${libdir}/aside -Wl,-rpath,${libdir}/aside -lduckdb" in pc, pc
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     r = run(root / "usr/bin/aside-server", "--help", env=env)
     assert r.returncode == 0 and "usage:" in r.stdout, r.stdout + r.stderr
