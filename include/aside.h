@@ -205,6 +205,7 @@ typedef struct aside_config {
     /* the journal is compacted when it passes this size and twice its size after the last
      * compaction; 0: 64 MiB */
     uint64_t journal_compact_bytes;
+    unsigned sql_threads; /* threads DuckDB runs SQL on, in each of its two databases; 0: 2 */
 } aside_config;
 
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */

@@ -33,6 +33,8 @@ enum {
     DEFAULT_MEMORY_PERCENT = 25,
     DEFAULT_DISK_PERCENT = 80,
     ENGINE_MEMORY_PERCENT = 25, /* DuckDB's working memory, of the cache's memory budget */
+    ENGINE_SPILL_PERCENT = 10,  /* DuckDB's spill folders together, of the disk tier's budget */
+    ENGINE_THREADS = 2,         /* DuckDB's threads per database, unless configured */
     GENERATION_SHIFT = 16       /* room for 65536 new contents a millisecond between runs */
 };
 
@@ -255,7 +257,12 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     if ((st = open_shm_dir(c, cfg->shm_dir, err)) != ASIDE_OK)
         return st;
-    engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT};
+    char spill[PATH_MAX];
+    snprintf(spill, sizeof spill, "%s/.aside/duckdb-tmp", store_root(c->store));
+    engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT,
+                        .threads = cfg->sql_threads ? cfg->sql_threads : ENGINE_THREADS,
+                        .spill_dir = spill,
+                        .spill_limit_bytes = c->disk_limit / 100 * ENGINE_SPILL_PERCENT / 2};
     st = engine_open(&ec, &c->engine, err);
     c->decode = (value_context){c->engine, c->mem_limit};
     return st;
