@@ -393,6 +393,8 @@ typedef struct aside_stats {
     uint64_t expirations;      /* keys removed because their time to live ran out */
     uint64_t log_bytes;        /* the size of the journal of the values the cache alone holds */
     uint64_t log_compactions;  /* compactions of the journal */
+    uint64_t sql_spill_bytes;  /* what SQL queries spilled to the disk tier's folder, now */
+    uint64_t sql_spill_limit_bytes; /* its bound: 10% of disk_limit_bytes, beside it */
     double   uptime_seconds;
 } aside_stats;
 

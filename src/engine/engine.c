@@ -63,24 +63,13 @@ void engine_frame_sql(buf *b, const char *key)
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
-/* Where the database spills, and how much: its folder, or nowhere. */
-static bool configure_spill(duckdb_config cfg, const engine_config *ec, const char *spill)
-{
-    char text[32];
-    if (!spill[0])
-        return duckdb_set_config(cfg, "temp_directory", "") == DuckDBSuccess;
-    bool ok = duckdb_set_config(cfg, "temp_directory", spill) == DuckDBSuccess;
-    if (ec->spill_limit_bytes) {
-        snprintf(text, sizeof text, "%lluKiB", (unsigned long long)(ec->spill_limit_bytes >> 10));
-        ok = ok && duckdb_set_config(cfg, "max_temp_directory_size", text) == DuckDBSuccess;
-    }
-    return ok;
-}
-
+/* The configuration a database opens with: its memory, threads and spill folder (or none:
+ * DuckDB's default is ./.tmp), no extension loaded behind our back, and for users' SQL no
+ * file, URL or extension reachable at all. */
 static bool configure(duckdb_config cfg, const engine_config *ec, bool locked, const char *spill)
 {
     char text[32];
-    bool ok = configure_spill(cfg, ec, spill);
+    bool ok = duckdb_set_config(cfg, "temp_directory", spill) == DuckDBSuccess;
     if (ec->memory_limit_bytes) {
         uint64_t mib = ec->memory_limit_bytes >> 20;
         snprintf(text, sizeof text, "%lluMiB",
@@ -95,7 +84,31 @@ static bool configure(duckdb_config cfg, const engine_config *ec, bool locked, c
     ok = ok && duckdb_set_config(cfg, "autoload_known_extensions", "false") == DuckDBSuccess;
     if (locked)
         ok = ok && duckdb_set_config(cfg, "enable_external_access", "false") == DuckDBSuccess;
-    return ok && duckdb_set_config(cfg, "lock_configuration", "true") == DuckDBSuccess;
+    return ok;
+}
+
+static bool run_statement(duckdb_connection conn, const char *sql)
+{
+    duckdb_result res;
+    memset(&res, 0, sizeof res);
+    bool ok = duckdb_query(conn, sql, &res) == DuckDBSuccess;
+    duckdb_destroy_result(&res);
+    return ok;
+}
+
+/* What must be set on the open database, then its configuration locked. The spill limit is
+ * one: DuckDB 1.4 keeps a max_temp_directory_size given at open in its configuration (which
+ * then shows it) without handing it to the buffer manager that enforces it; a SET does. */
+static bool settle(duckdb_connection conn, const engine_config *ec, const char *spill)
+{
+    char sql[96];
+    bool ok = true;
+    if (spill[0] && ec->spill_limit_bytes) {
+        snprintf(sql, sizeof sql, "SET max_temp_directory_size = '%lluKiB'",
+                 (unsigned long long)(ec->spill_limit_bytes >> 10));
+        ok = run_statement(conn, sql);
+    }
+    return ok && run_statement(conn, "SET lock_configuration = true");
 }
 
 static aside_status open_database(const engine_config *ec, bool locked, const char *spill,
@@ -120,6 +133,8 @@ static aside_status open_database(const engine_config *ec, bool locked, const ch
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
     }
     bool ok = scan_register(conn, err);
+    if (ok && !settle(conn, ec, spill))
+        ok = error_set(err, ASIDE_ERR_INTERNAL, "DuckDB refused its configuration") == ASIDE_OK;
     duckdb_disconnect(&conn);
     if (!ok) {
         duckdb_close(out);
@@ -172,6 +187,8 @@ void engine_close(engine *e)
 
 uint64_t engine_spill_bytes(engine *e)
 {
+    if (!e)
+        return 0;
     const char *paths[DB_COUNT] = {e->spill[DB_LOADER], e->spill[DB_QUERY]};
     return spill_bytes(paths, DB_COUNT);
 }
@@ -309,16 +326,17 @@ static bool past_deadline(run_bounds *b)
     return true;
 }
 
-/* Why DuckDB failed a query, as a status: the deadline, a limit of memory or spill space
- * (DuckDB says "Out of Memory" for both), or status with DuckDB's message. */
+/* Why DuckDB failed a query, as a status: the deadline, a limit of memory or of spill space
+ * (DuckDB calls both "Out of Memory"), or status with DuckDB's message. */
 static aside_status query_error(const char *why, aside_status status, run_bounds *bounds,
                                 aside_error *err)
 {
     if (past_deadline(bounds))
         return error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
-    if (why && strstr(why, "Out of Memory Error"))
-        return error_set(err, ASIDE_ERR_TOO_LARGE, "DuckDB ran out of the memory or spill space "
-                         "it may use: %s", why);
+    if (why && strstr(why, "Out of Memory Error")) /* its first line: the rest is advice */
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "the query needs more %s than SQL may use: %.*s",
+                         strstr(why, "max_temp_directory_size") ? "spill space" : "memory",
+                         (int)strcspn(why, "\n"), why);
     return error_set(err, status, "%s", why ? why : "the query failed");
 }
 
