@@ -56,16 +56,14 @@ typedef struct watchdog watchdog;
 /* A query being watched (owned by its caller, in the list while added). */
 typedef struct engine_watch {
     duckdb_connection    conn;
-    int64_t              deadline_ms; /* monotonic */
-    bool                 interrupted; /* the watchdog interrupted it */
+    int64_t              deadline_ms; /* monotonic; moved on as it is interrupted again */
     struct engine_watch *next;
 } engine_watch;
 aside_status watchdog_start(watchdog **out, aside_error *err);
 void         watchdog_stop(watchdog *w);
 void         watchdog_add(watchdog *w, engine_watch *q);
-/* Take q out; true if the watchdog interrupted it. After this, q's connection is never
- * interrupted again. */
-bool         watchdog_remove(watchdog *w, engine_watch *q);
+/* Take q out: after this, q's connection is never interrupted again. */
+void         watchdog_remove(watchdog *w, engine_watch *q);
 
 /* The spill folder name under root (PATH_MAX bytes at path): created if missing, emptied. */
 aside_status spill_prepare(const char *root, const char *name, char *path, size_t size,

@@ -35,7 +35,6 @@ static int64_t interrupt_late(watchdog *w)
     for (engine_watch *q = w->watches; q; q = q->next) {
         if (q->deadline_ms <= now) {
             duckdb_interrupt(q->conn);
-            q->interrupted = true;
             q->deadline_ms = now + REPEAT_MS;
         }
         if (!next || q->deadline_ms < next)
@@ -95,14 +94,13 @@ void watchdog_stop(watchdog *w)
 void watchdog_add(watchdog *w, engine_watch *q)
 {
     pthread_mutex_lock(&w->lock);
-    q->interrupted = false;
     q->next = w->watches;
     w->watches = q;
     pthread_cond_signal(&w->wake); /* it may be the nearest deadline now */
     pthread_mutex_unlock(&w->lock);
 }
 
-bool watchdog_remove(watchdog *w, engine_watch *q)
+void watchdog_remove(watchdog *w, engine_watch *q)
 {
     pthread_mutex_lock(&w->lock);
     for (engine_watch **p = &w->watches; *p; p = &(*p)->next) {
@@ -111,7 +109,5 @@ bool watchdog_remove(watchdog *w, engine_watch *q)
             break;
         }
     }
-    bool interrupted = q->interrupted;
     pthread_mutex_unlock(&w->lock);
-    return interrupted;
 }
