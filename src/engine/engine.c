@@ -819,7 +819,8 @@ static bool hints_from_frame(const frame *f, hints *h)
     return true;
 }
 
-/* Run sql on a new connection of db, watched by the watchdog when it has a deadline. */
+/* Run sql on a new connection of the query database, watched by the watchdog when the query
+ * has a deadline. */
 static aside_status run_scoped(engine *e, engine_scope *scope, const char *sql, query_kind kind,
                                frame **out, aside_error *err)
 {
