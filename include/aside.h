@@ -222,6 +222,7 @@ typedef struct aside_config {
      * copies and frees JSON within a thread's stack. 0: 1000; at most 2000 (else
      * aside_cache_open fails with ASIDE_ERR_INVALID). The server's ASIDE_JSON_MAX_DEPTH. */
     unsigned json_max_depth;
+    unsigned sql_threads; /* threads DuckDB runs SQL on, in each of its two databases; 0: 2 */
 } aside_config;
 
 /* Fill cfg with the defaults: "./data/cache", "./data/sor", limits 0 (derived), "s3fifo". */
@@ -415,6 +416,8 @@ typedef struct aside_stats {
     uint64_t expirations;      /* keys removed because their time to live ran out */
     uint64_t log_bytes;        /* the size of the journal of the values the cache alone holds */
     uint64_t log_compactions;  /* compactions of the journal */
+    uint64_t sql_spill_bytes;  /* what SQL queries spilled to the disk tier's folder, now */
+    uint64_t sql_spill_limit_bytes; /* its bound: 10% of disk_limit_bytes, beside it */
     double   uptime_seconds;
 } aside_stats;
 

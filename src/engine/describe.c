@@ -8,7 +8,8 @@
  * of the result are the union of the columns' statistics, shortest list first, as pandas
  * orders them.
  *
- * Each described column is one query over the frame, through aside_frame. A NaN counts as
+ * Each described column is one query over the frame, through aside_frame, all of them within
+ * one deadline (the time left is each query's timeout). A NaN counts as
  * missing, as in pandas. The result is a frame whose index labels are the statistics: float64
  * columns for numeric ones, and for the others columns of JSON literals (field->json_cells),
  * since a count, a string and a timestamp share them. */
@@ -85,12 +86,25 @@ typedef struct column_stats {
     char  *cell[MAX_STATS];   /* other columns: JSON literals, NULL for none */
 } column_stats;
 
+/* What is described, by when. */
+typedef struct subject {
+    engine *e;
+    frame  *f;
+    int64_t deadline_ms; /* monotonic; 0: none */
+} subject;
+
 /* Run sql over the frame (and free sql); the one-row result. */
-static aside_status query_row(engine *e, frame *f, buf *sql, frame **out, aside_error *err)
+static aside_status query_row(const subject *on, buf *sql, frame **out, aside_error *err)
 {
-    engine_query q = {0}; /* the frame is local: nothing to resolve, one row, no limit */
+    /* the frame is local: nothing to resolve, one row, no limit; the time left */
+    engine_query q = {0};
+    if (on->deadline_ms) {
+        int64_t left = on->deadline_ms - clock_mono_ns() / 1000000;
+        q.timeout_ms = left > 1 ? (unsigned)left : 1;
+    }
     aside_status st = sql->failed ? error_set(err, ASIDE_ERR_NOMEM, "out of memory")
-                                  : engine_sql_local(e, &q, LOCAL_NAME, f, sql->data, out, err);
+                                  : engine_sql_local(on->e, &q, LOCAL_NAME, on->f, sql->data,
+                                                     out, err);
     buf_free(sql);
     return st;
 }
@@ -126,7 +140,7 @@ static void from_frame(buf *b, const frame_field *field, const char *value_expre
     buf_puts(b, "))");
 }
 
-static aside_status numeric_stats(engine *e, frame *f, const frame_field *field,
+static aside_status numeric_stats(const subject *on, const frame_field *field,
                                   column_stats *s, aside_error *err)
 {
     buf sql = {0};
@@ -136,7 +150,7 @@ static aside_status numeric_stats(engine *e, frame *f, const frame_field *field,
                    "max(x)::DOUBLE");
     from_frame(&sql, field, "c::DOUBLE");
     frame *r = NULL;
-    aside_status st = query_row(e, f, &sql, &r, err);
+    aside_status st = query_row(on, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 8; i++)
         s->number[i] = cell_double(r, i);
     frame_release(r);
@@ -181,7 +195,7 @@ static char *json_timestamp_exact(const frame *r, size_t column, const frame_fie
     return buf_take(&b);
 }
 
-static aside_status datetime_stats(engine *e, frame *f, const frame_field *field,
+static aside_status datetime_stats(const subject *on, const frame_field *field,
                                    column_stats *s, aside_error *err)
 {
     buf sql = {0};
@@ -191,7 +205,7 @@ static aside_status datetime_stats(engine *e, frame *f, const frame_field *field
                    "quantile_cont(x::DOUBLE, 0.75), max(x)");
     from_frame(&sql, field, "epoch_ns(c)");
     frame *r = NULL;
-    aside_status st = query_row(e, f, &sql, &r, err);
+    aside_status st = query_row(on, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 7; i++) {
         bool exact = i == 2 || i == 6;
         s->cell[i] = i == 0 ? json_number(cell_double(r, i))
@@ -218,7 +232,7 @@ static char *json_value(const frame_field *field, const char *text, size_t len)
     return buf_take(&b);
 }
 
-static aside_status top_value(engine *e, frame *f, const frame_field *field, column_stats *s,
+static aside_status top_value(const subject *on, const frame_field *field, column_stats *s,
                               aside_error *err)
 {
     buf sql = {0};
@@ -229,7 +243,7 @@ static aside_status top_value(engine *e, frame *f, const frame_field *field, col
     engine_frame_sql(&sql, LOCAL_NAME);
     buf_puts(&sql, ") WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, first LIMIT 1");
     frame *r = NULL;
-    aside_status st = query_row(e, f, &sql, &r, err);
+    aside_status st = query_row(on, &sql, &r, err);
     if (st == ASIDE_OK && r->rows == 1) {
         const frame_batch *b = &r->batches[0];
         const int32_t *off = frame_offsets(b, 0);
@@ -246,7 +260,7 @@ static aside_status top_value(engine *e, frame *f, const frame_field *field, col
     return st;
 }
 
-static aside_status object_stats(engine *e, frame *f, const frame_field *field,
+static aside_status object_stats(const subject *on, const frame_field *field,
                                  column_stats *s, aside_error *err)
 {
     buf sql = {0};
@@ -257,13 +271,13 @@ static aside_status object_stats(engine *e, frame *f, const frame_field *field,
     buf_puts(&sql, ")::DOUBLE FROM ");
     engine_frame_sql(&sql, LOCAL_NAME);
     frame *r = NULL;
-    aside_status st = query_row(e, f, &sql, &r, err);
+    aside_status st = query_row(on, &sql, &r, err);
     for (size_t i = 0; st == ASIDE_OK && i < 2; i++) {
         if (!(s->cell[i] = json_number(cell_double(r, i))))
             st = error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     frame_release(r);
-    return st == ASIDE_OK ? top_value(e, f, field, s, err) : st;
+    return st == ASIDE_OK ? top_value(on, field, s, err) : st;
 }
 
 /* ---- the result frame ------------------------------------------------------------------- */
@@ -388,9 +402,10 @@ static aside_status build_result(const frame *f, const described *d, frame **out
     return ASIDE_OK;
 }
 
-aside_status engine_describe(engine *e, frame *f, bool include_all, frame **out,
-                             aside_error *err)
+aside_status engine_describe(engine *e, frame *f, bool include_all, unsigned timeout_ms,
+                             frame **out, aside_error *err)
 {
+    subject on = {e, f, timeout_ms ? clock_mono_ns() / 1000000 + timeout_ms : 0};
     described d = {0};
     size_t n = f->field_count ? f->field_count : 1;
     d.columns = calloc(n, sizeof *d.columns);
@@ -404,11 +419,11 @@ aside_status engine_describe(engine *e, frame *f, bool include_all, frame **out,
         const frame_field *field = &f->fields[d.columns[i]];
         d.kinds[i] = kind_of(field);
         if (d.kinds[i] == KIND_NUMERIC)
-            st = numeric_stats(e, f, field, &d.stats[i], err);
+            st = numeric_stats(&on, field, &d.stats[i], err);
         else if (d.kinds[i] == KIND_DATETIME)
-            st = datetime_stats(e, f, field, &d.stats[i], err);
+            st = datetime_stats(&on, field, &d.stats[i], err);
         else
-            st = object_stats(e, f, field, &d.stats[i], err);
+            st = object_stats(&on, field, &d.stats[i], err);
     }
     if (st == ASIDE_OK)
         st = build_result(f, &d, out, err);

@@ -15,6 +15,7 @@
  * nanosecond time zones (read as microseconds in UTC). The loader reads that metadata first
  * (through the parser the Arrow reader uses too, frame/pandas_meta.h) and asks the builder for
  * the pandas types, so a frame shows the dtypes pandas would. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,16 @@ enum {
     MIN_DUCKDB_MEMORY_MIB = 128 /* DuckDB needs room for its buffers even on a tiny budget */
 };
 
+enum { DB_LOADER, DB_QUERY, DB_COUNT };
+
 struct engine {
     duckdb_database loader; /* reads the disk tier's files with queries built here only */
     duckdb_database query;  /* users' SQL: no external access, configuration locked */
+    watchdog       *watchdog;
+    char            spill[DB_COUNT][PATH_MAX]; /* each database's spill folder ("": none) */
 };
+
+static const char *const db_names[DB_COUNT] = {[DB_LOADER] = "loader", [DB_QUERY] = "query"};
 
 /* ---- quoting ---------------------------------------------------------------------------- */
 
@@ -56,10 +63,13 @@ void engine_frame_sql(buf *b, const char *key)
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
-static bool configure(duckdb_config cfg, const engine_config *ec, bool locked)
+/* The configuration a database opens with: its memory, threads and spill folder (or none:
+ * DuckDB's default is ./.tmp), no extension loaded behind our back, and for users' SQL no
+ * file, URL or extension reachable at all. */
+static bool configure(duckdb_config cfg, const engine_config *ec, bool locked, const char *spill)
 {
     char text[32];
-    bool ok = true;
+    bool ok = duckdb_set_config(cfg, "temp_directory", spill) == DuckDBSuccess;
     if (ec->memory_limit_bytes) {
         uint64_t mib = ec->memory_limit_bytes >> 20;
         snprintf(text, sizeof text, "%lluMiB",
@@ -74,18 +84,42 @@ static bool configure(duckdb_config cfg, const engine_config *ec, bool locked)
     ok = ok && duckdb_set_config(cfg, "autoload_known_extensions", "false") == DuckDBSuccess;
     if (locked)
         ok = ok && duckdb_set_config(cfg, "enable_external_access", "false") == DuckDBSuccess;
-    return ok && duckdb_set_config(cfg, "lock_configuration", "true") == DuckDBSuccess;
+    return ok;
 }
 
-static aside_status open_database(const engine_config *ec, bool locked, duckdb_database *out,
-                                  aside_error *err)
+static bool run_statement(duckdb_connection conn, const char *sql)
+{
+    duckdb_result res;
+    memset(&res, 0, sizeof res);
+    bool ok = duckdb_query(conn, sql, &res) == DuckDBSuccess;
+    duckdb_destroy_result(&res);
+    return ok;
+}
+
+/* What must be set on the open database, then its configuration locked. The spill limit is
+ * one: DuckDB 1.4 keeps a max_temp_directory_size given at open in its configuration (which
+ * then shows it) without handing it to the buffer manager that enforces it; a SET does. */
+static bool settle(duckdb_connection conn, const engine_config *ec, const char *spill)
+{
+    char sql[96];
+    bool ok = true;
+    if (spill[0] && ec->spill_limit_bytes) {
+        snprintf(sql, sizeof sql, "SET max_temp_directory_size = '%lluKiB'",
+                 (unsigned long long)(ec->spill_limit_bytes >> 10));
+        ok = run_statement(conn, sql);
+    }
+    return ok && run_statement(conn, "SET lock_configuration = true");
+}
+
+static aside_status open_database(const engine_config *ec, bool locked, const char *spill,
+                                  duckdb_database *out, aside_error *err)
 {
     duckdb_config cfg;
     char *why = NULL;
     if (duckdb_create_config(&cfg) == DuckDBError)
         return error_set(err, ASIDE_ERR_NOMEM, "cannot configure DuckDB");
     aside_status st = ASIDE_OK;
-    if (!configure(cfg, ec, locked))
+    if (!configure(cfg, ec, locked, spill))
         st = error_set(err, ASIDE_ERR_INTERNAL, "DuckDB refused its configuration");
     else if (duckdb_open_ext(":memory:", out, cfg, &why) == DuckDBError)
         st = error_set(err, ASIDE_ERR_INTERNAL, "cannot open DuckDB: %s", why ? why : "");
@@ -99,6 +133,8 @@ static aside_status open_database(const engine_config *ec, bool locked, duckdb_d
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
     }
     bool ok = scan_register(conn, err);
+    if (ok && !settle(conn, ec, spill))
+        ok = error_set(err, ASIDE_ERR_INTERNAL, "DuckDB refused its configuration") == ASIDE_OK;
     duckdb_disconnect(&conn);
     if (!ok) {
         duckdb_close(out);
@@ -109,15 +145,29 @@ static aside_status open_database(const engine_config *ec, bool locked, duckdb_d
     return ASIDE_OK;
 }
 
+/* Each database's spill folder under cfg's, emptied; none without one. */
+static aside_status prepare_spill(engine *e, const engine_config *cfg, aside_error *err)
+{
+    aside_status st = ASIDE_OK;
+    for (int i = 0; i < DB_COUNT && st == ASIDE_OK && cfg->spill_dir; i++)
+        st = spill_prepare(cfg->spill_dir, db_names[i], e->spill[i], sizeof e->spill[i], err);
+    return st;
+}
+
 aside_status engine_open(const engine_config *cfg, engine **out, aside_error *err)
 {
     engine *e = calloc(1, sizeof *e);
     if (!e)
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
-    aside_status st = open_database(cfg, false, &e->loader, err);
-    if (st == ASIDE_OK && (st = open_database(cfg, true, &e->query, err)) != ASIDE_OK)
+    aside_status st = prepare_spill(e, cfg, err);
+    if (st == ASIDE_OK)
+        st = watchdog_start(&e->watchdog, err);
+    if (st == ASIDE_OK &&
+        (st = open_database(cfg, false, e->spill[DB_LOADER], &e->loader, err)) == ASIDE_OK &&
+        (st = open_database(cfg, true, e->spill[DB_QUERY], &e->query, err)) != ASIDE_OK)
         duckdb_close(&e->loader);
     if (st != ASIDE_OK) {
+        watchdog_stop(e->watchdog);
         free(e);
         return st;
     }
@@ -131,7 +181,16 @@ void engine_close(engine *e)
         return;
     duckdb_close(&e->query);
     duckdb_close(&e->loader);
+    watchdog_stop(e->watchdog);
     free(e);
+}
+
+uint64_t engine_spill_bytes(engine *e)
+{
+    if (!e)
+        return 0;
+    const char *paths[DB_COUNT] = {e->spill[DB_LOADER], e->spill[DB_QUERY]};
+    return spill_bytes(paths, DB_COUNT);
 }
 
 /* ---- results into frames ---------------------------------------------------------------- */
@@ -267,6 +326,20 @@ static bool past_deadline(run_bounds *b)
     return true;
 }
 
+/* Why DuckDB failed a query, as a status: the deadline, a limit of memory or of spill space
+ * (DuckDB calls both "Out of Memory"), or status with DuckDB's message. */
+static aside_status query_error(const char *why, aside_status status, run_bounds *bounds,
+                                aside_error *err)
+{
+    if (past_deadline(bounds))
+        return error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
+    if (why && strstr(why, "Out of Memory Error")) /* its first line: the rest is advice */
+        return error_set(err, ASIDE_ERR_TOO_LARGE, "the query needs more %s than SQL may use: %.*s",
+                         strstr(why, "max_temp_directory_size") ? "spill space" : "memory",
+                         (int)strcspn(why, "\n"), why);
+    return error_set(err, status, "%s", why ? why : "the query failed");
+}
+
 /* Stream res into a new frame, stopping past the bounds. */
 static aside_status result_to_frame(duckdb_result *res, const hints *h, run_bounds *bounds,
                                     frame **out, aside_error *err)
@@ -300,12 +373,8 @@ static aside_status result_to_frame(duckdb_result *res, const hints *h, run_boun
             goto done;
         }
     }
-    if (bounds->timed_out) {
-        st = error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
-        goto done;
-    }
-    if (duckdb_result_error(res)) {
-        st = error_set(err, ASIDE_ERR_INVALID, "%s", duckdb_result_error(res));
+    if (duckdb_result_error(res) || past_deadline(bounds)) {
+        st = query_error(duckdb_result_error(res), ASIDE_ERR_INVALID, bounds, err);
         goto done;
     }
     *out = frame_builder_finish(b, err);
@@ -410,17 +479,25 @@ fail:
 }
 
 /* Run the pending query's tasks until its first chunk is ready, interrupting it at the
- * deadline; then take its streaming result. */
+ * deadline; then take its streaming result. On failure *why is DuckDB's reason (the pending
+ * result's: taking the result would replace it with a message of its own). */
 static duckdb_state execute(duckdb_pending_result pending, run_bounds *bounds,
-                            duckdb_result *res)
+                            duckdb_result *res, const char **why)
 {
     for (;;) {
         duckdb_pending_state state = duckdb_pending_execute_task(pending);
-        if (state == DUCKDB_PENDING_RESULT_READY || state == DUCKDB_PENDING_ERROR)
+        if (state == DUCKDB_PENDING_ERROR) {
+            *why = duckdb_pending_error(pending);
+            return DuckDBError;
+        }
+        if (state == DUCKDB_PENDING_RESULT_READY)
             break;
         past_deadline(bounds); /* an interrupted query ends in an error state */
     }
-    return duckdb_execute_pending(pending, res);
+    duckdb_state st = duckdb_execute_pending(pending, res);
+    if (st == DuckDBError)
+        *why = duckdb_result_error(res);
+    return st;
 }
 
 /* Run sql on conn into a frame. */
@@ -435,15 +512,15 @@ static aside_status run(duckdb_connection conn, const char *sql, query_kind kind
     aside_status st = prepare(conn, sql, kind, &prep, err);
     if (st != ASIDE_OK)
         return st;
+    const char *why = NULL;
     if (duckdb_pending_prepared_streaming(prep, &pending) == DuckDBError ||
-        execute(pending, bounds, &res) == DuckDBError) {
-        const char *why = pending ? duckdb_pending_error(pending) : NULL;
-        st = error_set(err, kind == QUERY_USERS ? ASIDE_ERR_INVALID : ASIDE_ERR_BAD_VALUE, "%s",
-                       why ? why : "the query failed");
-        if (err && kind == QUERY_USERS)
+        execute(pending, bounds, &res, &why) == DuckDBError) {
+        if (!why && pending)
+            why = duckdb_pending_error(pending);
+        st = query_error(why, kind == QUERY_USERS ? ASIDE_ERR_INVALID : ASIDE_ERR_BAD_VALUE,
+                         bounds, err);
+        if (err && st == ASIDE_ERR_INVALID)
             snprintf(err->code, sizeof err->code, "bad_query");
-        if (bounds->timed_out)
-            st = error_set(err, ASIDE_ERR_TIMEOUT, "the query ran past its time limit");
         duckdb_destroy_result(&res);
     } else {
         st = result_to_frame(&res, h, bounds, out, err);
@@ -742,8 +819,10 @@ static bool hints_from_frame(const frame *f, hints *h)
     return true;
 }
 
-static aside_status run_scoped(duckdb_database db, engine_scope *scope, const char *sql,
-                               query_kind kind, frame **out, aside_error *err)
+/* Run sql on a new connection of the query database, watched by the watchdog when the query
+ * has a deadline. */
+static aside_status run_scoped(engine *e, engine_scope *scope, const char *sql, query_kind kind,
+                               frame **out, aside_error *err)
 {
     const engine_query *q = scope->query;
     run_bounds bounds = {.limit_bytes = q->result_limit_bytes,
@@ -755,10 +834,13 @@ static aside_status run_scoped(duckdb_database db, engine_scope *scope, const ch
         hints_free(&h);
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
-    if (duckdb_connect(db, &conn) == DuckDBError) {
+    if (duckdb_connect(e->query, &conn) == DuckDBError) {
         hints_free(&h);
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot connect to DuckDB");
     }
+    engine_watch watch = {.conn = conn, .deadline_ms = bounds.deadline_ms};
+    if (watch.deadline_ms)
+        watchdog_add(e->watchdog, &watch);
     engine_scope_enter(scope);
     if (q->resolve)
         create_frame_views(conn, sql);
@@ -771,6 +853,8 @@ static aside_status run_scoped(duckdb_database db, engine_scope *scope, const ch
          i++)
         st = run(conn, sql, kind, &h, &bounds, out, err);
     engine_scope_enter(NULL);
+    if (watch.deadline_ms)
+        watchdog_remove(e->watchdog, &watch);
     duckdb_disconnect(&conn);
     hints_free(&h);
     if (st != ASIDE_OK && scope->failure.status != ASIDE_OK)
@@ -782,14 +866,14 @@ aside_status engine_sql(engine *e, const engine_query *q, const char *sql, frame
                         aside_error *err)
 {
     engine_scope scope = {.query = q};
-    return run_scoped(e->query, &scope, sql, QUERY_USERS, out, err);
+    return run_scoped(e, &scope, sql, QUERY_USERS, out, err);
 }
 
 aside_status engine_sql_local(engine *e, const engine_query *q, const char *name, frame *local,
                               const char *sql, frame **out, aside_error *err)
 {
     engine_scope scope = {.query = q, .local_name = name, .local = local};
-    return run_scoped(e->query, &scope, sql, QUERY_USERS, out, err);
+    return run_scoped(e, &scope, sql, QUERY_USERS, out, err);
 }
 
 aside_status engine_write_parquet(engine *e, frame *f, const char *path, aside_error *err)

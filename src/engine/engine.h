@@ -13,7 +13,12 @@
  * away mid-scan.
  *
  * Results stream out of DuckDB chunk by chunk into a frame_builder, so a result's size is
- * checked as it grows and a query over the bound stops early. */
+ * checked as it grows and a query over the bound stops early.
+ *
+ * What a query may use: each database has a memory limit, a number of threads and a folder it
+ * spills to, with a limit of its own (engine_config); past them a query fails with
+ * ASIDE_ERR_TOO_LARGE. A query's deadline holds even inside one long piece of DuckDB's work:
+ * a watchdog thread interrupts it from outside (watchdog.c). */
 #ifndef ASIDE_ENGINE_H
 #define ASIDE_ENGINE_H
 
@@ -31,12 +36,19 @@ typedef aside_status (*engine_resolver)(void *ctx, const char *key, frame **out,
                                         aside_error *err);
 
 typedef struct engine_config {
-    uint64_t memory_limit_bytes; /* for each database; 0: DuckDB's default */
-    unsigned threads;            /* 0: DuckDB's default (the cores) */
+    uint64_t    memory_limit_bytes; /* for each database; 0: DuckDB's default (80% of RAM) */
+    unsigned    threads;            /* for each database; 0: DuckDB's default (the cores) */
+    /* The folder DuckDB spills to when a query outgrows its memory: each database gets a
+     * folder of its own in it, emptied at open. NULL: no spilling (such a query fails). */
+    const char *spill_dir;
+    uint64_t    spill_limit_bytes; /* for each database's folder; 0 with spill_dir: none */
 } engine_config;
 
 aside_status engine_open(const engine_config *cfg, engine **out, aside_error *err);
 void         engine_close(engine *e);
+
+/* Bytes DuckDB's spill folders hold now (0 without a spill folder). */
+uint64_t     engine_spill_bytes(engine *e);
 
 /* File formats the loader reads. */
 typedef enum engine_format {
@@ -83,7 +95,7 @@ aside_status engine_write_parquet(engine *e, frame *f, const char *path, aside_e
 
 /* pandas' df.describe() of f as a frame of statistics (index labels count, mean, ...): numeric
  * columns, or with include_all every column (count, unique, top, freq for the others). */
-aside_status engine_describe(engine *e, frame *f, bool include_all, frame **out,
-                             aside_error *err);
+aside_status engine_describe(engine *e, frame *f, bool include_all, unsigned timeout_ms,
+                             frame **out, aside_error *err);
 
 #endif

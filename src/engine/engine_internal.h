@@ -1,11 +1,13 @@
 /* engine_internal.h -- what the engine's files share; not for other modules (see engine.h).
  *
  * convert.c maps types and moves rows between DuckDB vectors and frame columns; engine.c opens
- * the databases, loads files and runs queries; scan.c is the aside_frame table function. */
+ * the databases, loads files and runs queries; scan.c is the aside_frame table function;
+ * watchdog.c interrupts queries past their deadlines; spill.c keeps DuckDB's spill folders. */
 #ifndef ASIDE_ENGINE_INTERNAL_H
 #define ASIDE_ENGINE_INTERNAL_H
 
 #include <duckdb.h>
+#include <pthread.h>
 
 #include "engine.h"
 
@@ -47,5 +49,26 @@ void engine_scope_enter(engine_scope *scope);
 bool scan_register(duckdb_connection conn, aside_error *err);
 /* The replacement scan for the query database: any unknown table becomes aside_frame(name). */
 void scan_replacement(duckdb_replacement_scan_info info, const char *table_name, void *data);
+
+
+/* The watchdog: a thread that interrupts the queries added to it once past their deadlines. */
+typedef struct watchdog watchdog;
+/* A query being watched (owned by its caller, in the list while added). */
+typedef struct engine_watch {
+    duckdb_connection    conn;
+    int64_t              deadline_ms; /* monotonic; moved on as it is interrupted again */
+    struct engine_watch *next;
+} engine_watch;
+aside_status watchdog_start(watchdog **out, aside_error *err);
+void         watchdog_stop(watchdog *w);
+void         watchdog_add(watchdog *w, engine_watch *q);
+/* Take q out: after this, q's connection is never interrupted again. */
+void         watchdog_remove(watchdog *w, engine_watch *q);
+
+/* The spill folder name under root (PATH_MAX bytes at path): created if missing, emptied. */
+aside_status spill_prepare(const char *root, const char *name, char *path, size_t size,
+                           aside_error *err);
+/* Bytes the spill folders hold on disk (an empty path is skipped). */
+uint64_t     spill_bytes(const char *const *paths, size_t count);
 
 #endif

@@ -33,6 +33,8 @@ enum {
     DEFAULT_MEMORY_PERCENT = 25,
     DEFAULT_DISK_PERCENT = 80,
     ENGINE_MEMORY_PERCENT = 25, /* DuckDB's working memory, of the cache's memory budget */
+    ENGINE_SPILL_PERCENT = 10,  /* DuckDB's spill folders together, of the disk tier's budget */
+    ENGINE_THREADS = 2,         /* DuckDB's threads per database, unless configured */
     GENERATION_SHIFT = 16       /* room for 65536 new contents a millisecond between runs */
 };
 
@@ -59,6 +61,12 @@ void aside_config_init(aside_config *cfg)
 
 /* ---- telemetry ------------------------------------------------------------------------------- */
 
+/* What each of DuckDB's two databases may spill: half of its share of the disk budget. */
+static uint64_t engine_spill_limit(uint64_t disk_limit)
+{
+    return disk_limit / 100 * ENGINE_SPILL_PERCENT / 2;
+}
+
 void aside_stats_get(aside_cache *c, aside_stats *out)
 {
     cache_lock(c);
@@ -73,6 +81,8 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     out->disk_used_bytes = policy_bytes(c->disk_policy);
     out->disk_limit_bytes = c->disk_limit;
     cache_unlock(c);
+    out->sql_spill_bytes = engine_spill_bytes(c->engine);
+    out->sql_spill_limit_bytes = engine_spill_limit(c->disk_limit) * 2;
     out->uptime_seconds = (double)(clock_mono_ns() - c->opened_mono_ns) / 1e9;
 }
 
@@ -258,7 +268,12 @@ static aside_status open_parts(aside_cache *c, const aside_config *cfg, aside_er
     if (cfg->json_max_depth > VALUE_JSON_MAX_DEPTH)
         return error_set(err, ASIDE_ERR_INVALID, "json_max_depth is %u, more than %d",
                          cfg->json_max_depth, VALUE_JSON_MAX_DEPTH);
-    engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT};
+    char spill[PATH_MAX];
+    snprintf(spill, sizeof spill, "%s/.aside/duckdb-tmp", store_root(c->store));
+    engine_config ec = {.memory_limit_bytes = c->mem_limit / 100 * ENGINE_MEMORY_PERCENT,
+                        .threads = cfg->sql_threads ? cfg->sql_threads : ENGINE_THREADS,
+                        .spill_dir = spill,
+                        .spill_limit_bytes = engine_spill_limit(c->disk_limit)};
     st = engine_open(&ec, &c->engine, err);
     c->decode = (value_context){c->engine, c->mem_limit,
                                 cfg->json_max_depth ? cfg->json_max_depth

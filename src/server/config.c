@@ -163,6 +163,8 @@ static const option_row options[] = {
      "unless stored with into= or read as Arrow"},
     {"sql-timeout", "ASIDE_SQL_TIMEOUT", NULL, "60", OPT_UINT, AT(api.sql_timeout_ms), 1,
      MAX_SECONDS, MS, "seconds a query (sql, select, describe) may run before it is interrupted"},
+    {"sql-threads", "ASIDE_SQL_THREADS", NULL, "2", OPT_UINT, AT(cache.sql_threads), 1, MAX_COUNT,
+     1, "threads a query (sql, select, describe) runs on"},
     {"spec", "ASIDE_SPEC", NULL, NULL, OPT_TEXT, AT(spec_path), 0, 0, 0,
      "a YAML file declaring datasets to preload, SQL views and functions to register "
      "(docs/spec.md); checked at start, reloaded on SIGHUP or function=reload_spec"},

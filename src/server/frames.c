@@ -170,8 +170,8 @@ void frames_describe(call *c)
         return;
     frame *stats = NULL;
     aside_error err;
-    if (engine_describe(aside_cache_engine(c->server->cache), f, include != NULL, &stats, &err) ==
-        ASIDE_OK)
+    if (engine_describe(aside_cache_engine(c->server->cache), f, include != NULL,
+                        c->server->defaults.sql_timeout_ms, &stats, &err) == ASIDE_OK)
         reply_frame(c, stats, "columns", false);
     else
         call_status_error(c, &err);

@@ -39,7 +39,8 @@ static void put_stats(buf *b, const aside_stats *s)
                   "\"evictions\": {\"memory\": %llu, \"disk\": %llu}, \"sor_fetches\": %llu, "
                   "\"shm\": {\"publications\": %llu, \"maps\": %llu, \"bytes\": %llu}, "
                   "\"pinned_bytes\": %llu, \"expirations\": %llu, "
-                  "\"log\": {\"bytes\": %llu, \"compactions\": %llu}",
+                  "\"log\": {\"bytes\": %llu, \"compactions\": %llu}, "
+                  "\"sql\": {\"spill_bytes\": %llu, \"spill_limit_bytes\": %llu}",
                s->uptime_seconds, (unsigned long long)s->keys,
                (unsigned long long)s->memory_used_bytes, (unsigned long long)s->memory_limit_bytes,
                (unsigned long long)s->disk_used_bytes, (unsigned long long)s->disk_limit_bytes,
@@ -48,7 +49,9 @@ static void put_stats(buf *b, const aside_stats *s)
                (unsigned long long)s->sor_fetches, (unsigned long long)s->shm_publications,
                (unsigned long long)s->shm_maps, (unsigned long long)s->shm_bytes,
                (unsigned long long)s->pinned_bytes, (unsigned long long)s->expirations,
-               (unsigned long long)s->log_bytes, (unsigned long long)s->log_compactions);
+               (unsigned long long)s->log_bytes, (unsigned long long)s->log_compactions,
+               (unsigned long long)s->sql_spill_bytes,
+               (unsigned long long)s->sql_spill_limit_bytes);
 }
 
 void telemetry_head(call *c)

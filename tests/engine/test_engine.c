@@ -165,7 +165,7 @@ static void test_describe_gives_pandas_statistics(void)
 {
     aside_error err;
     frame *sales = load("sales.csv", ENGINE_CSV, &err), *d = NULL;
-    CHECK(sales && engine_describe(eng, sales, false, &d, &err) == ASIDE_OK);
+    CHECK(sales && engine_describe(eng, sales, false, 0, &d, &err) == ASIDE_OK);
     /* the numeric columns, units and price, with count mean std min 25% 50% 75% max */
     CHECK(d && d->field_count == 2 && d->rows == 8 && d->index.labels);
     if (d && d->index.labels && d->rows == 8) {
@@ -176,7 +176,7 @@ static void test_describe_gives_pandas_statistics(void)
     }
     frame_release(d);
     d = NULL;
-    CHECK(engine_describe(eng, sales, true, &d, &err) == ASIDE_OK && d && d->field_count == 4);
+    CHECK(engine_describe(eng, sales, true, 0, &d, &err) == ASIDE_OK && d && d->field_count == 4);
     frame_release(d);
     frame_release(sales);
 }

@@ -371,3 +371,23 @@ def test_pipelined_posts_with_bodies_are_answered_in_order(server):
 def test_head_of_an_unknown_route_is_404_without_a_body(server):
     r = server.call("HEAD", server.base + "/nowhere")
     assert r.status_code == 404 and r.content == b""
+
+
+def test_headers_past_the_parsers_limit_are_431_and_the_server_goes_on(server):
+    put_sor(server, "small.json", '{"a": 1}')
+    with connect(server) as s:
+        big = "X-Filler: " + "a" * (100 * 1024) + "\r\n"
+        s.sendall(get_line("/cache/api/v1.0/?path=small.json", big))
+        status, _, body = read_response(s, bytearray())
+        assert status == 431, body
+    r = server.get(path="small.json")
+    assert r.status_code == 200, r.text
+
+
+def test_headers_past_the_sixty_fourth_are_ignored(server):
+    put_sor(server, "small.json", '{"a": 1}')
+    extra = "".join(f"X-Extra-{i}: {i}\r\n" for i in range(100))
+    with connect(server) as s:
+        s.sendall(get_line("/cache/api/v1.0/?path=small.json", extra))
+        status, _, body = read_response(s, bytearray())
+        assert status == 200, body
