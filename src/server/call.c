@@ -9,6 +9,11 @@
  * 2048 levels), the API's own parameters must be scalars, and the path is checked by the
  * library (aside_key_check) before any handler sees it.
  *
+ * The bearer token is checked here (401 when it is none of the server's); which scopes a
+ * function needs is a column of the route table, which the router asks call_permitted about
+ * once it knows the function (403 forbidden). A secret is never kept in the call, only the
+ * token's name, scopes and prefixes (tokens.h).
+ *
  * Answers are {"return": {"uri", "path", "value"}} envelopes, or {"error": {"code", "message"}}
  * with the status the library's status maps to (call_http_status, README's error table). The
  * envelope is built by hand, not through a JSON library: a cached JSON value is known to be
@@ -17,6 +22,7 @@
  * Steps that need to know which handler runs (which function, whether it blocks) are the
  * router's (routes.c); this module calls no handler. */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,9 +119,13 @@ static const call_error_row error_rows[] = {
      "loads from the SOR (which is then not cached); a parameter or a collection's key that is "
      "not UTF-8; an increment past 64-bit integers or the largest real (nothing changed)"},
     {401, -1, "`unauthorized`",
-     "a missing or wrong bearer token (when `ASIDE_TOKEN` is set), with `WWW-Authenticate`"},
-    {403, ASIDE_ERR_DENIED, "`access_denied`, or S3's own code (e.g. `AccessDenied`)",
-     "the SOR refused access"},
+     "a missing or wrong bearer token (when `ASIDE_TOKEN` or `ASIDE_TOKENS_FILE` is set), with "
+     "`WWW-Authenticate`"},
+    {403, ASIDE_ERR_DENIED, "`forbidden`, `access_denied`, or S3's own code (e.g. "
+     "`AccessDenied`)",
+     "`forbidden`: the token lacks the scope the function needs, or is limited to key prefixes "
+     "and the call names another key, no key, or reaches every key; else the SOR refused "
+     "access"},
     {404, ASIDE_ERR_NOT_FOUND, "`not_found`, `unknown_function`, `no_spec`, `empty`, "
      "`out_of_range`, `no_field`, `no_such_pointer`",
      "an unknown key, function or route; a spec function without a spec; what a collection "
@@ -493,25 +503,116 @@ static bool same_secret(const char *a, size_t a_len, const char *b)
     return diff == 0;
 }
 
-/* With a token configured, the request must bring it as a bearer token; false when a 401 was
- * answered. */
+/* The secret of "Authorization: Bearer <secret>", or NULL. */
+static const char *bearer_secret(const call *c, size_t *len, bool *has_header)
+{
+    size_t header_len = 0;
+    const char *auth = http_request_header(c->req, "Authorization", &header_len);
+    static const char scheme[] = "Bearer ";
+    size_t n = sizeof scheme - 1;
+    *has_header = auth != NULL;
+    if (!auth || header_len <= n || strncasecmp(auth, scheme, n) != 0)
+        return NULL;
+    *len = header_len - n;
+    return auth + n;
+}
+
+/* Which token the secret is: from the tokens in force, else the bare defaults.token (a server
+ * built by hand); false when it is none. */
+static bool identify(call *c, const char *secret, size_t len)
+{
+    if (c->server->tokens) {
+        c->token_set = tokens_acquire(c->server->tokens);
+        c->token = tokens_set_match(c->token_set, secret, len);
+        c->token_name = c->token ? c->token->name : NULL;
+        c->token_scopes = c->token ? c->token->scopes : 0;
+        return c->token != NULL;
+    }
+    if (!same_secret(secret, len, c->server->defaults.token))
+        return false;
+    c->token_name = "ASIDE_TOKEN";
+    c->token_scopes = TOKENS_EVERY_SCOPE;
+    return true;
+}
+
+/* With tokens configured, the request must bring one as a bearer token; false when a 401 was
+ * answered. Scopes are the router's to ask (call_permitted). */
 static bool authorized(call *c)
 {
     const char *token = c->server->defaults.token;
-    if (!token || !*token)
+    if (!c->server->tokens && (!token || !*token))
         return true;
     size_t len = 0;
-    const char *auth = http_request_header(c->req, "Authorization", &len);
-    static const char scheme[] = "Bearer ";
-    size_t n = sizeof scheme - 1;
-    if (auth && len > n && strncasecmp(auth, scheme, n) == 0 &&
-        same_secret(auth + n, len - n, token))
+    bool has_header = false;
+    const char *secret = bearer_secret(c, &len, &has_header);
+    if (secret && identify(c, secret, len))
         return true;
-    call_error(c, 401, "unauthorized", auth ? "the bearer token is not the server's"
-                                            : "this server asks for \"Authorization: Bearer "
-                                              "<token>\"");
+    call_error(c, 401, "unauthorized", has_header ? "the bearer token is not the server's"
+                                                  : "this server asks for \"Authorization: "
+                                                    "Bearer <token>\"");
     buf_puts(&c->res->headers, "WWW-Authenticate: Bearer realm=\"aside\"\r\n");
     return false;
+}
+
+static void answer_forbidden(call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void answer_forbidden(call *c, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    call_error(c, 403, "forbidden", why);
+}
+
+/* The token's prefixes as text: "a/, b/". */
+static void prefixes_text(const tokens_entry *t, char *out, size_t out_len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < t->prefix_count; i++) {
+        strncat(out, i ? ", " : "", out_len - strlen(out) - 1);
+        strncat(out, t->prefixes[i], out_len - strlen(out) - 1);
+    }
+}
+
+/* A token limited to prefixes: the call names keys under them only, and at least one. */
+static bool keys_permitted(call *c, bool every_key)
+{
+    const tokens_entry *t = c->token;
+    char prefixes[256];
+    prefixes_text(t, prefixes, sizeof prefixes);
+    const char *function = c->function ? c->function : call_function_name(c);
+    if (every_key) {
+        answer_forbidden(c, "the token \"%s\" is limited to keys under %s, and %s reaches "
+                         "every key", t->name, prefixes, function);
+        return false;
+    }
+    size_t prefix_len = 0;
+    const char *prefix = call_param_value(c, "prefix", &prefix_len);
+    bool named = c->path || prefix;
+    if (named && (!c->path || tokens_entry_allows_key(t, c->path, c->path_len)) &&
+        (!prefix || tokens_entry_allows_key(t, prefix, prefix_len)))
+        return true;
+    answer_forbidden(c, named ? "the token \"%s\" is limited to keys under %s"
+                              : "the token \"%s\" is limited to keys under %s: name one",
+                     t->name, prefixes);
+    return false;
+}
+
+bool call_permitted(call *c, unsigned scopes, bool every_key)
+{
+    if (!c->token_name)
+        return true;
+    unsigned missing = scopes & ~c->token_scopes;
+    if (missing) {
+        const char *function = c->function ? c->function : call_function_name(c);
+        answer_forbidden(c, "%s needs the scope %s, which the token \"%s\" lacks (it has %s)",
+                         function, tokens_scopes_text(missing), c->token_name,
+                         tokens_scopes_text(c->token_scopes));
+        return false;
+    }
+    return !c->token || c->token->prefix_count == 0 || keys_permitted(c, every_key);
 }
 
 /* "parameter "type" must be one of: bytes, json, ...", from the registry of value types. */
@@ -671,4 +772,7 @@ void call_finish(call *c)
         json_decref(c->params[i].json);
     }
     c->param_count = 0;
+    tokens_set_release(c->token_set);
+    c->token_set = NULL;
+    c->token = NULL;
 }

@@ -15,6 +15,7 @@
 #include "aside.h"
 #include "http.h"
 #include "server.h"
+#include "tokens.h"
 #include "util/util.h"
 
 #define CALL_API_URI "/cache/api/v1.0/"
@@ -40,6 +41,13 @@ typedef struct call {
     size_t              path_len;
     aside_read_options  options; /* storage, type */
     bool                raw_body; /* the body is a value (write, put), not parameters */
+    /* The caller's token, once call_prepare accepted it; all NULL and 0 when the server asks
+     * for none. token_name names it (in logs; never the secret); token (NULL for a bare
+     * defaults.token) gives its prefixes and lives in token_set, held until call_finish. */
+    const char         *token_name;
+    unsigned            token_scopes; /* TOKENS_READ | ... */
+    const tokens_entry *token;
+    tokens_set         *token_set;
 } call;
 
 /* A handler: answers c (or sets c->res->defer when it must block and c->req->may_block is
@@ -50,12 +58,18 @@ typedef void (*call_handler)(call *c);
 
 /* Start a call of req answered into res, for server s. */
 void        call_init(call *c, const server *s, const http_request *req, http_response *res);
-/* The steps before a handler: the route must be the API's (else 404), the bearer token right
- * (401), the verb one of GET, HEAD, POST, PUT, DELETE (405); then the parameters are read from
+/* The steps before a handler: the route must be the API's (else 404), the bearer token one of
+ * the server's (401, with WWW-Authenticate; scopes are checked later, call_permitted), the verb one of GET, HEAD, POST, PUT, DELETE (405); then the parameters are read from
  * the query string and a JSON body {"data": {...}} (400 when malformed or more than
  * CALL_MAX_PARAMS), and type, max_age, stale_if_error and path checked (400). False when an
  * error was answered. */
 bool        call_prepare(call *c);
+/* Whether the caller's token may run a function that needs scopes (TOKENS_READ | ...): every
+ * scope of it (else 403 forbidden, naming the missing one), and, for a token limited to key
+ * prefixes, the keys the call names (path or key, prefix) under one of them, at least one named,
+ * and a function that does not reach every key (every_key: sql, a user's function...; else
+ * 403). True without tokens. False when an error was answered. */
+bool        call_permitted(call *c, unsigned scopes, bool every_key);
 /* The function the request names: "head" for the HEAD verb, else function=, else the verb's
  * default (GET read, POST create, PUT update, DELETE delete). */
 const char *call_function_name(const call *c);

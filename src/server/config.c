@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "tokens.h"
 #include "value/value.h"
 
 typedef enum option_kind {
@@ -56,6 +58,7 @@ static aside_status check_program(const option_row *o, const char *text, aside_e
 static aside_status check_address(const option_row *o, const char *text, aside_error *err);
 static aside_status check_key_prefix(const option_row *o, const char *text, aside_error *err);
 static aside_status check_token(const option_row *o, const char *text, aside_error *err);
+static aside_status check_tokens_file(const option_row *o, const char *text, aside_error *err);
 static aside_status check_bucket(const option_row *o, const char *text, aside_error *err);
 static aside_status check_region(const option_row *o, const char *text, aside_error *err);
 static aside_status check_url(const option_row *o, const char *text, aside_error *err);
@@ -142,8 +145,15 @@ static const option_row options[] = {
      AT(api.functions.memory_limit_bytes), 0, 0, 0,
      "address space of each function worker (RLIMIT_AS; 0: none)"},
     {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
-     "a secret every request must present as \"Authorization: Bearer <token>\" (else 401); "
-     "default: none asked"},
+     "a secret every request must present as \"Authorization: Bearer <token>\" (else 401), "
+     "with every scope; default: none asked"},
+    {"tokens-file", "ASIDE_TOKENS_FILE", NULL, NULL, OPT_TEXT, AT(api.tokens_file), 0, 0, 0,
+     "a file of tokens, one a line: name, sha256:<hash of the secret> (--hash-token), scopes "
+     "read,write,admin, key prefixes if any; reloaded on SIGHUP; not with ASIDE_TOKEN"},
+    {"allow-unauthenticated", "ASIDE_ALLOW_UNAUTHENTICATED", NULL, "false", OPT_BOOL,
+     AT(allow_unauthenticated), 0, 0, 0,
+     "serve an address other than loopback without any token (a warning is logged); without "
+     "it such a start is refused"},
     {"shm-dir", "ASIDE_SHM_DIR", NULL, NULL, OPT_TEXT, AT(cache.shm_dir), 0, 0, 0,
      "folder where frames are published for processes on this host (function=map); default a "
      "private folder under /dev/shm; off: never"},
@@ -194,6 +204,7 @@ static const struct {
     {"aws-function-dir", check_key_prefix},
     {"python", check_program},
     {"token", check_token},
+    {"tokens-file", check_tokens_file},
     {"shm-dir", check_shm_folder},
     {"spec", check_spec_file},
     {"aws-bucket-name", check_bucket},
@@ -225,6 +236,8 @@ void server_config_print_help(const char *program)
     printf("  --%-22s %-28s %s\n", "version", "", "print the version and exit");
     printf("  --%-22s %-28s %s\n", "list-functions", "",
            "print the API's functions as Markdown tables and exit");
+    printf("  --%-22s %-28s %s\n", "hash-token", "",
+           "read a secret on standard input, print its line's hash for ASIDE_TOKENS_FILE, exit");
     printf("\nS3 credentials are found as the AWS SDKs find them: AWS_ACCESS_KEY_ID,\n"
            "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the shared files AWS_SHARED_CREDENTIALS_FILE\n"
            "and AWS_CONFIG_FILE for the profile AWS_PROFILE; ECS container credentials\n"
@@ -446,6 +459,17 @@ static aside_status check_token(const option_row *o, const char *text, aside_err
     return ASIDE_OK;
 }
 
+/* A tokens file that parses (tokens.h); the server reads it again when it starts serving. */
+static aside_status check_tokens_file(const option_row *o, const char *text, aside_error *err)
+{
+    aside_error inner;
+    tokens_set *s = tokens_set_load(text, &inner);
+    if (!s)
+        return REFUSE(o, "%s", inner.message);
+    tokens_set_release(s);
+    return ASIDE_OK;
+}
+
 /* S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, beginning
  * and ending with a letter or digit. */
 static aside_status check_bucket(const option_row *o, const char *text, aside_error *err)
@@ -566,6 +590,10 @@ static aside_status collect(const char **texts, int argc, char **argv, server_co
             cfg->list_functions = true;
             continue;
         }
+        if (strcmp(arg, "--hash-token") == 0) {
+            cfg->hash_token = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0)
             return error_set(err, ASIDE_ERR_INVALID, "unexpected argument \"%s\" (see --help)",
                              arg);
@@ -577,10 +605,50 @@ static aside_status collect(const char **texts, int argc, char **argv, server_co
         if (!o)
             return error_set(err, ASIDE_ERR_INVALID, "unknown option --%s (see --help)", flag);
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (o->kind == OPT_BOOL && !eq && (!value || strncmp(value, "--", 2) == 0)) {
+            i -= value != NULL; /* a switch alone: --allow-unauthenticated */
+            value = "true";
+        }
         if (!value)
             return error_set(err, ASIDE_ERR_INVALID, "option --%s needs a value", flag);
         texts[o - options] = value;
     }
+    return ASIDE_OK;
+}
+
+/* ---- settings that mean something together ------------------------------------------------ */
+
+/* True if bind names the loopback interface only: 127.0.0.0/8, ::1, ::ffff:127.x.y.z or
+ * "localhost". Any other name counts as reachable from outside: it is not resolved here. */
+static bool is_loopback(const char *bind)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, bind, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, bind, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6) ||
+               (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+    return strcasecmp(bind, "localhost") == 0;
+}
+
+/* One token setting or the other, and no open door: a bind address others can reach needs a
+ * token, unless the operator says otherwise (main then logs a warning). */
+static aside_status check_together(server_config *cfg, aside_error *err)
+{
+    bool token = cfg->api.token && *cfg->api.token;
+    bool file = cfg->api.tokens_file && *cfg->api.tokens_file;
+    if (token && file)
+        return error_set(err, ASIDE_ERR_INVALID, "ASIDE_TOKEN (--token) and ASIDE_TOKENS_FILE "
+                         "(--tokens-file) are both set: give the token a line of the file "
+                         "(scopes read,write,admin for the same rights) and unset ASIDE_TOKEN");
+    if (!token && !file && !cfg->allow_unauthenticated && !is_loopback(cfg->http.bind))
+        return error_set(err, ASIDE_ERR_INVALID, "ASIDE_BIND (--bind) %s is not a loopback "
+                         "address and no token is set (ASIDE_TOKEN or ASIDE_TOKENS_FILE): "
+                         "whoever reaches the port could read, change and run everything. Set "
+                         "a token, or ASIDE_ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) "
+                         "to serve without one", cfg->http.bind);
+    cfg->open_door = !token && !file && !is_loopback(cfg->http.bind);
     return ASIDE_OK;
 }
 
@@ -608,5 +676,6 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
     }
     cfg->api.fsync = (aside_fsync)cfg->cache.fsync;
     cfg->api.json_max_depth = cfg->cache.json_max_depth;
-    return st;
+    bool serves = !cfg->help && !cfg->version && !cfg->list_functions && !cfg->hash_token;
+    return st == ASIDE_OK && serves ? check_together(cfg, err) : st;
 }

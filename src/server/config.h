@@ -19,8 +19,10 @@ typedef struct api_defaults {
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
     aside_fsync fsync;           /* the cache's: "always" makes changes wait for the disk */
     unsigned json_max_depth;     /* the cache's: how deep JSON in a request may nest */
-    const char *token;           /* when set, every request must carry "Authorization: Bearer
-                                    <token>" (else 401) */
+    const char *token;           /* ASIDE_TOKEN: one token with every scope; every request
+                                    must then carry "Authorization: Bearer <token>" (else 401) */
+    const char *tokens_file;     /* ASIDE_TOKENS_FILE: tokens with scopes (tokens.h); never
+                                    set with token */
     function_pool_config functions;
 } api_defaults;
 
@@ -32,9 +34,14 @@ typedef struct server_config {
     bool         help;
     bool         version;
     bool         list_functions; /* --list-functions: print the API's functions as Markdown */
+    bool         hash_token;     /* --hash-token: print the hash of the secret on stdin */
+    bool         allow_unauthenticated; /* serve a non-loopback address without any token */
+    bool         open_door; /* set by the parser: it is so (main logs a warning) */
 } server_config;
 
-/* Parse flags over environment variables over defaults. On error writes the reason. The
+/* Parse flags over environment variables over defaults, then refuse what the settings mean
+ * together: ASIDE_TOKEN with ASIDE_TOKENS_FILE, and a bind address that is not loopback with no
+ * token unless allow_unauthenticated. On error writes the reason. The
  * strings of cfg point into argv or the environment, or are static. */
 aside_status server_config_parse(server_config *cfg, int argc, char **argv, aside_error *err);
 void         server_config_print_help(const char *program);

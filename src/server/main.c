@@ -5,7 +5,9 @@
  * bind and serve. Signals are blocked in every thread and taken by the main thread with
  * sigwait, so shutdown runs in ordinary code: stop the HTTP workers, then close the cache.
  * SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked before the cache opens
- * like every other setting.
+ * like every other setting, and the tokens file (ASIDE_TOKENS_FILE, tokens.h). With any token,
+ * function workers call the API back with a token of their own made at start (read, write),
+ * never the operator's.
  *
  * File descriptors, as nginx and Redis budget them: the soft RLIMIT_NOFILE is raised to the hard
  * one at start, and connections are capped below it (ASIDE_MAX_CONNECTIONS; by default the limit
@@ -32,6 +34,7 @@
 #include "routes.h"
 #include "server.h"
 #include "spec_run.h"
+#include "tokens.h"
 
 #define ASIDE_VERSION "0.1.0"
 
@@ -116,11 +119,38 @@ static void cap_connections(server_config *cfg, file_limit limit)
              (unsigned long long)limit.now, raised, cfg->http.max_connections);
 }
 
-/* The function pool, with the token the workers need to call back. */
-static function_pool *create_function_pool(server_config *cfg)
+/* The function pool, with the token the workers need to call back (NULL: none asked). */
+static function_pool *create_function_pool(server_config *cfg, const char *worker_token)
 {
-    cfg->api.functions.token = cfg->api.token;
+    cfg->api.functions.token = worker_token;
     return function_pool_create(&cfg->api.functions);
+}
+
+/* The tokens in force: ASIDE_TOKEN with every scope, or ASIDE_TOKENS_FILE's, and the workers'
+ * own (its secret into worker_token); NULL without any, or on error (*failed). */
+static tokens *open_tokens(const server_config *cfg, char *worker_token, bool *failed)
+{
+    const char *token = cfg->api.token && *cfg->api.token ? cfg->api.token : NULL;
+    const char *file = cfg->api.tokens_file && *cfg->api.tokens_file ? cfg->api.tokens_file
+                                                                      : NULL;
+    if (cfg->open_door)
+        log_line("warn", "serving %s without any token (ASIDE_ALLOW_UNAUTHENTICATED): whoever "
+                 "reaches the port can read, change and run everything", cfg->http.bind);
+    if (!token && !file)
+        return NULL;
+    aside_error err;
+    tokens *t = tokens_create(file, &err);
+    bool ok = t && (!token || tokens_add_fixed(t, "ASIDE_TOKEN", token, TOKENS_EVERY_SCOPE,
+                                               &err) == ASIDE_OK);
+    ok = ok && tokens_add_random(t, "(functions)", TOKENS_READ | TOKENS_WRITE, worker_token,
+                                 &err) == ASIDE_OK;
+    if (!ok) {
+        log_line("error", "ASIDE_TOKENS_FILE: %s", err.message);
+        tokens_destroy(t);
+        *failed = true;
+        return NULL;
+    }
+    return t;
 }
 
 static void log_listening(const server_config *cfg, aside_cache *cache, int port)
@@ -141,8 +171,8 @@ static void log_listening(const server_config *cfg, aside_cache *cache, int port
              (unsigned long long)stats.disk_limit_bytes);
 }
 
-/* Serve until SIGINT or SIGTERM; SIGHUP reloads the spec. */
-static int wait_for_signals(spec_run *spec)
+/* Serve until SIGINT or SIGTERM; SIGHUP reloads the spec and the tokens file. */
+static int wait_for_signals(spec_run *spec, tokens *tokens)
 {
     sigset_t stop;
     sigemptyset(&stop);
@@ -150,8 +180,10 @@ static int wait_for_signals(spec_run *spec)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGHUP);
     int sig = 0;
-    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
         spec_run_on_sighup(spec);
+        tokens_on_sighup(tokens);
+    }
     return sig;
 }
 
@@ -159,12 +191,17 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
 {
     aside_error err;
     server s = {.spec = spec, .is_own_function = routes_has};
-    if (aside_cache_open(&cfg->cache, &s.cache, &err) != ASIDE_OK) {
-        log_line("error", "cannot open the cache: %s", err.message);
+    char worker_token[TOKENS_SECRET_TEXT_BYTES];
+    bool tokens_failed = false;
+    s.tokens = open_tokens(cfg, worker_token, &tokens_failed);
+    if (tokens_failed || aside_cache_open(&cfg->cache, &s.cache, &err) != ASIDE_OK) {
+        if (!tokens_failed)
+            log_line("error", "cannot open the cache: %s", err.message);
+        tokens_destroy(s.tokens);
         spec_run_destroy(spec);
         return 1;
     }
-    s.functions = create_function_pool(cfg);
+    s.functions = create_function_pool(cfg, s.tokens ? worker_token : NULL);
     s.defaults = cfg->api;
     cap_connections(cfg, files);
     http_server *http = NULL;
@@ -174,6 +211,7 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
         function_pool_destroy(s.functions);
         spec_run_destroy(spec);
         aside_cache_close(s.cache);
+        tokens_destroy(s.tokens);
         return 1;
     }
     char url[512];
@@ -184,12 +222,13 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
     if (spec && spec_run_start(spec, &s, &err) != ASIDE_OK)
         log_line("error", "spec: cannot start preloading: %s", err.message);
     log_listening(cfg, s.cache, http_server_port(http));
-    int sig = wait_for_signals(spec);
+    int sig = wait_for_signals(spec, s.tokens);
     log_line("info", "stopping on signal %d", sig);
     http_server_stop(http);
     spec_run_destroy(spec);
     function_pool_destroy(s.functions);
     aside_cache_close(s.cache);
+    tokens_destroy(s.tokens);
     return 0;
 }
 
@@ -230,6 +269,8 @@ int main(int argc, char **argv)
     }
     if (cfg.list_functions)
         return list_functions();
+    if (cfg.hash_token)
+        return tokens_print_hash(stdin, stdout);
     spec_run *spec = NULL;
     if (cfg.spec_path && !(spec = spec_run_create(cfg.spec_path, &err))) {
         fprintf(stderr, "aside-server: bad spec: %s\n", err.message);

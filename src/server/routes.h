@@ -2,7 +2,8 @@
  * that answers a request with the row the request names.
  *
  * Every function of the API is one row: its name and aliases, its handler, how it may run on
- * an event-loop thread, whether it needs a path, and its line in README's tables. The
+ * an event-loop thread, whether it needs a path, the scope its caller's token needs, and its
+ * line in README's tables. The
  * unknown-function message, the test of a user's function's name and the docs' tables
  * (aside-server --list-functions) come from the table. Adding a function is adding a row and
  * its handler. A name no row has is a user's function when the function folder holds it
@@ -35,6 +36,16 @@ typedef enum route_doc {
     ROUTE_DOC_COUNT
 } route_doc;
 
+/* What a function asks of the caller's token (call_permitted): its scope, and two rules. */
+enum {
+    ROUTE_READ = TOKENS_READ,
+    ROUTE_WRITE = TOKENS_WRITE,
+    ROUTE_ADMIN = TOKENS_ADMIN,
+    ROUTE_EVERY_KEY = 1u << 4,  /* reaches keys beyond the one it names (sql, select's where=,
+                                   set algebra over keys=): not for a token limited to prefixes */
+    ROUTE_ADMIN_INTO = 1u << 5  /* admin too when into= stores a result */
+};
+
 enum { ROUTE_MAX_ALIASES = 3 };
 
 typedef struct route {
@@ -45,6 +56,7 @@ typedef struct route {
     bool           needs_path; /* 400 without path (or key), before the handler runs */
     route_doc      doc;
     bool           frame_head; /* the head rule: this "head" is a frame's first rows */
+    unsigned       access;     /* ROUTE_READ, _WRITE or _ADMIN, with the rules above */
     const char    *help;       /* its line in the docs; NULL: listed on the line of the row
                                   before (its names join that line) */
 } route;
@@ -56,6 +68,9 @@ bool         routes_has(const char *name);
 /* The row called name, or NULL. frame_call chooses between the two rows called "head": the
  * frame's first rows (true) or telemetry (false); the router decides it by the head rule. */
 const route *routes_find(const char *name, bool frame_call);
+/* The scopes a call of r needs (TOKENS_READ | ...): its row's, and admin for into= on a
+ * ROUTE_ADMIN_INTO row. r NULL: a user's function (read, every key). */
+unsigned     routes_scopes(const route *r, const call *c);
 /* The table: *count rows. */
 const route *routes_table(size_t *count);
 /* Append to b the message of an unknown function: its name, then every row's name and alias. */

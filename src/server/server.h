@@ -8,6 +8,9 @@
  *   functions  users' functions' worker pool, created and destroyed by main
  *   spec       the data spec at work (spec_run.h), or NULL without one; created and destroyed
  *              by main
+ *   tokens     the tokens in force (tokens.h), or NULL when the server asks none (or only
+ *              defaults.token, as a server built by hand for a test does); created, reloaded
+ *              on SIGHUP and destroyed by main
  *   is_own_function  the router's test of a name (routes_has): a user's function may not take
  *              the name of one of the server's own functions. Set by main, so that handlers
  *              need not know the router. */
@@ -21,12 +24,14 @@
 #include "function_pool.h"
 
 struct spec_run;
+struct tokens;
 
 typedef struct server {
     aside_cache     *cache;
     api_defaults     defaults;
     function_pool   *functions;
     struct spec_run *spec;
+    struct tokens   *tokens;
     bool           (*is_own_function)(const char *name);
 } server;
 

@@ -3,6 +3,7 @@ accepted (and, where a request can see it, takes effect), an invalid one is refu
 a message naming the variable; the default memory and disk limits are what the README says."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -81,6 +82,8 @@ VALID = {
     "ASIDE_FUNCTION_TIMEOUT": ("17", None),
     "ASIDE_FUNCTION_MEMORY": ("2GiB", None),
     "ASIDE_TOKEN": ("a-secret-of-the-test", _token),
+    "ASIDE_TOKENS_FILE": ("{root}/tokens", _token),
+    "ASIDE_ALLOW_UNAUTHENTICATED": ("true", None),
     "ASIDE_SHM_DIR": ("{root}/shm", None),
     "ASIDE_RESULT_LIMIT": ("1MiB", None),
     "ASIDE_SQL_TIMEOUT": ("13", None),
@@ -126,6 +129,8 @@ INVALID = {
     "ASIDE_FUNCTION_TIMEOUT": "0",
     "ASIDE_FUNCTION_MEMORY": "lots",
     "ASIDE_TOKEN": "two words",
+    "ASIDE_TOKENS_FILE": "/no-such-folder/tokens",
+    "ASIDE_ALLOW_UNAUTHENTICATED": "maybe",
     "ASIDE_SHM_DIR": "/proc/no-such-folder/shm",
     "ASIDE_RESULT_LIMIT": "huge",
     "ASIDE_SQL_TIMEOUT": "never",
@@ -158,8 +163,13 @@ def test_a_valid_value_of_each_setting_is_accepted(make_server, tmp_path, name):
     if name == "ASIDE_SPEC":
         with open(value, "w") as f:
             f.write("version: 1\n")
+    secret = value
+    if name == "ASIDE_TOKENS_FILE":
+        secret = "a-secret-of-the-tokens-file"
+        with open(value, "w") as f:
+            f.write(f"test sha256:{hashlib.sha256(secret.encode()).hexdigest()} read\n")
     server = make_server(env={name: value})
-    headers = {"Authorization": f"Bearer {value}"} if name == "ASIDE_TOKEN" else {}
+    headers = {"Authorization": f"Bearer {secret}"} if name.startswith("ASIDE_TOKEN") else {}
     r = server.call("GET", params={"function": "head"}, headers=headers)
     assert r.status_code == 200, r.text
     if took_effect is not None:

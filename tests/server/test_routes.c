@@ -89,6 +89,37 @@ static void test_the_unknown_function_message_lists_every_row(void)
     buf_free(&b);
 }
 
+/* Every row asks for one scope at least; rows sharing a line of the docs ask the same; the
+ * functions the scopes are named after ask for theirs. */
+static void test_every_row_says_its_scope(void)
+{
+    size_t count = 0;
+    const route *rows = routes_table(&count);
+    for (size_t i = 0; i < count; i++) {
+        CHECK(rows[i].access & (ROUTE_READ | ROUTE_WRITE | ROUTE_ADMIN));
+        if (!rows[i].help)
+            CHECK(rows[i].access == rows[i - 1].access);
+    }
+    struct {
+        const char *name;
+        unsigned    access;
+    } cases[] = {
+        {"read", ROUTE_READ},           {"stats_cache", ROUTE_READ | ROUTE_EVERY_KEY},
+        {"put", ROUTE_WRITE},           {"write", ROUTE_WRITE},
+        {"update", ROUTE_WRITE},        {"delete", ROUTE_WRITE},
+        {"list_push", ROUTE_WRITE},     {"list_range", ROUTE_READ},
+        {"function_create", ROUTE_ADMIN}, {"function_register", ROUTE_ADMIN},
+        {"function_delete", ROUTE_ADMIN}, {"compact", ROUTE_ADMIN},
+        {"reload_spec", ROUTE_ADMIN},   {"evict", ROUTE_ADMIN},
+        {"sql", ROUTE_READ | ROUTE_EVERY_KEY | ROUTE_ADMIN_INTO},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const route *r = routes_find(cases[i].name, false);
+        CHECK(r && r->access == cases[i].access);
+    }
+    CHECK(routes_scopes(NULL, NULL) == TOKENS_READ); /* a user's function */
+}
+
 static void test_own_functions_include_every_family(void)
 {
     const char *names[] = {"read", "cache_create", "sql", "list_push", "expire", "free",
@@ -142,6 +173,7 @@ int main(int argc, char **argv)
     RUN(test_every_collection_operation_is_a_row_and_only_those_ask_it);
     RUN(test_the_unknown_function_message_lists_every_row);
     RUN(test_own_functions_include_every_family);
+    RUN(test_every_row_says_its_scope);
     int before = check_failures;
     test_readme_tables_are_what_the_table_prints(argc > 1 ? argv[1] : NULL);
     printf("%s test_readme_tables_are_what_the_table_prints\n",
