@@ -29,9 +29,13 @@ typedef struct server_config {
     http_config  http;
     api_defaults api;
     const char  *spec_path; /* ASIDE_SPEC: the data spec file (spec_run.h), or NULL */
+    const char  *token_file; /* ASIDE_TOKEN_FILE: read into api.token at parse time, or NULL */
+    int          drain_ms;   /* after SIGTERM: not ready, still serving, this long */
+    int          shutdown_timeout_ms; /* then requests in flight may take this long to finish */
     bool         help;
     bool         version;
     bool         list_functions; /* --list-functions: print the API's functions as Markdown */
+    bool         check_config;   /* --check-config: check everything, print the outcome, exit */
 } server_config;
 
 /* Parse flags over environment variables over defaults. On error writes the reason. The

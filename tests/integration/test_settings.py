@@ -81,6 +81,9 @@ VALID = {
     "ASIDE_FUNCTION_TIMEOUT": ("17", None),
     "ASIDE_FUNCTION_MEMORY": ("2GiB", None),
     "ASIDE_TOKEN": ("a-secret-of-the-test", _token),
+    "ASIDE_TOKEN_FILE": ("{root}/token", _token),
+    "ASIDE_DRAIN_SECONDS": ("1", None),
+    "ASIDE_SHUTDOWN_TIMEOUT": ("9", None),
     "ASIDE_SHM_DIR": ("{root}/shm", None),
     "ASIDE_RESULT_LIMIT": ("1MiB", None),
     "ASIDE_SQL_TIMEOUT": ("13", None),
@@ -125,6 +128,9 @@ INVALID = {
     "ASIDE_FUNCTION_TIMEOUT": "0",
     "ASIDE_FUNCTION_MEMORY": "lots",
     "ASIDE_TOKEN": "two words",
+    "ASIDE_TOKEN_FILE": "/no-such-folder/token",
+    "ASIDE_DRAIN_SECONDS": "-1",
+    "ASIDE_SHUTDOWN_TIMEOUT": "0",
     "ASIDE_SHM_DIR": "/proc/no-such-folder/shm",
     "ASIDE_RESULT_LIMIT": "huge",
     "ASIDE_SQL_TIMEOUT": "never",
@@ -156,8 +162,12 @@ def test_a_valid_value_of_each_setting_is_accepted(make_server, tmp_path, name):
     if name == "ASIDE_SPEC":
         with open(value, "w") as f:
             f.write("version: 1\n")
+    token = {"ASIDE_TOKEN": value, "ASIDE_TOKEN_FILE": "a-secret-from-a-file"}.get(name)
+    if name == "ASIDE_TOKEN_FILE":
+        with open(value, "w") as f:
+            f.write(token + "\n")
     server = make_server(env={name: value})
-    headers = {"Authorization": f"Bearer {value}"} if name == "ASIDE_TOKEN" else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     r = server.call("GET", params={"function": "head"}, headers=headers)
     assert r.status_code == 200, r.text
     if took_effect is not None:
