@@ -143,10 +143,11 @@ static const call_error_row error_rows[] = {
      "raised; `not_durable`: under `ASIDE_FSYNC=always` the journal's sync failed, so the "
      "change is applied (reads see it) but not yet durable, until the journal is rewritten"},
     {502, ASIDE_ERR_SOR, "`sor_error`, or S3's own code", "the SOR failed"},
-    {503, ASIDE_ERR_NOMEM, "`out_of_memory`, `too_many_open_files`, `busy`",
+    {503, ASIDE_ERR_NOMEM, "`out_of_memory`, `too_many_open_files`, `busy`, `starting`",
      "the server is short of memory or of file descriptors for a moment, or is receiving "
-     "`ASIDE_MAX_BODIES_IN_FLIGHT` bytes of request bodies already; the request changed nothing "
-     "and may be retried after the `Retry-After` header's seconds"},
+     "`ASIDE_MAX_BODIES_IN_FLIGHT` bytes of request bodies already, or is still opening its "
+     "cache (`starting`); the request changed nothing and may be retried after the "
+     "`Retry-After` header's seconds"},
     {504, ASIDE_ERR_TIMEOUT, "`timeout`",
      "the SOR timed out, a query ran past `ASIDE_SQL_TIMEOUT`, a function past its deadline"},
     {507, ASIDE_ERR_FULL, "`full`, `function_out_of_memory`",

@@ -59,6 +59,7 @@ static aside_status check_address(const option_row *o, const char *text, aside_e
 static aside_status check_key_prefix(const option_row *o, const char *text, aside_error *err);
 static aside_status check_token(const option_row *o, const char *text, aside_error *err);
 static aside_status check_tokens_file(const option_row *o, const char *text, aside_error *err);
+static aside_status check_token_file(const option_row *o, const char *text, aside_error *err);
 static aside_status check_bucket(const option_row *o, const char *text, aside_error *err);
 static aside_status check_region(const option_row *o, const char *text, aside_error *err);
 static aside_status check_url(const option_row *o, const char *text, aside_error *err);
@@ -154,6 +155,15 @@ static const option_row options[] = {
      AT(allow_unauthenticated), 0, 0, 0,
      "serve an address other than loopback without any token (a warning is logged); without "
      "it such a start is refused"},
+    {"token-file", "ASIDE_TOKEN_FILE", NULL, NULL, OPT_TEXT, AT(token_file), 0, 0, 0,
+     "a file holding ASIDE_TOKEN (a secret mounted as a file; one trailing newline is "
+     "dropped); not both"},
+    {"drain-seconds", "ASIDE_DRAIN_SECONDS", NULL, "5", OPT_INT, AT(drain_ms), 0, MAX_SECONDS,
+     MS, "after SIGTERM: seconds the server keeps serving while /ready answers 503, so load "
+     "balancers stop sending before it stops accepting"},
+    {"shutdown-timeout", "ASIDE_SHUTDOWN_TIMEOUT", NULL, "30", OPT_INT,
+     AT(shutdown_timeout_ms), 1, MAX_SECONDS, MS,
+     "after the drain: seconds requests in flight have to finish before the server exits"},
     {"shm-dir", "ASIDE_SHM_DIR", NULL, NULL, OPT_TEXT, AT(cache.shm_dir), 0, 0, 0,
      "folder where frames are published for processes on this host (function=map); default a "
      "private folder under /dev/shm; off: never"},
@@ -205,6 +215,7 @@ static const struct {
     {"python", check_program},
     {"token", check_token},
     {"tokens-file", check_tokens_file},
+    {"token-file", check_token_file},
     {"shm-dir", check_shm_folder},
     {"spec", check_spec_file},
     {"aws-bucket-name", check_bucket},
@@ -238,6 +249,9 @@ void server_config_print_help(const char *program)
            "print the API's functions as Markdown tables and exit");
     printf("  --%-22s %-28s %s\n", "hash-token", "",
            "read a secret on standard input, print its line's hash for ASIDE_TOKENS_FILE, exit");
+    printf("  --%-22s %-28s %s\n", "check-config", "",
+           "check the flags, the environment, the spec and the folders, then exit (0: good, "
+           "2: a bad setting, named)");
     printf("\nS3 credentials are found as the AWS SDKs find them: AWS_ACCESS_KEY_ID,\n"
            "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; the shared files AWS_SHARED_CREDENTIALS_FILE\n"
            "and AWS_CONFIG_FILE for the profile AWS_PROFILE; ECS container credentials\n"
@@ -470,6 +484,39 @@ static aside_status check_tokens_file(const option_row *o, const char *text, asi
     return ASIDE_OK;
 }
 
+enum { TOKEN_FILE_MAX_BYTES = 4096 }; /* far more than any bearer token */
+
+/* The token read from ASIDE_TOKEN_FILE: the configuration's strings are static or the
+ * environment's, and the file is read once, at start. */
+static char token_from_file[TOKEN_FILE_MAX_BYTES + 1];
+
+/* A readable file holding one token (a trailing newline, or CR LF, dropped), kept in
+ * token_from_file. */
+static aside_status check_token_file(const option_row *o, const char *text, aside_error *err)
+{
+    FILE *fp = fopen(text, "rb");
+    if (!fp)
+        return REFUSE(o, "cannot read %s: %s", text, strerror(errno));
+    size_t n = fread(token_from_file, 1, sizeof token_from_file, fp);
+    bool failed = ferror(fp);
+    fclose(fp);
+    if (failed)
+        return REFUSE(o, "cannot read %s", text);
+    if (n > TOKEN_FILE_MAX_BYTES)
+        return REFUSE(o, "%s is larger than %d bytes: not a token", text, TOKEN_FILE_MAX_BYTES);
+    if (n && token_from_file[n - 1] == '\n')
+        n--;
+    if (n && token_from_file[n - 1] == '\r')
+        n--;
+    token_from_file[n] = '\0';
+    if (n == 0)
+        return REFUSE(o, "%s is empty: it must hold the token", text);
+    if (strlen(token_from_file) != n || check_token(o, token_from_file, err) != ASIDE_OK)
+        return REFUSE(o, "%s must hold one token: letters, digits and -._~+/ (then = signs), "
+                      "as a bearer token must be", text);
+    return ASIDE_OK;
+}
+
 /* S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, beginning
  * and ending with a letter or digit. */
 static aside_status check_bucket(const option_row *o, const char *text, aside_error *err)
@@ -594,6 +641,10 @@ static aside_status collect(const char **texts, int argc, char **argv, server_co
             cfg->hash_token = true;
             continue;
         }
+        if (strcmp(arg, "--check-config") == 0) {
+            cfg->check_config = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0)
             return error_set(err, ASIDE_ERR_INVALID, "unexpected argument \"%s\" (see --help)",
                              arg);
@@ -673,6 +724,13 @@ aside_status server_config_parse(server_config *cfg, int argc, char **argv, asid
         const char *text = texts[o - options];
         if (text && text != o->fallback)
             st = value_checks[i].check(o, text, err);
+    }
+    if (st == ASIDE_OK && cfg->token_file) {
+        if (cfg->api.token)
+            st = error_set(err, ASIDE_ERR_INVALID, "--token-file (ASIDE_TOKEN_FILE): ASIDE_TOKEN "
+                           "is set too; set one of them");
+        else
+            cfg->api.token = token_from_file;
     }
     cfg->api.fsync = (aside_fsync)cfg->cache.fsync;
     cfg->api.json_max_depth = cfg->cache.json_max_depth;

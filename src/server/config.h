@@ -31,12 +31,16 @@ typedef struct server_config {
     http_config  http;
     api_defaults api;
     const char  *spec_path; /* ASIDE_SPEC: the data spec file (spec_run.h), or NULL */
+    const char  *token_file; /* ASIDE_TOKEN_FILE: read into api.token at parse time, or NULL */
+    int          drain_ms;   /* after SIGTERM: not ready, still serving, this long */
+    int          shutdown_timeout_ms; /* then requests in flight may take this long to finish */
     bool         help;
     bool         version;
     bool         list_functions; /* --list-functions: print the API's functions as Markdown */
     bool         hash_token;     /* --hash-token: print the hash of the secret on stdin */
     bool         allow_unauthenticated; /* serve a non-loopback address without any token */
     bool         open_door; /* set by the parser: it is so (main logs a warning) */
+    bool         check_config;   /* --check-config: check everything, print the outcome, exit */
 } server_config;
 
 /* Parse flags over environment variables over defaults, then refuse what the settings mean

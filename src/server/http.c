@@ -28,7 +28,14 @@
  * headers on, before any of it is read: a body that does not fit now is answered 503 with
  * Retry-After (413 when it could never fit) and the connection closed; the bytes are given
  * back, and a buffer grown for a large body freed, once the handler is done with the body,
- * before the response leaves. */
+ * before the response leaves.
+ *
+ * Draining (http_server_drain, on SIGTERM once the drain time is over): every worker closes
+ * its listening socket, so new clients are refused, and closes its idle connections; a
+ * connection with a request in flight (arriving, waiting for the pool, or its response being
+ * written, however slowly the client reads) is served to the end and then closed, its response
+ * saying "Connection: close". The caller watches http_server_connections fall to zero, up to its
+ * own deadline, before http_server_stop. */
 #include <errno.h>
 #include <http_parser.h>
 #include <limits.h>
@@ -131,6 +138,7 @@ struct worker {
     /* the listening socket is in the epoll set; when not, accept again once accept_retry_ms is
      * past (0: when a slot frees) */
     bool         accepting;
+    bool         drained;     /* this worker has seen the drain: its listening socket closed */
     int64_t      accept_retry_ms;
     int64_t      warned_ms;
 };
@@ -154,9 +162,11 @@ struct http_server {
     int          pool_count;
     pthread_t   *pool;
     atomic_int   connections;      /* open, all workers together: at most max_connections */
-    int          max_connections;
+    atomic_int   max_connections;  /* may be lowered once the cache is open */
     _Atomic uint64_t body_bytes;   /* reserved by bodies being received */
     atomic_bool  stopping;
+    atomic_bool  draining;         /* no new connections; each closes after its response */
+    atomic_int   handlers_running; /* on the pool's threads, now */
 };
 
 static int64_t now_ms(void)
@@ -449,6 +459,8 @@ static void refresh_date(worker *w)
 
 static void compose(conn *c, http_response *res, bool keep_alive)
 {
+    keep_alive = keep_alive && !atomic_load_explicit(&c->w->server->draining,
+                                                     memory_order_relaxed);
     uint64_t body_len = res->value ? aside_value_size(res->value)
                         : res->segments.count ? res->segments.total_bytes : res->body.len;
     buf *o = &c->out;
@@ -589,7 +601,7 @@ static bool conn_flush(conn *c)
     aside_value_release(c->out_value);
     c->out_value = NULL;
     segments_release(&c->out_segments);
-    if (c->close_after) {
+    if (c->close_after || atomic_load_explicit(&c->w->server->draining, memory_order_relaxed)) {
         shutdown(c->fd, SHUT_WR);
         conn_close(c);
         return false;
@@ -891,7 +903,9 @@ static void *pool_run(void *arg)
         pthread_mutex_unlock(&s->tasks.lock);
         if (!c)
             return NULL; /* stopping, and nothing left */
+        atomic_fetch_add(&s->handlers_running, 1);
         s->handler(s->ctx, &c->req, &c->res);
+        atomic_fetch_sub(&s->handlers_running, 1);
         worker *w = c->w;
         pthread_mutex_lock(&w->done_lock);
         c->task_next = w->done;
@@ -918,7 +932,7 @@ static void accept_pause(worker *w, int64_t retry_ms)
 /* Watch the listening socket again if accepting paused and its reason is gone. */
 static void accept_resume(worker *w)
 {
-    if (now_ms() < w->accept_retry_ms ||
+    if (w->drained || now_ms() < w->accept_retry_ms ||
         atomic_load(&w->server->connections) >= w->server->max_connections)
         return;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
@@ -1011,6 +1025,23 @@ static int wait_ms(const worker *w, int64_t next_sweep)
     return left < 0 ? 0 : left > SWEEP_INTERVAL_MS ? SWEEP_INTERVAL_MS : (int)left;
 }
 
+/* The drain began: stop accepting (the listening socket closed: new clients are refused) and
+ * close the connections with nothing in flight; the others close after their response. */
+static void worker_drain(worker *w)
+{
+    accept_pause(w, 0);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    w->drained = true;
+    conn *c = w->conns;
+    while (c) {
+        conn *next = c->next;
+        if (!c->deferred && !c->writing && c->in_len == 0)
+            conn_close(c);
+        c = next;
+    }
+}
+
 static void *worker_run(void *arg)
 {
     worker *w = arg;
@@ -1040,6 +1071,8 @@ static void *worker_run(void *arg)
             sweep(w);
             next_sweep = now + SWEEP_INTERVAL_MS;
         }
+        if (!w->drained && atomic_load_explicit(&w->server->draining, memory_order_relaxed))
+            worker_drain(w);
         if (!w->accepting)
             accept_resume(w);
     }
@@ -1185,6 +1218,25 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
 }
 
 int http_server_port(const http_server *s) { return s->port; }
+
+void http_server_set_max_connections(http_server *s, int max_connections)
+{
+    atomic_store(&s->max_connections, max_connections > 0 ? max_connections : INT_MAX);
+}
+
+void http_server_drain(http_server *s)
+{
+    atomic_store(&s->draining, true);
+    for (int i = 0; i < s->worker_count; i++) {
+        uint64_t one = 1; /* wakes the loop, which sees the flag */
+        if (write(s->workers[i].done_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_line("warn", "http: cannot wake worker %d to drain", i);
+    }
+}
+
+int http_server_connections(http_server *s) { return atomic_load(&s->connections); }
+
+int http_server_handlers_running(http_server *s) { return atomic_load(&s->handlers_running); }
 
 void http_server_stop(http_server *s)
 {

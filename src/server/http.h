@@ -108,6 +108,16 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
                                http_server **out, aside_error *err);
 /* The port actually bound (useful with port 0). */
 int          http_server_port(const http_server *s);
+/* Change max_connections (0: no limit); connections open past it stay, new ones wait. */
+void         http_server_set_max_connections(http_server *s, int max_connections);
+/* Begin the drain, and return at once: each worker closes its listening socket (new clients
+ * are refused) and its idle connections; a connection with a request in flight is served to
+ * the end, its response saying "Connection: close", then closed. */
+void         http_server_drain(http_server *s);
+/* Connections open now, all workers together (after http_server_drain: those in flight). */
+int          http_server_connections(http_server *s);
+/* Requests whose handler runs on the blocking pool now: http_server_stop waits for them. */
+int          http_server_handlers_running(http_server *s);
 /* Stop accepting, close every connection, join the threads and free the server. */
 void         http_server_stop(http_server *s);
 

@@ -1,13 +1,26 @@
-/* main.c -- aside-server: configure, open the cache, serve until SIGINT or SIGTERM.
+/* main.c -- aside-server: configure, listen, open the cache, serve, drain on SIGTERM.
  *
  * The lifecycle is nginx's: parse and check the whole configuration first (a bad setting stops
- * the start with a message naming it), then open the cache (re-indexing the disk tier), then
- * bind and serve. Signals are blocked in every thread and taken by the main thread with
- * sigwait, so shutdown runs in ordinary code: stop the HTTP workers, then close the cache.
- * SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked before the cache opens
- * like every other setting, and the tokens file (ASIDE_TOKENS_FILE, tokens.h). With any token,
- * function workers call the API back with a token of their own made at start (read, write),
- * never the operator's.
+ * the start with a message naming it; --check-config stops there), then bind and listen, so
+ * that /health and /ready answer from the first moment, then open the cache (the disk tier
+ * scanned, the journal replayed) on a thread of its own. Until it is open every other request
+ * is answered 503 starting: the HTTP server's context is a gate (server.h) that holds no server
+ * until main has built it whole. Then the function pool and the spec's run start, and the
+ * server is ready: at once, or once the spec's preload is over (ready_after_preload), when it
+ * tells the service manager READY=1 (notify.h).
+ *
+ * Signals are blocked in every thread and taken by the main thread with sigtimedwait, so
+ * shutdown runs in ordinary code. SIGTERM (or SIGINT): /ready answers 503 at once and the
+ * manager hears STOPPING=1; the server keeps serving for ASIDE_DRAIN_SECONDS (the time a load
+ * balancer needs to notice), then stops accepting and waits up to ASIDE_SHUTDOWN_TIMEOUT for
+ * the requests in flight, stops the HTTP workers, the spec's threads and the function pool,
+ * and closes the cache, which syncs the journal: exit 0. A second SIGTERM or SIGINT exits at
+ * once (status 1): nothing is torn, since a journal record is one write(2) and a disk-tier
+ * commit a rename. SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked
+ * before the cache opens like every other setting, and the tokens file (ASIDE_TOKENS_FILE,
+ * tokens.h). With any token, function workers call the API back with a token of their own
+ * made at start (read, write), never the operator's. While waiting, the main thread also sends
+ * the watchdog's WATCHDOG=1 when the manager asks for one.
  *
  * File descriptors, as nginx and Redis budget them: the soft RLIMIT_NOFILE is raised to the hard
  * one at start, and connections are capped below it (ASIDE_MAX_CONNECTIONS; by default the limit
@@ -21,16 +34,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "function_pool.h"
 #include "http.h"
+#include "notify.h"
 #include "routes.h"
 #include "server.h"
 #include "spec_run.h"
@@ -93,9 +109,10 @@ enum {
     FILES_PER_EVENT_LOOP = 4
 };
 
-/* ASIDE_MAX_CONNECTIONS unless given: the open-file limit less what is open and the reserve,
- * but never less than a quarter of the limit. Logs the limit and the cap. */
-static void cap_connections(server_config *cfg, file_limit limit)
+/* ASIDE_MAX_CONNECTIONS unless given (given: the operator's): the open-file limit less what is
+ * open and the reserve, but never less than a quarter of the limit. Logs the limit and the
+ * cap. */
+static void cap_connections(server_config *cfg, file_limit limit, bool given)
 {
     uint64_t reserve = open_descriptors() + FILES_RESERVED +
                        FILES_PER_LOAD_THREAD * (uint64_t)cfg->http.blocking_threads +
@@ -105,7 +122,7 @@ static void cap_connections(server_config *cfg, file_limit limit)
     uint64_t cap = files > reserve ? files - reserve : 0;
     if (cap < files / 4)
         cap = files / 4 ? files / 4 : 1;
-    if (cfg->http.max_connections == 0)
+    if (!given)
         cfg->http.max_connections = (int)cap;
     else if ((uint64_t)cfg->http.max_connections > cap)
         log_line("warn", "ASIDE_MAX_CONNECTIONS %d is more than the %llu connections the "
@@ -119,11 +136,24 @@ static void cap_connections(server_config *cfg, file_limit limit)
              (unsigned long long)limit.now, raised, cfg->http.max_connections);
 }
 
-/* The function pool, with the token the workers need to call back (NULL: none asked). */
-static function_pool *create_function_pool(server_config *cfg, const char *worker_token)
+/* ---- sizes, the start-up line ----------------------------------------------------------- */
+
+/* bytes as a person reads them: "512 bytes", "5.9 GiB". */
+static const char *readable_bytes(uint64_t bytes, char *out, size_t size)
 {
-    cfg->api.functions.token = worker_token;
-    return function_pool_create(&cfg->api.functions);
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    if (bytes < 1024) {
+        snprintf(out, size, "%llu bytes", (unsigned long long)bytes);
+        return out;
+    }
+    double v = (double)bytes / 1024;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, size, "%.1f %s", v, units[u]);
+    return out;
 }
 
 /* The tokens in force: ASIDE_TOKEN with every scope, or ASIDE_TOKENS_FILE's, and the workers'
@@ -158,77 +188,297 @@ static void log_listening(const server_config *cfg, aside_cache *cache, int port
     aside_stats stats;
     aside_stats_get(cache, &stats);
     const aside_s3_config *s3 = &cfg->cache.s3;
-    char storage[1024];
+    char storage[1024], memory[32], disk[32];
     if (s3->bucket)
         snprintf(storage, sizeof storage, "s3://%s/%s (and sd: %s)", s3->bucket,
                  s3->prefix ? s3->prefix : "", cfg->cache.sor_dir);
     else
         snprintf(storage, sizeof storage, "%s", cfg->cache.sor_dir);
     log_line("info", "listening on http://%s:%d" CALL_API_URI " (%d threads; system of record "
-             "%s; disk tier %s with %llu keys; memory limit %llu bytes, disk limit %llu bytes)",
+             "%s; disk tier %s with %llu keys; memory limit %s, disk limit %s)",
              cfg->http.bind, port, cfg->http.threads, storage, cfg->cache.data_dir,
-             (unsigned long long)stats.keys, (unsigned long long)stats.memory_limit_bytes,
-             (unsigned long long)stats.disk_limit_bytes);
+             (unsigned long long)stats.keys,
+             readable_bytes(stats.memory_limit_bytes, memory, sizeof memory),
+             readable_bytes(stats.disk_limit_bytes, disk, sizeof disk));
 }
 
-/* Serve until SIGINT or SIGTERM; SIGHUP reloads the spec and the tokens file. */
-static int wait_for_signals(spec_run *spec, tokens *tokens)
+/* ---- the server's life -------------------------------------------------------------------- */
+
+enum {
+    STARTING_TICK_MS = 50, /* while not ready: how often the opening and the preload are looked at */
+    DRAIN_TICK_MS = 20,    /* while requests finish: how often their count is looked at */
+    IDLE_TICK_MS = 60000,  /* ready, without a watchdog: the signals are all there is to wait for */
+    FORCED_EXIT_STATUS = 1 /* a second signal: out at once */
+};
+
+/* Everything main builds, and the thread that opens the cache. */
+typedef struct life {
+    server_config *cfg;
+    file_limit     files;
+    bool           cap_given; /* ASIDE_MAX_CONNECTIONS was set */
+    server_gate    gate;
+    server         s;
+    http_server   *http;
+    spec_run      *spec;
+    char           worker_token[TOKENS_SECRET_TEXT_BYTES]; /* the function workers' own */
+    pthread_t      opener;
+    bool           opener_joined;
+    atomic_bool    opened;     /* the opener is done (open_status says how) */
+    aside_status   open_status;
+    aside_error    open_err;
+    uint64_t       watchdog_ms; /* 0: no watchdog */
+    int64_t        watchdog_due_ms;
+} life;
+
+static int64_t mono_ms(void) { return clock_mono_ns() / 1000000; }
+
+static void *open_cache(void *arg)
 {
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
-    int sig = 0;
-    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
-        spec_run_on_sighup(spec);
-        tokens_on_sighup(tokens);
+    life *l = arg;
+    l->open_status = aside_cache_open(&l->cfg->cache, &l->s.cache, &l->open_err);
+    atomic_store(&l->opened, true);
+    return NULL;
+}
+
+/* The next signal of set within timeout_ms (0: none came). */
+static int next_signal(int64_t timeout_ms)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000};
+    int sig = sigtimedwait(&set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+/* A second SIGTERM or SIGINT: out now. Journal records are whole (one write each) and disk-tier
+ * commits atomic (renames), so nothing is torn; what the kernel holds reaches the disk anyway. */
+static _Noreturn void exit_now(int sig)
+{
+    log_line("warn", "signal %d during the shutdown: exiting at once", sig);
+    _exit(FORCED_EXIT_STATUS);
+}
+
+static void watchdog(life *l)
+{
+    if (!l->watchdog_ms || mono_ms() < l->watchdog_due_ms)
+        return;
+    notify_send("WATCHDOG=1");
+    l->watchdog_due_ms = mono_ms() + (int64_t)l->watchdog_ms;
+}
+
+/* How long the main thread may sleep before it has something to look at. */
+static int64_t tick_ms(const life *l)
+{
+    int64_t tick = server_gate_phase(&l->gate) == SERVER_READY ? IDLE_TICK_MS
+                                                                               : STARTING_TICK_MS;
+    if (l->watchdog_ms) {
+        int64_t left = l->watchdog_due_ms - mono_ms();
+        tick = left < tick ? left : tick;
     }
-    return sig;
+    return tick;
+}
+
+static void become_ready(life *l)
+{
+    server_gate_set_phase(&l->gate, SERVER_READY);
+    notify_send("READY=1");
+    log_line("info", "ready");
+}
+
+/* The cache is open: build the rest of the server and open the gate. False when it cannot. */
+static bool finish_start(life *l)
+{
+    server_config *cfg = l->cfg;
+    cfg->api.functions.token = l->s.tokens ? l->worker_token : NULL;
+    l->s.functions = function_pool_create(&cfg->api.functions);
+    if (!l->s.functions) {
+        log_line("error", "cannot start: out of memory");
+        return false;
+    }
+    l->s.defaults = cfg->api;
+    cap_connections(cfg, l->files, l->cap_given);
+    http_server_set_max_connections(l->http, cfg->http.max_connections);
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d" CALL_API_URI,
+             strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
+             http_server_port(l->http));
+    function_pool_set_url(l->s.functions, url);
+    server_gate_open(&l->gate, &l->s);
+    aside_error err;
+    if (l->spec && spec_run_start(l->spec, &l->s, &err) != ASIDE_OK)
+        log_line("error", "spec: cannot start preloading: %s", err.message);
+    log_listening(cfg, l->s.cache, http_server_port(l->http));
+    if (l->spec && !spec_run_ready(l->spec))
+        server_gate_set_phase(&l->gate, SERVER_PRELOADING);
+    else
+        become_ready(l);
+    return true;
+}
+
+/* Look at what the start is waiting for. False when the start failed. */
+static bool step_start(life *l)
+{
+    server_phase phase = server_gate_phase(&l->gate);
+    if (phase == SERVER_OPENING && atomic_load(&l->opened) && !l->opener_joined) {
+        pthread_join(l->opener, NULL);
+        l->opener_joined = true;
+        if (l->open_status != ASIDE_OK) {
+            log_line("error", "cannot open the cache: %s", l->open_err.message);
+            return false;
+        }
+        return finish_start(l);
+    }
+    if (phase == SERVER_PRELOADING && spec_run_ready(l->spec))
+        become_ready(l);
+    return true;
+}
+
+/* Serve until SIGINT or SIGTERM (the signal), or 0 when the start failed. SIGHUP reloads the
+ * spec and the tokens file. */
+static int run_until_signal(life *l)
+{
+    for (;;) {
+        int sig = next_signal(tick_ms(l));
+        if (sig == SIGHUP)
+            tokens_on_sighup(l->s.tokens);
+        if (sig == SIGHUP && server_gate_server(&l->gate))
+            spec_run_on_sighup(l->spec);
+        else if (sig == SIGHUP)
+            log_line("warn", "SIGHUP while the cache opens: the spec is read again once it is");
+        else if (sig)
+            return sig;
+        if (!step_start(l))
+            return 0;
+        watchdog(l);
+    }
+}
+
+/* Wait until deadline, serving; a second SIGTERM or SIGINT exits at once. done (may be NULL)
+ * ends the wait early. */
+static void wait_serving(life *l, int64_t deadline_ms, bool (*done)(life *l), int64_t tick)
+{
+    while (!(done && done(l))) {
+        int64_t left = deadline_ms - mono_ms();
+        if (left <= 0)
+            return;
+        int sig = next_signal(left < tick ? left : tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            exit_now(sig);
+        watchdog(l);
+    }
+}
+
+static bool cache_opened(life *l) { return atomic_load(&l->opened); }
+
+static bool nothing_in_flight(life *l) { return http_server_connections(l->http) == 0; }
+
+/* The drain, after the first SIGTERM or SIGINT. */
+static void drain(life *l, int sig)
+{
+    server_config *cfg = l->cfg;
+    server_gate_set_phase(&l->gate, SERVER_STOPPING);
+    notify_send("STOPPING=1");
+    if (!server_gate_server(&l->gate)) { /* nothing was served: no drain, the open ends first */
+        log_line("info", "stopping on signal %d while the cache opens: waiting for it", sig);
+        wait_serving(l, INT64_MAX, cache_opened, STARTING_TICK_MS);
+        return;
+    }
+    log_line("info", "stopping on signal %d: not ready, serving for %d s more "
+             "(ASIDE_DRAIN_SECONDS)", sig, cfg->drain_ms / 1000);
+    wait_serving(l, mono_ms() + cfg->drain_ms, NULL, IDLE_TICK_MS);
+    http_server_drain(l->http);
+    log_line("info", "no longer accepting; waiting up to %d s for %d connections with requests "
+             "in flight (ASIDE_SHUTDOWN_TIMEOUT)", cfg->shutdown_timeout_ms / 1000,
+             http_server_connections(l->http));
+    wait_serving(l, mono_ms() + cfg->shutdown_timeout_ms, nothing_in_flight, DRAIN_TICK_MS);
+    int left = http_server_connections(l->http);
+    if (left && http_server_handlers_running(l->http)) {
+        log_line("error", "%d connections still in flight after ASIDE_SHUTDOWN_TIMEOUT, a "
+                 "request still being handled: exiting without waiting for it", left);
+        _exit(FORCED_EXIT_STATUS);
+    }
+    if (left)
+        log_line("warn", "%d connections still open after ASIDE_SHUTDOWN_TIMEOUT: closing them",
+                 left);
+}
+
+/* Stop and free everything, in the reverse order of the start. */
+static void teardown(life *l)
+{
+    http_server_stop(l->http);
+    if (!l->opener_joined)
+        pthread_join(l->opener, NULL);
+    spec_run_destroy(l->spec);
+    function_pool_destroy(l->s.functions);
+    aside_cache_close(l->s.cache);
+    tokens_destroy(l->s.tokens);
 }
 
 static int serve(server_config *cfg, spec_run *spec, file_limit files)
 {
+    static life l; /* one per process; its address is the HTTP server's context */
+    l.cfg = cfg;
+    l.files = files;
+    l.cap_given = cfg->http.max_connections != 0;
+    l.spec = spec;
+    l.s = (server){.spec = spec, .is_own_function = routes_has};
+    server_gate_set_phase(&l.gate, SERVER_OPENING);
     aside_error err;
-    server s = {.spec = spec, .is_own_function = routes_has};
-    char worker_token[TOKENS_SECRET_TEXT_BYTES];
     bool tokens_failed = false;
-    s.tokens = open_tokens(cfg, worker_token, &tokens_failed);
-    if (tokens_failed || aside_cache_open(&cfg->cache, &s.cache, &err) != ASIDE_OK) {
-        if (!tokens_failed)
-            log_line("error", "cannot open the cache: %s", err.message);
-        tokens_destroy(s.tokens);
+    l.s.tokens = open_tokens(cfg, l.worker_token, &tokens_failed);
+    if (tokens_failed) {
         spec_run_destroy(spec);
         return 1;
     }
-    s.functions = create_function_pool(cfg, s.tokens ? worker_token : NULL);
-    s.defaults = cfg->api;
-    cap_connections(cfg, files);
-    http_server *http = NULL;
-    if (!s.functions ||
-        http_server_start(&cfg->http, routes_handle, &s, &http, &err) != ASIDE_OK) {
-        log_line("error", "cannot start: %s", s.functions ? err.message : "out of memory");
-        function_pool_destroy(s.functions);
+    if (http_server_start(&cfg->http, routes_serve, &l.gate, &l.http, &err) != ASIDE_OK) {
+        log_line("error", "cannot start: %s", err.message);
         spec_run_destroy(spec);
-        aside_cache_close(s.cache);
-        tokens_destroy(s.tokens);
+        tokens_destroy(l.s.tokens);
         return 1;
     }
-    char url[512];
-    snprintf(url, sizeof url, "http://%s:%d" CALL_API_URI,
-             strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
-             http_server_port(http));
-    function_pool_set_url(s.functions, url);
-    if (spec && spec_run_start(spec, &s, &err) != ASIDE_OK)
-        log_line("error", "spec: cannot start preloading: %s", err.message);
-    log_listening(cfg, s.cache, http_server_port(http));
-    int sig = wait_for_signals(spec, s.tokens);
-    log_line("info", "stopping on signal %d", sig);
-    http_server_stop(http);
-    spec_run_destroy(spec);
-    function_pool_destroy(s.functions);
-    aside_cache_close(s.cache);
-    tokens_destroy(s.tokens);
+    log_line("info", "port %d open: /health and /ready answer; the API answers 503 starting "
+             "until the cache is open", http_server_port(l.http));
+    l.watchdog_ms = notify_watchdog_interval_ms();
+    l.watchdog_due_ms = mono_ms();
+    if (pthread_create(&l.opener, NULL, open_cache, &l) != 0) {
+        log_line("error", "cannot start: no thread to open the cache");
+        http_server_stop(l.http);
+        spec_run_destroy(spec);
+        tokens_destroy(l.s.tokens);
+        return 1;
+    }
+    int sig = run_until_signal(&l);
+    if (sig)
+        drain(&l, sig);
+    teardown(&l);
+    log_line("info", sig ? "stopped" : "start failed: stopped");
+    return sig ? 0 : 1;
+}
+
+/* --check-config: the folders the cache opens must be there (the disk tier's is made, as at
+ * start); every other setting was checked as it was parsed. 0 when all is well, else 2. */
+static int check_folders(const server_config *cfg)
+{
+    static const struct {
+        const char *env;
+        int         mode;
+    } folders[] = {{"LOCAL_DATA_DIR", R_OK | W_OK | X_OK}, {"REMOTE_STORAGE", R_OK | X_OK}};
+    const char *paths[] = {cfg->cache.data_dir, cfg->cache.sor_dir};
+    for (size_t i = 0; i < 2; i++) {
+        struct stat sb;
+        errno = 0;
+        if (stat(paths[i], &sb) != 0 || !S_ISDIR(sb.st_mode) || access(paths[i], folders[i].mode)) {
+            fprintf(stderr, "aside-server: %s: %s is not a folder the server can use: %s\n",
+                    folders[i].env, paths[i], errno ? strerror(errno) : "not a folder");
+            return 2;
+        }
+    }
+    printf("aside-server: the configuration is good\n");
     return 0;
 }
 
@@ -280,5 +530,9 @@ int main(int argc, char **argv)
     ensure_dir(cfg.cache.data_dir);
     if (!getenv("REMOTE_STORAGE") && strcmp(cfg.cache.sor_dir, "./data/sor") == 0)
         ensure_dir(cfg.cache.sor_dir); /* the default SOR of a fresh checkout */
+    if (cfg.check_config) {
+        spec_run_destroy(spec);
+        return check_folders(&cfg);
+    }
     return serve(&cfg, spec, files);
 }

@@ -19,7 +19,12 @@
  * else 404 unknown_function listing every row.
  *
  * The rows are in the order README lists them; --list-functions prints README's tables from
- * them, and a test compares the two. */
+ * them, and a test compares the two.
+ *
+ * Before all that, routes_serve, the HTTP server's handler, answers the few paths outside the
+ * API (outside_routes below: /health and /ready, by exact path, without the token) from the
+ * gate (server.h), and every other request 503 starting until the gate holds a server whose
+ * cache is open; then it is routes_handle's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +32,7 @@
 #include "collections.h"
 #include "frames.h"
 #include "functions.h"
+#include "health.h"
 #include "routes.h"
 #include "spec_api.h"
 #include "telemetry.h"
@@ -460,6 +466,35 @@ static void dispatch(call *c)
     } else if (permitted(c, r) && (!r->needs_path || call_need_path(c))) {
         run(c, r->run, route_blocks(c, r));
     }
+}
+
+/* The paths outside the API, answered from the gate before anything else. */
+static const struct {
+    const char *path;
+    void      (*run)(server_gate *g, const http_request *req, http_response *res);
+} outside_routes[] = {
+    {"/health", health_alive},
+    {"/ready", health_ready},
+};
+
+void routes_serve(void *gate, const http_request *req, http_response *res)
+{
+    const char *q = memchr(req->target, '?', req->target_len);
+    size_t len = q ? (size_t)(q - req->target) : req->target_len;
+    for (size_t i = 0; i < sizeof outside_routes / sizeof outside_routes[0]; i++) {
+        if (len == strlen(outside_routes[i].path) &&
+            memcmp(req->target, outside_routes[i].path, len) == 0) {
+            outside_routes[i].run(gate, req, res);
+            return;
+        }
+    }
+    const server *s = server_gate_server(gate);
+    if (s) {
+        routes_handle((void *)s, req, res);
+        return;
+    }
+    health_starting(res);
+    res->omit_body = req->method == HTTP_METHOD_HEAD;
 }
 
 void routes_handle(void *ctx, const http_request *req, http_response *res)

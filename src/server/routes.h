@@ -61,7 +61,10 @@ typedef struct route {
                                   before (its names join that line) */
 } route;
 
-/* The http_handler of the API; ctx is the server (server.h). */
+/* The HTTP server's handler; gate is a server_gate (server.h): /health and /ready from the
+ * gate, 503 starting until the gate holds a server, then routes_handle. */
+void         routes_serve(void *gate, const http_request *req, http_response *res);
+/* The http_handler of the API; ctx is the server (server.h), its cache open. */
 void         routes_handle(void *ctx, const http_request *req, http_response *res);
 /* True if name (or an alias) is a row of the table: one of the server's own functions. */
 bool         routes_has(const char *name);

@@ -201,6 +201,15 @@ json_t *spec_run_progress_json(spec_run *p)
 
 const char *spec_run_path(const spec_run *p) { return p->path; }
 
+bool spec_run_ready(spec_run *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool ready = p->cache && (!p->current->spec->ready_after_preload || !p->progress.running ||
+                              p->progress.run > 1);
+    pthread_mutex_unlock(&p->lock);
+    return ready;
+}
+
 aside_status spec_run_in_force(spec_run *p, spec_run_info *out, aside_error *err)
 {
     pthread_mutex_lock(&p->lock);

@@ -12,6 +12,7 @@
 #ifndef ASIDE_SERVER_SPEC_RUN_H
 #define ASIDE_SERVER_SPEC_RUN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aside.h"
@@ -43,6 +44,10 @@ void           spec_run_on_sighup(spec_run *p);
 /* The preload's progress for telemetry: {"state", "items", "bytes", "rate_bytes_per_second",
  * "eta_seconds", "errors", ...} (docs/spec.md). The caller owns it; NULL when p is NULL. */
 struct json_t *spec_run_progress_json(spec_run *p);
+/* Whether the server may say it is ready as far as the spec goes: started, and either the
+ * spec says ready_after_preload: false or the start's preload run is over (done or failed; a
+ * reload's later run does not count). Thread-safe. */
+bool           spec_run_ready(spec_run *p);
 /* The spec file's path (lives as long as p). */
 const char    *spec_run_path(const spec_run *p);
 

@@ -415,7 +415,7 @@ static bool read_functions(ydoc *r, const yaml_node_t *list, spec *s)
 
 /* ---- the document ------------------------------------------------------------------------- */
 
-enum { T_VERSION, T_THREADS, T_DEFAULTS, T_DATASETS, T_VIEWS, T_FUNCTIONS, T_COUNT };
+enum { T_VERSION, T_THREADS, T_DEFAULTS, T_DATASETS, T_VIEWS, T_FUNCTIONS, T_READY, T_COUNT };
 
 static bool read_version(ydoc *r, const yaml_node_t *root, yaml_node_t *node, spec *s)
 {
@@ -439,7 +439,7 @@ static bool read_version(ydoc *r, const yaml_node_t *root, yaml_node_t *node, sp
 static bool read_root(ydoc *r, const yaml_node_t *root, spec *s)
 {
     static const char *const known[] = {"version", "preload_threads", "defaults", "datasets",
-                                        "views", "functions", NULL};
+                                        "views", "functions", "ready_after_preload", NULL};
     yaml_node_t *v[T_COUNT];
     dataset_defaults def = {.preload = true};
     long threads = DEFAULT_PRELOAD_THREADS;
@@ -449,6 +449,9 @@ static bool read_root(ydoc *r, const yaml_node_t *root, spec *s)
                                   &threads))
         return false;
     s->preload_threads = (unsigned)threads;
+    s->ready_after_preload = true;
+    if (v[T_READY] && !ydoc_bool(r, v[T_READY], "ready_after_preload", &s->ready_after_preload))
+        return false;
     return (!v[T_DEFAULTS] || read_defaults(r, v[T_DEFAULTS], &def)) &&
            (!v[T_DATASETS] || ydoc_is_null(v[T_DATASETS]) ||
             read_datasets(r, v[T_DATASETS], &def, s)) &&
@@ -636,8 +639,9 @@ aside_status spec_to_json(const spec *s, char **json, aside_error *err)
     for (size_t i = 0; functions && i < s->function_count; i++)
         json_array_append_new(functions, function_json(&s->functions[i]));
     json_t *doc = datasets && views && functions
-                      ? json_pack("{s:i, s:i, s:O, s:O, s:O}", "version", s->version,
-                                  "preload_threads", (int)s->preload_threads, "datasets",
+                      ? json_pack("{s:i, s:i, s:b, s:O, s:O, s:O}", "version", s->version,
+                                  "preload_threads", (int)s->preload_threads,
+                                  "ready_after_preload", s->ready_after_preload, "datasets",
                                   datasets, "views", views, "functions", functions)
                       : NULL;
     json_decref(datasets);

@@ -72,6 +72,8 @@ typedef struct spec {
     char          *path; /* as given to the loader, for messages */
     int            version;
     unsigned       preload_threads; /* threads loading datasets (default 4) */
+    bool           ready_after_preload; /* /ready waits for the start's preload (default
+                                           true) */
     spec_dataset  *datasets;
     size_t         dataset_count;
     spec_view     *views;

@@ -56,6 +56,7 @@ class Server:
                if not k.startswith(("ASIDE_", "LOCAL_DATA_DIR", "REMOTE_STORAGE", "AWS_"))}
         env.update({"LOCAL_DATA_DIR": str(self.cache), "REMOTE_STORAGE": str(self.sor),
                     "ASIDE_PORT": "0", "ASIDE_THREADS": "2",
+                    "ASIDE_DRAIN_SECONDS": "0",  # no drain unless a test asks (test_lifecycle)
                     # users' functions: run by this Python (it has the aside package), from a
                     # folder of the test's own
                     "ASIDE_PYTHON": sys.executable,

@@ -84,6 +84,9 @@ VALID = {
     "ASIDE_TOKEN": ("a-secret-of-the-test", _token),
     "ASIDE_TOKENS_FILE": ("{root}/tokens", _token),
     "ASIDE_ALLOW_UNAUTHENTICATED": ("true", None),
+    "ASIDE_TOKEN_FILE": ("{root}/token", _token),
+    "ASIDE_DRAIN_SECONDS": ("1", None),
+    "ASIDE_SHUTDOWN_TIMEOUT": ("9", None),
     "ASIDE_SHM_DIR": ("{root}/shm", None),
     "ASIDE_RESULT_LIMIT": ("1MiB", None),
     "ASIDE_SQL_TIMEOUT": ("13", None),
@@ -131,6 +134,9 @@ INVALID = {
     "ASIDE_TOKEN": "two words",
     "ASIDE_TOKENS_FILE": "/no-such-folder/tokens",
     "ASIDE_ALLOW_UNAUTHENTICATED": "maybe",
+    "ASIDE_TOKEN_FILE": "/no-such-folder/token",
+    "ASIDE_DRAIN_SECONDS": "-1",
+    "ASIDE_SHUTDOWN_TIMEOUT": "0",
     "ASIDE_SHM_DIR": "/proc/no-such-folder/shm",
     "ASIDE_RESULT_LIMIT": "huge",
     "ASIDE_SQL_TIMEOUT": "never",
@@ -163,13 +169,16 @@ def test_a_valid_value_of_each_setting_is_accepted(make_server, tmp_path, name):
     if name == "ASIDE_SPEC":
         with open(value, "w") as f:
             f.write("version: 1\n")
-    secret = value
+    token = {"ASIDE_TOKEN": value, "ASIDE_TOKEN_FILE": "a-secret-from-a-file",
+             "ASIDE_TOKENS_FILE": "a-secret-of-the-tokens-file"}.get(name)
     if name == "ASIDE_TOKENS_FILE":
-        secret = "a-secret-of-the-tokens-file"
         with open(value, "w") as f:
-            f.write(f"test sha256:{hashlib.sha256(secret.encode()).hexdigest()} read\n")
+            f.write(f"test sha256:{hashlib.sha256(token.encode()).hexdigest()} read\n")
+    if name == "ASIDE_TOKEN_FILE":
+        with open(value, "w") as f:
+            f.write(token + "\n")
     server = make_server(env={name: value})
-    headers = {"Authorization": f"Bearer {secret}"} if name.startswith("ASIDE_TOKEN") else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     r = server.call("GET", params={"function": "head"}, headers=headers)
     assert r.status_code == 200, r.text
     if took_effect is not None:
