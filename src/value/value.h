@@ -103,6 +103,10 @@ aside_status value_json_check_depth(const json_t *v, size_t above, size_t limit,
  * (new reference), NULL on failure. */
 aside_status value_json_parse(const void *data, size_t size, size_t flags, size_t limit,
                               json_t **out, aside_error *err);
+/* Check size bytes of JSON from outside as value_json_parse would (the same statuses and
+ * message form, any value at the top) without building a tree: memory of one byte per level of
+ * nesting, whatever the size. */
+aside_status value_json_validate(const void *data, size_t size, size_t limit, aside_error *err);
 /* True if s[0..len) is well-formed UTF-8 (no overlong form, surrogate or code point past
  * U+10FFFF): what jansson takes as a string. */
 bool         value_utf8_valid(const char *s, size_t len);
