@@ -50,6 +50,26 @@ static aside_status check_room(aside_cache *c, json_t *args, aside_error *err)
                      (unsigned long long)c->mem_limit, (unsigned long long)c->resident_bytes);
 }
 
+/* Refuse to build the tree of a stored document of size bytes when its estimated cost
+ * (VALUE_JSON_TREE_FACTOR times its text) cannot fit the memory budget beside what cannot be
+ * evicted: the tree would become a live entry, which is never evicted. Nothing is built. */
+static aside_status check_tree_room(aside_cache *c, const char *key, uint64_t size,
+                                    aside_error *err)
+{
+    uint64_t estimate = size * VALUE_JSON_TREE_FACTOR;
+    cache_lock(c);
+    uint64_t resident = c->resident_bytes, limit = c->mem_limit;
+    cache_unlock(c);
+    if (resident + estimate <= limit)
+        return ASIDE_OK;
+    return error_set(err, ASIDE_ERR_FULL, "%s: editing the document needs about %llu bytes of "
+                     "memory (%u times its %llu bytes); the memory budget (%llu bytes) has "
+                     "%llu of them free for values that cannot be evicted", key,
+                     (unsigned long long)estimate, (unsigned)VALUE_JSON_TREE_FACTOR,
+                     (unsigned long long)size, (unsigned long long)limit,
+                     (unsigned long long)(limit > resident ? limit - resident : 0));
+}
+
 /* ---- collection operations ------------------------------------------------------------------- */
 
 /* Run op on the live entry e (created first when missing and op writes). Lock held. */
@@ -164,8 +184,10 @@ static aside_status read_document(aside_cache *c, const char *key, const char *o
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s: the document is too large to edit in "
                          "memory", key);
     }
+    st = check_tree_room(c, key, aside_value_size(v), err);
     /* held to the most any limit allows: it was checked against the limit when it was loaded */
-    st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
+    if (st == ASIDE_OK)
+        st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
                           VALUE_JSON_MAX_DEPTH, doc, err);
     aside_value_release(v);
     return st;

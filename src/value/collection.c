@@ -649,7 +649,7 @@ static void document_changed(collection *c)
 {
     if (c->deferred)
         return;
-    c->bytes = member_bytes(c->root);
+    c->bytes = value_json_tree_bytes(c->root);
     measurements++;
 }
 
@@ -901,7 +901,8 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
     else {
         uint64_t empty_bytes = c->bytes;
         json_decref(c->root);
-        c->root = type == ASIDE_TYPE_JSON ? json_deep_copy(value) : json_copy(value);
+        /* a document takes the caller's tree, which it must neither use nor change after */
+        c->root = type == ASIDE_TYPE_JSON ? json_incref(value) : json_copy(value);
         if (!c->root)
             st = no_memory(err);
         else if (type == ASIDE_TYPE_MAP) {
@@ -911,7 +912,8 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
             json_object_foreach(c->root, name, v)
                 c->bytes += member_bytes(v) + strlen(name);
         } else
-            c->bytes = member_bytes(c->root);
+            c->bytes = type == ASIDE_TYPE_JSON ? value_json_tree_bytes(c->root)
+                                               : member_bytes(c->root);
     }
     if (st != ASIDE_OK) {
         collection_free(c);

@@ -110,6 +110,40 @@ aside_status value_json_check_depth(const json_t *v, size_t above, size_t limit,
     return st;
 }
 
+/* ---- what a tree costs ---------------------------------------------------------------------- */
+
+uint64_t value_json_tree_bytes(const json_t *v)
+{
+    uint64_t bytes = 0;
+    size_t cap = 64, depth = 0;
+    walk_level *stack = malloc(cap * sizeof *stack);
+    const json_t *node = v;
+    while (node) {
+        bytes += VALUE_JSON_NODE_BYTES;
+        if (json_is_string(node))
+            bytes += json_string_length(node) + 1 + VALUE_JSON_ALLOC_BYTES;
+        else if (json_is_array(node))
+            bytes += json_array_size(node) * VALUE_JSON_SLOT_BYTES;
+        else if (json_is_object(node))
+            bytes += json_object_size(node) * VALUE_JSON_MEMBER_BYTES;
+        if (is_container(node) && stack) {
+            if (depth == cap) {
+                walk_level *more = realloc(stack, 2 * cap * sizeof *stack);
+                if (!more)
+                    break; /* an estimate: what was counted so far */
+                stack = more;
+                cap *= 2;
+            }
+            stack[depth++] = level_of(node);
+        }
+        node = NULL;
+        while (depth > 0 && !(node = next_child(&stack[depth - 1])))
+            depth--;
+    }
+    free(stack);
+    return bytes;
+}
+
 /* ---- UTF-8 ---------------------------------------------------------------------------------- */
 
 /* Length of the UTF-8 sequence starting at s (at most left bytes), or 0 if it is malformed. */
