@@ -50,26 +50,6 @@ static aside_status check_room(aside_cache *c, json_t *args, aside_error *err)
                      (unsigned long long)c->mem_limit, (unsigned long long)c->resident_bytes);
 }
 
-/* Refuse to build the tree of a stored document of size bytes when its estimated cost
- * (VALUE_JSON_TREE_FACTOR times its text) cannot fit the memory budget beside what cannot be
- * evicted: the tree would become a live entry, which is never evicted. Nothing is built. */
-static aside_status check_tree_room(aside_cache *c, const char *key, uint64_t size,
-                                    aside_error *err)
-{
-    uint64_t estimate = size * VALUE_JSON_TREE_FACTOR;
-    cache_lock(c);
-    uint64_t resident = c->resident_bytes, limit = c->mem_limit;
-    cache_unlock(c);
-    if (resident + estimate <= limit)
-        return ASIDE_OK;
-    return error_set(err, ASIDE_ERR_FULL, "%s: editing the document needs about %llu bytes of "
-                     "memory (%u times its %llu bytes); the memory budget (%llu bytes) has "
-                     "%llu of them free for values that cannot be evicted", key,
-                     (unsigned long long)estimate, (unsigned)VALUE_JSON_TREE_FACTOR,
-                     (unsigned long long)size, (unsigned long long)limit,
-                     (unsigned long long)(limit > resident ? limit - resident : 0));
-}
-
 /* ---- collection operations ------------------------------------------------------------------- */
 
 /* Run op on the live entry e (created first when missing and op writes). Lock held. */
@@ -158,11 +138,13 @@ static aside_status set_algebra(aside_cache *c, const char *key, const char *op,
 /* ---- JSON documents -------------------------------------------------------------------------- */
 
 /* The document at key when it is not live: read through the cache (the system of record on a
- * miss). *doc NULL when there is none. */
+ * miss). *doc NULL when there is none; *reserved the memory reserved for its tree
+ * (entry_reserve_tree), which the caller gives back once the tree is counted or freed. */
 static aside_status read_document(aside_cache *c, const char *key, const char *op, json_t **doc,
-                                  aside_error *err)
+                                  uint64_t *reserved, aside_error *err)
 {
     *doc = NULL;
+    *reserved = 0;
     cache_lock(c);
     entry *e = entry_find(c, key);
     aside_status st = e && e->meta.type != ASIDE_TYPE_JSON && !e->live
@@ -184,7 +166,13 @@ static aside_status read_document(aside_cache *c, const char *key, const char *o
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s: the document is too large to edit in "
                          "memory", key);
     }
-    st = check_tree_room(c, key, aside_value_size(v), err);
+    /* its tree, about VALUE_JSON_TREE_FACTOR times its text, is reserved before it is built:
+     * it will be a live entry, which is never evicted */
+    uint64_t estimate = aside_value_size(v) * VALUE_JSON_TREE_FACTOR;
+    cache_lock(c);
+    st = entry_reserve_tree(c, key, estimate, err);
+    cache_unlock(c);
+    *reserved = st == ASIDE_OK ? estimate : 0;
     /* held to the most any limit allows: it was checked against the limit when it was loaded */
     if (st == ASIDE_OK)
         st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
@@ -204,6 +192,16 @@ static aside_status make_live(aside_cache *c, const char *key, json_t *doc, asid
     aside_status st = collection_from_json(ASIDE_TYPE_JSON, doc, &live, err);
     if (st != ASIDE_OK)
         return st;
+    uint64_t cost = collection_memory_bytes(live); /* the tree's own figure, not the estimate */
+    if (c->resident_bytes + cost > c->mem_limit) {
+        collection_free(live);
+        return error_set(err, ASIDE_ERR_FULL, "%s: editing the document needs %llu bytes of "
+                         "memory; the memory budget (%llu bytes) has %llu of them free for "
+                         "values that cannot be evicted", key, (unsigned long long)cost,
+                         (unsigned long long)c->mem_limit,
+                         (unsigned long long)(c->mem_limit > c->resident_bytes
+                                                  ? c->mem_limit - c->resident_bytes : 0));
+    }
     int64_t expires_ms = e ? e->meta.expires_ms : entry_new_expiry(c);
     return live_replace(c, e, key, live, expires_ms, NULL, err);
 }
@@ -225,22 +223,25 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
     bool live = e && e->live;
     cache_unlock(c);
     json_t *doc = NULL;
-    aside_status st = live ? ASIDE_OK : read_document(c, key, op, &doc, err);
-    if (st != ASIDE_OK)
-        return st;
-    if (!live && !doc && (!writes || !creates_document(op, args)))
-        return error_set(err, ASIDE_ERR_NOT_FOUND, "no JSON document at %s", key);
-    if (!live && !writes) { /* read a stored document where it is */
+    uint64_t reserved = 0;
+    aside_status st = live ? ASIDE_OK : read_document(c, key, op, &doc, &reserved, err);
+    if (st == ASIDE_OK && !live && !doc && (!writes || !creates_document(op, args)))
+        st = error_set(err, ASIDE_ERR_NOT_FOUND, "no JSON document at %s", key);
+    if (st == ASIDE_OK && !live && !writes) { /* read a stored document where it is */
         collection *view = NULL;
         st = collection_from_json(ASIDE_TYPE_JSON, doc, &view, err);
         if (st == ASIDE_OK)
             st = collection_apply(view, op, args, c->decode.json_max_depth, result, err);
         collection_free(view);
+        cache_lock(c);
+        entry_release_tree(c, reserved);
+        cache_unlock(c);
         json_decref(doc);
         return st;
     }
     cache_lock(c);
-    if (!live && doc)
+    entry_release_tree(c, reserved); /* the live entry counts the tree from here */
+    if (st == ASIDE_OK && !live && doc)
         st = make_live(c, key, doc, err);
     if (st == ASIDE_OK)
         st = run_locked(c, key, op, ASIDE_TYPE_JSON, writes, args, result, position, err);

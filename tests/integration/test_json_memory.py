@@ -116,3 +116,51 @@ def test_an_edited_document_counts_its_tree(make_server):
     # jansson's tree of this document takes more than ten times its text
     assert used - before >= 10 * len(body), (before, used)
     assert stored(s, "doc.json")[0]["name"] == "changed"
+
+
+def test_a_collection_too_large_for_the_budget_is_507_before_its_tree_is_built(make_server):
+    s = make_server(env=ENV)
+    pid = s.proc.pid
+    body = b"[" + b",".join([b"1"] * (DOC_BYTES // 2)) + b"]"
+    reset_peak(pid)
+    r = s.call("PUT", params={"function": "put", "path": "big", "type": "list"}, data=body,
+               timeout=120)
+    within_budget(pid)
+    assert r.status_code == 507, r.text
+    assert r.json()["error"]["code"] == "full"
+    assert telemetry(s)["keys"] == 0
+
+
+def test_concurrent_edits_of_large_documents_stay_within_the_budget(make_server):
+    """Two stored documents each fit the budget when made editable, not both at once: one is
+    made editable, the other is answered 503 busy (retry) or 507 full; memory stays bounded."""
+    s = make_server(env=ENV)
+    pid = s.proc.pid
+    body = document(MEMORY_LIMIT // 16 * 2 // 3)  # its tree's estimate: two thirds of the budget
+    for i in range(2):
+        assert put(s, f"d{i}.json", body).status_code == 200
+    reset_peak(pid)
+    results: list = [None] * 2
+
+    def edit(i: int) -> None:
+        results[i] = op(s, "json_set", f"d{i}.json", pointer="/0/id", value=i)
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    within_budget(pid)
+    statuses = sorted(r.status_code for r in results)
+    assert statuses[0] == 200, [r.text for r in results]
+    assert statuses[1] in (503, 507), [r.text for r in results]
+    for r in results:
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "busy"
+            assert r.headers.get("Retry-After")
+    assert used_within_limit(s)
+
+
+def used_within_limit(s) -> bool:
+    t = telemetry(s)
+    return t["memory"]["used_bytes"] <= t["memory"]["limit_bytes"]
