@@ -6,7 +6,9 @@
  * own policy instance and byte budget; the bytes a tier holds are its policy's bytes, plus what
  * sits outside the policies: publications in shared memory (shm_bytes), live collections and
  * pinned values (resident_bytes), pinned files (disk_pinned_bytes). Those counters only change
- * here, and debug builds assert they never go below zero.
+ * here, and debug builds assert they never go below zero. JSON trees being built from text
+ * reserve their estimate in resident_bytes meanwhile (entry_reserve_tree; tree_reserved_bytes
+ * says how much of it is reservations), so the trees built at once fit the memory budget.
  *
  * Entries of live values (collections, edited documents: live.c) have no file; their end is
  * written to the journal here, by entry_record, so the layers above learn nothing by callback:

@@ -3,7 +3,10 @@
  * Lists, sets, maps and counters are changed in place by the operations of value/collection.c
  * (its table says which type each works on, whether it writes, whether it may grow the value).
  * A JSON document is edited the same way; a stored document (a file from the system of record)
- * becomes live on its first edit: its content is journaled whole, then its file goes.
+ * becomes live on its first edit: its content is journaled whole, then its file goes. Its tree
+ * (10 to 40 times its text) is reserved in the memory budget before it is built
+ * (entry_reserve_tree: 507 full, or 503 busy while other trees are built) and counted once
+ * built; one that cannot fit leaves the document as it was.
  *
  * An operation runs under the cache lock, one at a time: find the entry (creating it when the
  * operation writes), check the memory budget for one that may grow, apply, append the journal

@@ -1,10 +1,12 @@
 /* json.c -- the JSON type, and the limits every JSON text from outside is held to.
  *
- * A ".json" key is parsed once, when it enters the cache, with jansson (any JSON text, scalars
- * included, as RFC 8259 allows; duplicate keys are accepted as most parsers do). A document that
- * does not parse is refused with the parser's line, column and reason, and nothing is cached.
- * The parsed tree is thrown away: the cache keeps the bytes, which it serves as they are, or
- * embeds unchanged in a JSON envelope, since they are known to be valid.
+ * A ".json" key is checked once, when it enters the cache, by a scan of its text that takes
+ * what jansson takes (any JSON text, scalars included, as RFC 8259 allows; duplicate keys are
+ * accepted as most parsers do) without building a tree (value_json_validate, below). A document
+ * that does not parse is refused with the line, column and reason, and nothing is cached. The
+ * cache keeps the bytes, which it serves as they are, or embeds unchanged in a JSON envelope,
+ * since they are known to be valid. A tree is built only to edit a document (op.c), and is
+ * counted at what it costs (value_json_tree_bytes), 10 to 40 times the text.
  *
  * Depth. jansson's parser, serialiser, copy, comparison and free are recursive: one C stack
  * frame (or a few) per level of nesting, so a document nested deep enough overflows a thread's
