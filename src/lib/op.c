@@ -257,7 +257,12 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
 
 /* Levels arguments put above a value they hold: {"values": [value]}. Deeper arguments hold a
  * value no operation could take. */
-enum { ARGUMENT_LEVELS = 2 };
+enum {
+    ARGUMENT_LEVELS = 2,
+    /* arguments of this many bytes or more reserve their tree's estimate in the memory budget
+     * while they are parsed and used (smaller ones are bounded by the request's own limits) */
+    ARGUMENTS_RESERVED_FROM = 64 << 10
+};
 
 static aside_status parse_args(aside_cache *c, const char *args_json, json_t **args,
                                aside_error *err)
@@ -307,11 +312,27 @@ aside_status aside_op(aside_cache *c, const char *key, const char *op, const cha
         st = live_key_check(key, err);
     if (st == ASIDE_OK && !op)
         st = error_set(err, ASIDE_ERR_INVALID, "no operation named");
+    /* large arguments' tree is reserved in the memory budget until it is freed */
+    size_t args_len = args_json ? strlen(args_json) : 0;
+    uint64_t reserved = 0;
+    if (st == ASIDE_OK && args_len >= ARGUMENTS_RESERVED_FROM) {
+        cache_lock(c);
+        st = entry_reserve_tree(c, "the arguments", args_len * VALUE_JSON_TREE_FACTOR, err);
+        cache_unlock(c);
+        reserved = st == ASIDE_OK ? args_len * VALUE_JSON_TREE_FACTOR : 0;
+    }
     if (st == ASIDE_OK)
         st = parse_args(c, args_json, &args, err);
     uint64_t position = 0;
     if (st == ASIDE_OK)
         st = dispatch(c, key, op, args, &result, &position, err);
+    json_decref(args); /* before its reservation goes */
+    args = NULL;
+    if (reserved) {
+        cache_lock(c);
+        entry_release_tree(c, reserved);
+        cache_unlock(c);
+    }
     if (st == ASIDE_OK && position)
         st = journal_wait(c->journal, position, err);
     if (st == ASIDE_OK && !(*result_json = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY)))

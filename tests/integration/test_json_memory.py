@@ -164,3 +164,13 @@ def test_concurrent_edits_of_large_documents_stay_within_the_budget(make_server)
 def used_within_limit(s) -> bool:
     t = telemetry(s)
     return t["memory"]["used_bytes"] <= t["memory"]["limit_bytes"]
+
+
+def test_arguments_too_large_for_the_budget_are_507_and_change_nothing(make_server):
+    s = make_server(env=ENV)
+    assert op(s, "json_set", "doc.json", pointer="", value={"a": 1}).status_code == 200
+    value = json.loads(document(8 * MIB))  # its tree's estimate passes the budget
+    r = op(s, "json_set", "doc.json", pointer="/b", value=value)
+    assert r.status_code == 507, r.text[:300]
+    assert r.json()["error"]["code"] == "full"
+    assert stored(s, "doc.json") == {"a": 1}
