@@ -19,7 +19,9 @@
  * says why): a list's member sits one level down, a value set at a JSON Pointer of n tokens n
  * levels down, and a merge patch never makes a document deeper than the deeper of the
  * document and the patch, so measuring what is added is enough. The byte figure is an estimate of the memory held: the
- * members' JSON text plus a fixed cost per member, kept up to date by each change. */
+ * members' JSON text plus a fixed cost per member, kept up to date by each change; a document's
+ * is its tree's cost (value_json_tree_bytes: per node, string, slot and member), measured after
+ * each change. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,7 +646,7 @@ static aside_status pointer_error(aside_status st, aside_error *err)
     return st;
 }
 
-/* Measure a document after a change: its whole text, so not while deferred (replay). */
+/* Measure a document after a change: its whole tree, so not while deferred (replay). */
 static void document_changed(collection *c)
 {
     if (c->deferred)
