@@ -261,7 +261,7 @@ enum {
     ARGUMENT_LEVELS = 2,
     /* arguments of this many bytes or more reserve their tree's estimate in the memory budget
      * while they are parsed and used (smaller ones are bounded by the request's own limits) */
-    ARGUMENTS_RESERVED_FROM = 64 << 10
+    ARGUMENTS_RESERVED_FROM = 1 << 20
 };
 
 static aside_status parse_args(aside_cache *c, const char *args_json, json_t **args,
