@@ -104,6 +104,7 @@ struct aside_cache {
     aside_fsync     fsync;
     uint64_t        default_ttl_ms;
     uint64_t        resident_bytes;   /* live collections and pinned values, outside the policy */
+    uint64_t        tree_reserved_bytes; /* of resident_bytes: trees being built (entry_reserve_tree) */
     uint64_t        disk_pinned_bytes; /* pinned values' files, outside the disk policy */
     uint64_t        expiring;         /* entries with a time to live */
     uint64_t        compact_min_bytes; /* compaction starts past this journal size ... */
@@ -204,6 +205,15 @@ void     entry_retype(aside_cache *c, entry *e, aside_value_type type);
 bool     entry_snapshot(aside_cache *c, entry *e);
 /* Evict from memory until bytes more fit in its budget (or nothing evictable is left). */
 void     entry_evict_memory_for(aside_cache *c, uint64_t bytes);
+/* Reserve bytes of the memory budget for a JSON tree about to be built (its estimate, from its
+ * text's size), counted as resident until entry_release_tree: evicts what it can, then refuses
+ * ASIDE_ERR_FULL when the tree cannot fit beside what cannot be evicted, or ASIDE_ERR_NOMEM
+ * with err->code "busy" when it could, once the trees being built now are done (trees built at
+ * once are bounded by the budget). Lock held. */
+aside_status entry_reserve_tree(aside_cache *c, const char *what, uint64_t bytes,
+                                aside_error *err);
+/* Give back a reservation of entry_reserve_tree (0: none). Lock held. */
+void     entry_release_tree(aside_cache *c, uint64_t bytes);
 /* Evict whole entries from the disk tier until bytes more fit in its budget. */
 void     entry_evict_disk_for(aside_cache *c, uint64_t bytes);
 /* True if e has a time to live that ran out by now_ms. Needs no lock of its own: e's. */

@@ -6,7 +6,9 @@
  * own policy instance and byte budget; the bytes a tier holds are its policy's bytes, plus what
  * sits outside the policies: publications in shared memory (shm_bytes), live collections and
  * pinned values (resident_bytes), pinned files (disk_pinned_bytes). Those counters only change
- * here, and debug builds assert they never go below zero.
+ * here, and debug builds assert they never go below zero. JSON trees being built from text
+ * reserve their estimate in resident_bytes meanwhile (entry_reserve_tree; tree_reserved_bytes
+ * says how much of it is reservations), so the trees built at once fit the memory budget.
  *
  * Entries of live values (collections, edited documents: live.c) have no file; their end is
  * written to the journal here, by entry_record, so the layers above learn nothing by callback:
@@ -224,6 +226,39 @@ void entry_evict_memory_for(aside_cache *c, uint64_t bytes)
         entry_drop_memory(c, e);
         c->counters.evictions_memory++;
     }
+}
+
+aside_status entry_reserve_tree(aside_cache *c, const char *what, uint64_t bytes,
+                                aside_error *err)
+{
+    cache_assert_locked(c);
+    if (c->resident_bytes + bytes <= c->mem_limit) {
+        c->resident_bytes += bytes;
+        c->tree_reserved_bytes += bytes;
+        entry_evict_memory_for(c, 0);
+        return ASIDE_OK;
+    }
+    if (c->resident_bytes - c->tree_reserved_bytes + bytes <= c->mem_limit) {
+        aside_status st = error_set(err, ASIDE_ERR_NOMEM, "%s: other JSON documents are being "
+                                    "parsed into the memory budget; retry", what);
+        if (err)
+            snprintf(err->code, sizeof err->code, "busy");
+        return st;
+    }
+    return error_set(err, ASIDE_ERR_FULL, "%s: parsing it needs about %llu bytes of memory; the "
+                     "memory budget (%llu bytes) has %llu of them free for values that cannot "
+                     "be evicted", what, (unsigned long long)bytes,
+                     (unsigned long long)c->mem_limit,
+                     (unsigned long long)(c->mem_limit > c->resident_bytes
+                                              ? c->mem_limit - c->resident_bytes : 0));
+}
+
+void entry_release_tree(aside_cache *c, uint64_t bytes)
+{
+    cache_assert_locked(c);
+    assert(c->tree_reserved_bytes >= bytes && c->resident_bytes >= bytes);
+    c->tree_reserved_bytes -= bytes;
+    c->resident_bytes -= bytes;
 }
 
 void entry_evict_disk_for(aside_cache *c, uint64_t bytes)

@@ -120,20 +120,29 @@ aside_status live_key_check(const char *key, aside_error *err)
 aside_status live_put(aside_cache *c, const char *key, aside_value_type type, const void *data,
                       size_t size, aside_error *err)
 {
-    json_t *content = NULL;
     aside_status st = live_key_check(key, err);
-    if (st == ASIDE_OK)
-        st = value_json_parse(data, size, JSON_DECODE_ANY, c->decode.json_max_depth, &content,
-                              err);
     if (st != ASIDE_OK)
         return st;
-    collection *live = NULL;
-    st = collection_from_json(type, content, &live, err);
-    json_decref(content);
-    if (st != ASIDE_OK)
-        return st;
-    uint64_t position = 0;
+    /* its tree is reserved before it is built (about VALUE_JSON_TREE_FACTOR times the text) */
+    uint64_t estimate = (uint64_t)size * VALUE_JSON_TREE_FACTOR;
     cache_lock(c);
+    st = entry_reserve_tree(c, key, estimate, err);
+    cache_unlock(c);
+    if (st != ASIDE_OK)
+        return st;
+    json_t *content = NULL;
+    collection *live = NULL;
+    st = value_json_parse(data, size, JSON_DECODE_ANY, c->decode.json_max_depth, &content, err);
+    if (st == ASIDE_OK)
+        st = collection_from_json(type, content, &live, err);
+    json_decref(content);
+    cache_lock(c);
+    entry_release_tree(c, estimate); /* the live entry counts the tree from here */
+    if (st != ASIDE_OK) {
+        cache_unlock(c);
+        return st;
+    }
+    uint64_t position = 0;
     st = check_fits(c, key, live, err);
     entry *e = st == ASIDE_OK ? entry_find(c, key) : NULL;
     int64_t expires_ms = e && !e->live ? e->meta.expires_ms : entry_new_expiry(c);

@@ -3,7 +3,10 @@
  * Lists, sets, maps and counters are changed in place by the operations of value/collection.c
  * (its table says which type each works on, whether it writes, whether it may grow the value).
  * A JSON document is edited the same way; a stored document (a file from the system of record)
- * becomes live on its first edit: its content is journaled whole, then its file goes.
+ * becomes live on its first edit: its content is journaled whole, then its file goes. Its tree
+ * (10 to 40 times its text) is reserved in the memory budget before it is built
+ * (entry_reserve_tree: 507 full, or 503 busy while other trees are built) and counted once
+ * built; one that cannot fit leaves the document as it was.
  *
  * An operation runs under the cache lock, one at a time: find the entry (creating it when the
  * operation writes), check the memory budget for one that may grow, apply, append the journal
@@ -138,11 +141,13 @@ static aside_status set_algebra(aside_cache *c, const char *key, const char *op,
 /* ---- JSON documents -------------------------------------------------------------------------- */
 
 /* The document at key when it is not live: read through the cache (the system of record on a
- * miss). *doc NULL when there is none. */
+ * miss). *doc NULL when there is none; *reserved the memory reserved for its tree
+ * (entry_reserve_tree), which the caller gives back once the tree is counted or freed. */
 static aside_status read_document(aside_cache *c, const char *key, const char *op, json_t **doc,
-                                  aside_error *err)
+                                  uint64_t *reserved, aside_error *err)
 {
     *doc = NULL;
+    *reserved = 0;
     cache_lock(c);
     entry *e = entry_find(c, key);
     aside_status st = e && e->meta.type != ASIDE_TYPE_JSON && !e->live
@@ -164,8 +169,16 @@ static aside_status read_document(aside_cache *c, const char *key, const char *o
         return error_set(err, ASIDE_ERR_TOO_LARGE, "%s: the document is too large to edit in "
                          "memory", key);
     }
+    /* its tree, about VALUE_JSON_TREE_FACTOR times its text, is reserved before it is built:
+     * it will be a live entry, which is never evicted */
+    uint64_t estimate = aside_value_size(v) * VALUE_JSON_TREE_FACTOR;
+    cache_lock(c);
+    st = entry_reserve_tree(c, key, estimate, err);
+    cache_unlock(c);
+    *reserved = st == ASIDE_OK ? estimate : 0;
     /* held to the most any limit allows: it was checked against the limit when it was loaded */
-    st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
+    if (st == ASIDE_OK)
+        st = value_json_parse(aside_value_data(v), aside_value_size(v), JSON_DECODE_ANY,
                           VALUE_JSON_MAX_DEPTH, doc, err);
     aside_value_release(v);
     return st;
@@ -182,6 +195,16 @@ static aside_status make_live(aside_cache *c, const char *key, json_t *doc, asid
     aside_status st = collection_from_json(ASIDE_TYPE_JSON, doc, &live, err);
     if (st != ASIDE_OK)
         return st;
+    uint64_t cost = collection_memory_bytes(live); /* the tree's own figure, not the estimate */
+    if (c->resident_bytes + cost > c->mem_limit) {
+        collection_free(live);
+        return error_set(err, ASIDE_ERR_FULL, "%s: editing the document needs %llu bytes of "
+                         "memory; the memory budget (%llu bytes) has %llu of them free for "
+                         "values that cannot be evicted", key, (unsigned long long)cost,
+                         (unsigned long long)c->mem_limit,
+                         (unsigned long long)(c->mem_limit > c->resident_bytes
+                                                  ? c->mem_limit - c->resident_bytes : 0));
+    }
     int64_t expires_ms = e ? e->meta.expires_ms : entry_new_expiry(c);
     return live_replace(c, e, key, live, expires_ms, NULL, err);
 }
@@ -203,22 +226,25 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
     bool live = e && e->live;
     cache_unlock(c);
     json_t *doc = NULL;
-    aside_status st = live ? ASIDE_OK : read_document(c, key, op, &doc, err);
-    if (st != ASIDE_OK)
-        return st;
-    if (!live && !doc && (!writes || !creates_document(op, args)))
-        return error_set(err, ASIDE_ERR_NOT_FOUND, "no JSON document at %s", key);
-    if (!live && !writes) { /* read a stored document where it is */
+    uint64_t reserved = 0;
+    aside_status st = live ? ASIDE_OK : read_document(c, key, op, &doc, &reserved, err);
+    if (st == ASIDE_OK && !live && !doc && (!writes || !creates_document(op, args)))
+        st = error_set(err, ASIDE_ERR_NOT_FOUND, "no JSON document at %s", key);
+    if (st == ASIDE_OK && !live && !writes) { /* read a stored document where it is */
         collection *view = NULL;
         st = collection_from_json(ASIDE_TYPE_JSON, doc, &view, err);
         if (st == ASIDE_OK)
             st = collection_apply(view, op, args, c->decode.json_max_depth, result, err);
         collection_free(view);
+        cache_lock(c);
+        entry_release_tree(c, reserved);
+        cache_unlock(c);
         json_decref(doc);
         return st;
     }
     cache_lock(c);
-    if (!live && doc)
+    entry_release_tree(c, reserved); /* the live entry counts the tree from here */
+    if (st == ASIDE_OK && !live && doc)
         st = make_live(c, key, doc, err);
     if (st == ASIDE_OK)
         st = run_locked(c, key, op, ASIDE_TYPE_JSON, writes, args, result, position, err);
@@ -231,7 +257,12 @@ static aside_status document_op(aside_cache *c, const char *key, const char *op,
 
 /* Levels arguments put above a value they hold: {"values": [value]}. Deeper arguments hold a
  * value no operation could take. */
-enum { ARGUMENT_LEVELS = 2 };
+enum {
+    ARGUMENT_LEVELS = 2,
+    /* arguments of this many bytes or more reserve their tree's estimate in the memory budget
+     * while they are parsed and used (smaller ones are bounded by the request's own limits) */
+    ARGUMENTS_RESERVED_FROM = 1 << 20
+};
 
 static aside_status parse_args(aside_cache *c, const char *args_json, json_t **args,
                                aside_error *err)
@@ -281,11 +312,27 @@ aside_status aside_op(aside_cache *c, const char *key, const char *op, const cha
         st = live_key_check(key, err);
     if (st == ASIDE_OK && !op)
         st = error_set(err, ASIDE_ERR_INVALID, "no operation named");
+    /* large arguments' tree is reserved in the memory budget until it is freed */
+    size_t args_len = args_json ? strlen(args_json) : 0;
+    uint64_t reserved = 0;
+    if (st == ASIDE_OK && args_len >= ARGUMENTS_RESERVED_FROM) {
+        cache_lock(c);
+        st = entry_reserve_tree(c, "the arguments", args_len * VALUE_JSON_TREE_FACTOR, err);
+        cache_unlock(c);
+        reserved = st == ASIDE_OK ? args_len * VALUE_JSON_TREE_FACTOR : 0;
+    }
     if (st == ASIDE_OK)
         st = parse_args(c, args_json, &args, err);
     uint64_t position = 0;
     if (st == ASIDE_OK)
         st = dispatch(c, key, op, args, &result, &position, err);
+    json_decref(args); /* before its reservation goes */
+    args = NULL;
+    if (reserved) {
+        cache_lock(c);
+        entry_release_tree(c, reserved);
+        cache_unlock(c);
+    }
     if (st == ASIDE_OK && position)
         st = journal_wait(c->journal, position, err);
     if (st == ASIDE_OK && !(*result_json = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY)))

@@ -19,7 +19,9 @@
  * says why): a list's member sits one level down, a value set at a JSON Pointer of n tokens n
  * levels down, and a merge patch never makes a document deeper than the deeper of the
  * document and the patch, so measuring what is added is enough. The byte figure is an estimate of the memory held: the
- * members' JSON text plus a fixed cost per member, kept up to date by each change. */
+ * members' JSON text plus a fixed cost per member, kept up to date by each change; a document's
+ * is its tree's cost (value_json_tree_bytes: per node, string, slot and member), measured after
+ * each change. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,12 +646,12 @@ static aside_status pointer_error(aside_status st, aside_error *err)
     return st;
 }
 
-/* Measure a document after a change: its whole text, so not while deferred (replay). */
+/* Measure a document after a change: its whole tree, so not while deferred (replay). */
 static void document_changed(collection *c)
 {
     if (c->deferred)
         return;
-    c->bytes = member_bytes(c->root);
+    c->bytes = value_json_tree_bytes(c->root);
     measurements++;
 }
 
@@ -901,7 +903,8 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
     else {
         uint64_t empty_bytes = c->bytes;
         json_decref(c->root);
-        c->root = type == ASIDE_TYPE_JSON ? json_deep_copy(value) : json_copy(value);
+        /* a document takes the caller's tree, which it must neither use nor change after */
+        c->root = type == ASIDE_TYPE_JSON ? json_incref(value) : json_copy(value);
         if (!c->root)
             st = no_memory(err);
         else if (type == ASIDE_TYPE_MAP) {
@@ -911,7 +914,8 @@ aside_status collection_from_json(aside_value_type type, json_t *value, collecti
             json_object_foreach(c->root, name, v)
                 c->bytes += member_bytes(v) + strlen(name);
         } else
-            c->bytes = member_bytes(c->root);
+            c->bytes = type == ASIDE_TYPE_JSON ? value_json_tree_bytes(c->root)
+                                               : member_bytes(c->root);
     }
     if (st != ASIDE_OK) {
         collection_free(c);

@@ -103,6 +103,25 @@ aside_status value_json_check_depth(const json_t *v, size_t above, size_t limit,
  * (new reference), NULL on failure. */
 aside_status value_json_parse(const void *data, size_t size, size_t flags, size_t limit,
                               json_t **out, aside_error *err);
+/* Check size bytes of JSON from outside as value_json_parse would (the same statuses and
+ * message form, any value at the top) without building a tree: memory of one byte per level of
+ * nesting, whatever the size. */
+aside_status value_json_validate(const void *data, size_t size, size_t limit, aside_error *err);
+/* What jansson's tree of a JSON value takes in memory, estimated per node (its struct and
+ * malloc's header), per string (its bytes), per array slot and per object member (its slot in
+ * the hash table and its name, taken at a typical length): within a few percent of what glibc's
+ * malloc hands out for documents of small records. Walks v without recursion. */
+enum {
+    VALUE_JSON_NODE_BYTES = 48,   /* a node: jansson's struct (24-40 bytes) and malloc's header */
+    VALUE_JSON_ALLOC_BYTES = 16,  /* a string's own allocation beside its node */
+    VALUE_JSON_SLOT_BYTES = 12,   /* an array's slot, with the array's spare room */
+    VALUE_JSON_MEMBER_BYTES = 96, /* an object member: its pair, name and hash-table slots */
+    /* The tree of a document of n bytes is estimated at n times this before it is built (a
+     * document of small records takes about 15 times its text; an array of small numbers
+     * about 20): editing a stored document is refused when the estimate does not fit. */
+    VALUE_JSON_TREE_FACTOR = 16
+};
+uint64_t     value_json_tree_bytes(const json_t *v);
 /* True if s[0..len) is well-formed UTF-8 (no overlong form, surrogate or code point past
  * U+10FFFF): what jansson takes as a string. */
 bool         value_utf8_valid(const char *s, size_t len);
@@ -123,7 +142,9 @@ extern const value_kind value_kind_counter;
 collection      *collection_create(aside_value_type type);
 /* A collection of type holding value's content (a list's array, a map's object...);
  * ASIDE_ERR_BAD_VALUE when value has another shape, value_too_deep when it nests deeper than
- * VALUE_JSON_MAX_DEPTH (callers hold new input to their own limit first). value is copied. */
+ * VALUE_JSON_MAX_DEPTH (callers hold new input to their own limit first). A list, set, map or
+ * counter copies value; a JSON document takes a reference to it (building a large document's
+ * tree once, not twice): the caller must not change value afterwards. */
 aside_status     collection_from_json(aside_value_type type, json_t *value, collection **out,
                                       aside_error *err);
 void             collection_free(collection *c);
