@@ -1,0 +1,145 @@
+"""Users' functions kept apart from the server and from each other: the protocol socket out of
+their reach, every process of a worker killed with it, a scrubbed environment and resource
+limits, their output captured per call, and a fresh interpreter per function. Each test is an
+escape a function tried; the same function must now fail, or see nothing."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import sys
+import textwrap
+import time
+
+import pytest
+
+from helpers import assert_error, install, ok
+
+PROCESS_GONE_TIMEOUT_S = 20.0
+
+
+def one_worker(make_server, **env):
+    return make_server(env={"ASIDE_FUNCTION_WORKERS": "1", **env})
+
+
+def alive(pid: int) -> bool:
+    """pid runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids, timeout_s: float = PROCESS_GONE_TIMEOUT_S) -> list[int]:
+    """The pids still running after timeout_s (bounded polling)."""
+    deadline = time.monotonic() + timeout_s
+    left = [p for p in pids if alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [p for p in left if alive(p)]
+    return left
+
+
+# -- the protocol socket ------------------------------------------------------------------------
+
+FORGE_ON_FD_3 = '''
+    import json, os, struct
+    def main(cache):
+        forged = json.dumps({"id": 0, "ok": True, "kind": "json", "value": "forged"}).encode()
+        try:
+            os.write(3, struct.pack(">I", len(forged)) + forged)
+        except OSError as exc:
+            return "fd 3 refused: " + type(exc).__name__
+        return "real"
+'''
+
+
+def test_a_forged_frame_on_fd_3_never_answers_another_caller(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "forge", FORGE_ON_FD_3)
+    install(server.functions, "victim", "def main(cache, secret: str):\n    return 'ok:' + secret\n")
+    r = server.get(function="forge")
+    assert r.status_code != 200 or r.json()["return"]["value"] != "forged", r.text
+    for secret in ("alice", "bob", "carol"):
+        assert ok(server.get(function="victim", secret=secret)) == "ok:" + secret
+
+
+FORGE_ON_EVERY_SOCKET = '''
+    import json, os, stat, struct
+    def main(cache):
+        forged = json.dumps({"id": 1, "ok": True, "kind": "json", "value": "forged"}).encode()
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                    os.write(int(name), struct.pack(">I", len(forged)) + forged)
+            except OSError:
+                pass
+        return "real"
+'''
+
+
+def test_a_forged_frame_on_the_functions_own_channel_is_500_worker_protocol(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "forge", FORGE_ON_EVERY_SOCKET)
+    install(server.functions, "victim", "def main(cache, secret: str):\n    return 'ok:' + secret\n")
+    assert ok(server.get(function="victim", secret="first")) == "ok:first"
+    assert_error(server.get(function="forge"), 500, "worker_protocol")
+    for secret in ("alice", "bob"):
+        assert ok(server.get(function="victim", secret=secret)) == "ok:" + secret
+    assert ok(server.get(function="victim", secret="carol")) == "ok:carol"
+
+
+FAKE_WORKER = r'''
+import json, os, socket, struct, sys
+sock = socket.socket(fileno=3)
+LENGTH = struct.Struct(">I")
+def recv_exact(n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+def send(header, extra=b""):
+    raw = json.dumps(header).encode()
+    sock.sendall(LENGTH.pack(len(raw)) + raw + extra)
+while True:
+    (n,) = LENGTH.unpack(recv_exact(4))
+    request = json.loads(recv_exact(n))
+    rid, function = request["id"], request.get("function")
+    answer = {"id": rid, "ok": True, "kind": "json", "value": "fine"}
+    if function == "wrong_id":
+        send({**answer, "id": rid + 1})
+    elif function == "extra":
+        send(answer, b"\0\0\0\2{}")
+    elif function == "garbage":
+        sock.sendall(b"\xff\xff\xff\xffnot a frame")
+    else:
+        send(answer)
+'''
+
+
+def fake_worker_server(make_server, tmp_path: pathlib.Path):
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE_WORKER)
+    python = tmp_path / "fake-python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    python.chmod(0o755)
+    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1", "ASIDE_PYTHON": str(python)})
+    for name in ("wrong_id", "extra", "garbage", "fine"):
+        install(server.functions, name, "def main(cache):\n    return 1\n")
+    return server
+
+
+def test_a_reply_that_breaks_the_protocol_is_500_worker_protocol_and_the_worker_replaced(
+        make_server, tmp_path):
+    server = fake_worker_server(make_server, tmp_path)
+    assert ok(server.get(function="fine")) == "fine"
+    for bad in ("wrong_id", "extra", "garbage"):
+        err = assert_error(server.get(function=bad), 500, "worker_protocol")
+        assert "protocol" in err["message"]
+        assert ok(server.get(function="fine")) == "fine"
+    stats = ok(server.get(function="cache_head"))["functions"]
+    assert stats["started"] == 4 and stats["crashes"] == 3
