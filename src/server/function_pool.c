@@ -50,6 +50,7 @@ enum {
     HEADER_LENGTH_BYTES = 4,
     EXIT_WAIT_MS = 2000,                 /* at exit, workers have this long to clean up */
     DEATH_WAIT_MS = 1000,                /* a worker that closed its socket, to exit */
+    STOP_WAIT_MS = 1000,                 /* a worker told to stop, to clean up */
     REAP_POLL_US = 10000
 };
 
@@ -122,6 +123,8 @@ static void worker_kill(worker *w)
     w->pid = 0;
 }
 
+/* Stop w: closing its socket tells it to kill its functions' processes, orphans included
+ * (even mid-call: it watches the socket); STOP_WAIT_MS later its group is killed whole. */
 static void worker_stop(worker *w)
 {
     json_decref(w->stats);
@@ -129,6 +132,8 @@ static void worker_stop(worker *w)
     if (!w->pid)
         return;
     close(w->fd);
+    siginfo_t info;
+    worker_ended(w, STOP_WAIT_MS, &info);
     worker_kill(w);
 }
 

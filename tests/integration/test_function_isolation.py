@@ -143,3 +143,64 @@ def test_a_reply_that_breaks_the_protocol_is_500_worker_protocol_and_the_worker_
         assert ok(server.get(function="fine")) == "fine"
     stats = ok(server.get(function="cache_head"))["functions"]
     assert stats["started"] == 4 and stats["crashes"] == 3
+
+
+# -- every process of a worker dies with it -------------------------------------------------------
+
+SPAWN = '''
+    import os, signal, time
+    def main(cache, pids_file: str, n: int = 20, wait: int = 0):
+        """n children that ignore SIGTERM and sleep (one of them in a session of its own, as a
+        daemon would), their pids written to pids_file; then sleep wait seconds."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pids = []
+        for i in range(n):
+            pid = os.fork()
+            if pid == 0:
+                if i == 0:
+                    os.setsid()
+                time.sleep(600)
+                os._exit(0)
+            pids.append(pid)
+        with open(pids_file, "w") as f:
+            f.write(" ".join(map(str, pids + [os.getpid(), os.getppid()])))
+        time.sleep(wait)
+        return len(pids)
+'''
+
+
+def spawned(pids_file: pathlib.Path) -> list[int]:
+    return [int(p) for p in pids_file.read_text().split()]
+
+
+def test_a_timeout_kills_every_child_the_function_forked(make_server, tmp_path):
+    server = one_worker(make_server)
+    install(server.functions, "spawn", SPAWN)
+    pids_file = tmp_path / "pids"
+    assert_error(server.get(function="spawn", pids_file=str(pids_file), wait="600",
+                            timeout="3"), 504, "timeout")
+    pids = spawned(pids_file)
+    assert len(pids) == 22
+    assert wait_gone(pids) == []
+    assert ok(server.get(function="spawn", pids_file=str(pids_file), n="1")) == 1
+
+
+def test_the_servers_sigterm_leaves_no_worker_nor_child(make_server, tmp_path):
+    server = one_worker(make_server)
+    install(server.functions, "spawn", SPAWN)
+    pids_file = tmp_path / "pids"
+    assert ok(server.get(function="spawn", pids_file=str(pids_file))) == 20
+    pids = spawned(pids_file)
+    assert all(alive(p) for p in pids)
+    server.stop()
+    assert wait_gone(pids) == []
+
+
+def test_a_killed_server_leaves_no_worker_nor_child(make_server, tmp_path):
+    server = one_worker(make_server)
+    install(server.functions, "spawn", SPAWN)
+    pids_file = tmp_path / "pids"
+    assert ok(server.get(function="spawn", pids_file=str(pids_file))) == 20
+    pids = spawned(pids_file)
+    server.kill()
+    assert wait_gone(pids) == []

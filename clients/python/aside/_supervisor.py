@@ -580,5 +580,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # the cleanup is not cut short
+            signal.signal(sig, signal.SIG_IGN)
         supervisor.stop_all()
     return 0
