@@ -141,6 +141,9 @@ static const option_row options[] = {
     {"function-memory", "ASIDE_FUNCTION_MEMORY", NULL, "4GiB", OPT_BYTES,
      AT(api.functions.memory_limit_bytes), 0, 0, 0,
      "address space of each function worker (RLIMIT_AS; 0: none)"},
+    {"function-file-size", "ASIDE_FUNCTION_FILE_SIZE", NULL, "1GiB", OPT_BYTES,
+     AT(api.functions.file_size_limit_bytes), 0, 0, 0,
+     "largest file a function's process may write (RLIMIT_FSIZE; 0: none)"},
     {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
      "a secret every request must present as \"Authorization: Bearer <token>\" (else 401); "
      "default: none asked"},

@@ -256,6 +256,10 @@ static void worker_limits(const function_pool_config *cfg)
         struct rlimit memory = {cfg->memory_limit_bytes, cfg->memory_limit_bytes};
         setrlimit(RLIMIT_AS, &memory);
     }
+    if (cfg->file_size_limit_bytes) {
+        struct rlimit size = {cfg->file_size_limit_bytes, cfg->file_size_limit_bytes};
+        setrlimit(RLIMIT_FSIZE, &size);
+    }
 }
 
 /* In the child: the socket on WORKER_FD and the token's pipe on TOKEN_FD (moved above both
@@ -449,7 +453,7 @@ static io_result recv_message(int fd, function_reply *out, int64_t deadline_ms)
         return IO_CLOSED;
     r = recv_all(fd, text, len, deadline_ms);
     text[r == IO_OK ? len : 0] = '\0';
-    out->header = r == IO_OK ? json_loadb(text, len, 0, NULL) : NULL;
+    out->header = r == IO_OK ? json_loadb(text, len, JSON_ALLOW_NUL, NULL) : NULL;
     free(text);
     if (r != IO_OK || !json_is_object(out->header))
         return r != IO_OK ? r : IO_PROTOCOL;

@@ -20,6 +20,7 @@ typedef struct function_pool_config {
     unsigned    workers;            /* at most this many processes */
     unsigned    max_timeout_ms;     /* a call's limit (timeout= may ask for less) */
     uint64_t    memory_limit_bytes; /* RLIMIT_AS of each worker; 0: none */
+    uint64_t    file_size_limit_bytes; /* RLIMIT_FSIZE of each worker; 0: none */
 } function_pool_config;
 
 typedef struct function_pool_stats {

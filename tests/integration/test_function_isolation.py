@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
+import re
 import sys
-import textwrap
 import time
 
 import pytest
 
-from helpers import assert_error, install, ok
+from helpers import assert_error, install, ok, put_sor
 
 PROCESS_GONE_TIMEOUT_S = 20.0
 
@@ -204,3 +203,119 @@ def test_a_killed_server_leaves_no_worker_nor_child(make_server, tmp_path):
     pids = spawned(pids_file)
     server.kill()
     assert wait_gone(pids) == []
+
+
+# -- the environment and the limits --------------------------------------------------------------
+
+TOKEN = "a-token-no-function-may-see"
+SECRET_KEY = "AWS-SECRET-NO-FUNCTION-MAY-SEE"
+
+
+def test_a_function_sees_neither_the_token_nor_the_aws_keys_yet_reads_the_cache(make_server):
+    server = make_server(env={"ASIDE_TOKEN": TOKEN, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                              "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "ASIDE_FUNCTION_WORKERS": "1"})
+    server.session.headers["Authorization"] = f"Bearer {TOKEN}"
+    install(server.functions, "env", '''
+        import os
+        def main(cache):
+            with open("/proc/self/environ", "rb") as f:
+                raw = f.read().decode(errors="replace")
+            return {"environ": dict(os.environ), "raw": raw, "doc": cache.get("doc.json")}
+    ''')
+    put_sor(server, "doc.json", '{"n": 1}')
+    got = ok(server.get(function="env"))
+    assert got["doc"] == {"n": 1}                              # the cache, through the token
+    assert not [k for k in got["environ"] if k.startswith("AWS_")], got["environ"]
+    assert "ASIDE_TOKEN" not in got["environ"]
+    for secret in (TOKEN, SECRET_KEY):
+        assert secret not in repr(got["environ"]) and secret not in got["raw"]
+    assert set(got["environ"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH",
+                                   "ASIDE_URL", "ASIDE_FUNCTION_DIR"}, got["environ"]
+
+
+def test_a_function_runs_with_no_new_privileges_and_no_core_files(server):
+    install(server.functions, "limits", '''
+        import resource
+        def main(cache):
+            with open("/proc/self/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            return {"no_new_privs": status["NoNewPrivs"].strip(),
+                    "core": list(resource.getrlimit(resource.RLIMIT_CORE))}
+    ''')
+    assert ok(server.get(function="limits")) == {"no_new_privs": "1", "core": [0, 0]}
+
+
+def test_a_file_past_the_size_limit_fails_to_write(make_server, tmp_path):
+    server = make_server(env={"ASIDE_FUNCTION_FILE_SIZE": "1MiB"})
+    install(server.functions, "big", '''
+        def main(cache, target: str, mib: int):
+            with open(target, "wb") as f:
+                for _ in range(mib):
+                    f.write(b"x" * (1 << 20))
+            return "written"
+    ''')
+    err = assert_error(server.get(function="big", target=str(tmp_path / "big"), mib="4"), 500,
+                       "function_error")
+    assert err["type"] == "OSError" and "File too large" in err["message"], err
+    assert (tmp_path / "big").stat().st_size <= 1 << 20
+    assert ok(server.get(function="big", target=str(tmp_path / "small"), mib="0")) == "written"
+
+
+def test_a_cpu_loop_left_running_after_its_call_dies_of_the_cpu_limit(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "spin_child", '''
+        import os
+        def main(cache):
+            pid = os.fork()
+            if pid == 0:
+                while True:
+                    pass
+            return pid
+    ''')
+    install(server.functions, "warm", "def main(cache):\n    return 1\n")
+    assert ok(server.get(function="warm")) == 1                 # the worker has started
+    pid = ok(server.get(function="spin_child", timeout="3"))
+    assert alive(pid)
+    assert wait_gone([pid], timeout_s=60.0) == []                # a few CPU seconds, then SIGXCPU
+
+
+# -- what functions print ------------------------------------------------------------------------
+
+def test_ten_megabytes_printed_do_not_reach_the_servers_log(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "chatty", '''
+        import sys
+        def main(cache):
+            line = "x" * 99
+            for _ in range(100_000):
+                print(line)
+            sys.stderr.write("the end\\n")
+            return "done"
+    ''')
+    before = server.log_path.stat().st_size
+    assert ok(server.get(function="chatty")) == "done"
+    assert ok(server.get(function="chatty")) == "done"
+    grown = server.log_path.stat().st_size - before
+    assert grown < 256 << 10, grown
+    assert len(re.findall(r"chatty: \d+ bytes of output \(of 10000008\) not logged",
+                          server.log_text())) == 2
+
+
+def test_a_failing_functions_error_carries_its_last_printed_lines(server):
+    install(server.functions, "noisy_failure", '''
+        import os, sys
+        def main(cache):
+            for i in range(5000):
+                print("line", i)
+            print("loading the model")
+            sys.stderr.write("warning: the model is old\\n")
+            os.write(1, b"written on fd 1\\n")
+            raise RuntimeError("no model")
+    ''')
+    err = assert_error(server.get(function="noisy_failure"), 500, "function_error")
+    assert err["type"] == "RuntimeError"
+    assert err["output"][-3:] == ["loading the model", "warning: the model is old",
+                                  "written on fd 1"]
+    assert 0 < len(err["output"]) <= 50
+    install(server.functions, "quiet_failure", "def main(cache):\n    raise ValueError('x')\n")
+    assert assert_error(server.get(function="quiet_failure"), 500)["output"] == []
