@@ -319,3 +319,38 @@ def test_a_failing_functions_error_carries_its_last_printed_lines(server):
     assert 0 < len(err["output"]) <= 50
     install(server.functions, "quiet_failure", "def main(cache):\n    raise ValueError('x')\n")
     assert assert_error(server.get(function="quiet_failure"), 500)["output"] == []
+
+
+# -- one interpreter per function ----------------------------------------------------------------
+
+SPY = '''
+    import builtins, sys
+    def spy(original):
+        def call(self, header):
+            builtins.seen.append(header.get("args"))
+            return original(self, header)
+        return call
+
+    def main(cache, action: str = "install"):
+        """Patch the worker's call, and the builtins every function shares, to record the
+        arguments of every call that passes; then tell what was seen."""
+        if action == "install":
+            builtins.seen = []
+            for name in ("__main__", "aside.worker"):
+                worker = getattr(sys.modules.get(name), "Worker", None)
+                if worker is not None:
+                    worker.call = spy(worker.call)
+            return "installed"
+        return getattr(builtins, "seen", None)
+'''
+
+
+def test_a_hook_one_function_installs_never_sees_another_functions_arguments(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "spy", SPY)
+    install(server.functions, "victim", "def main(cache, secret: str):\n    return 'ok:' + secret\n")
+    assert ok(server.get(function="spy")) == "installed"
+    assert ok(server.get(function="victim", secret="alice")) == "ok:alice"
+    seen = ok(server.get(function="spy", action="read"))
+    assert "alice" not in repr(seen), seen
+    assert seen == [{"action": "read"}]                   # its own calls only
