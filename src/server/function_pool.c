@@ -6,20 +6,31 @@
  * processes (`python -m aside.worker`, from the aside package), each serving one call at a
  * time over a socket pair, and sees the cache only through the HTTP API, as any client does
  * (frames by shared memory). Workers are started on the first call that needs one, up to the
- * configured number, with RLIMIT_AS set before exec.
+ * configured number, each in a process group of its own, with an environment of an allow-list
+ * (no AWS keys, no token: the token comes on a pipe), no_new_privs, no core files, RLIMIT_AS
+ * and RLIMIT_FSIZE set before exec. Inside, a worker runs each function in a process of its
+ * own that cannot reach this socket (aside/_supervisor.py).
  *
  * The protocol (framing.md in the package documents the Python side): every message is a
  * 4-byte big-endian length, that many bytes of a JSON header, then, if the header says
  * "payload_bytes": n, n raw bytes. Requests: {"op": "call", "id", "function", "args", "text"},
- * {"op": "check", "id", "source"}, {"op": "describe", "id"}, {"op": "stats", "id"}. Replies
- * echo the id: {"ok": true, "kind": "json"|"frame"|"bytes", "value" | "payload_bytes"} or
- * {"ok": false, "error": {"status", "type", "message", "traceback"}}.
+ * {"op": "check", "id", "source"}, {"op": "describe", "id"}, {"op": "stats", "id"}, each with
+ * "timeout_ms". Replies echo the id: {"ok": true, "kind": "json"|"frame"|"bytes", "value" |
+ * "payload_bytes"} or {"ok": false, "error": {"status", "type", "message", "traceback",
+ * "output"}}.
  *
- * Supervision: a call has a deadline. A worker that does not answer in time is killed (SIGKILL)
- * and its slot refilled on the next call; the caller gets 504. A worker that dies (a crash, a
- * segfaulting extension, os.abort) is reaped and replaced; the caller gets 500 naming the
- * signal. Other calls never notice: each worker serves one caller, and the server's threads
- * only ever wait on a socket with a deadline. */
+ * Nothing a worker sends is trusted: a reply must be one frame, its header a JSON object under
+ * MAX_HEADER_BYTES with the request's id, its payload under MAX_PAYLOAD_BYTES, and no byte may
+ * wait on the socket before a request or after a reply. Anything else is a broken protocol:
+ * the worker is killed and replaced, the caller gets 500 worker_protocol, so a reply can never
+ * answer another caller.
+ *
+ * Supervision: a call has a deadline. A worker that does not answer in time is stopped: its
+ * socket closed (it then kills its functions' processes, orphans included), then its whole
+ * process group killed (SIGKILL); its slot is refilled on the next call and the caller gets
+ * 504. A worker that dies (a crash, a segfaulting extension, os.abort) is reaped and
+ * replaced; the caller gets 500 naming the signal. Other calls never notice: each worker
+ * serves one caller, and the server's threads only ever wait on a socket with a deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>

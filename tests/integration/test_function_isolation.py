@@ -4,13 +4,10 @@ limits, their output captured per call, and a fresh interpreter per function. Ea
 escape a function tried; the same function must now fail, or see nothing."""
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 import sys
 import time
-
-import pytest
 
 from helpers import assert_error, install, ok, put_sor
 

@@ -4,11 +4,16 @@
 
 The server starts this process with a connected ``AF_UNIX`` ``SOCK_STREAM`` socket on file
 descriptor 3 and the environment ``ASIDE_URL`` (the server's API, for the ``cache`` argument),
-``ASIDE_TOKEN`` (optional bearer token) and ``ASIDE_FUNCTION_DIR`` (the folder of ``NAME.py``
-files, absolute). It answers one request at a time, in order, until the server closes the
-socket (end of file: exit status 0). An exception in a user's function, ``SystemExit``
-included, is an error answer; the worker keeps serving. Only ``KeyboardInterrupt`` (SIGINT)
-ends it, and a protocol violation (a message cut short, exit status 1).
+``ASIDE_TOKEN_FD`` (optional: a descriptor to read the bearer token from, once; ``ASIDE_TOKEN``
+is also read, and both are removed from the environment) and ``ASIDE_FUNCTION_DIR`` (the folder
+of ``NAME.py`` files, absolute). It answers one request at a time, in order, until the server
+closes the socket (end of file: exit status 0). This process runs no user code: it is a
+supervisor (``aside._supervisor``) that runs each function in a forked process of its own,
+where ``Worker`` below serves the same protocol over a private socket pair. An exception in a
+user's function, ``SystemExit`` included, is an error answer; the worker keeps serving. Only
+``KeyboardInterrupt`` (SIGINT) ends it, and a protocol violation (a message cut short, exit
+status 1). A call's ``"timeout_ms"``, when given, limits the CPU time of the function's process
+(``RLIMIT_CPU``: the timeout and a second more than it used so far).
 
 Framing, both ways: a 4-byte big-endian length N, then N bytes of UTF-8 JSON (the header); when
 the header has ``"payload_bytes": n`` (n > 0), exactly n raw bytes follow (a request's payload
@@ -22,8 +27,9 @@ answer, and an ``"op"``:
   check that it has a top-level ``def main`` taking a positional parameter; nothing runs.
 * ``{"op": "describe", "id"}``: every ``NAME.py`` of the folder with ``main``'s signature and
   the first line of its docstring, read with ``ast`` (nothing runs).
-* ``{"op": "stats", "id"}``: the ``aside.lru_cache`` statistics of this process (and the hits
-  and misses of ``aside.compute_result`` / ``aside.sql_result``).
+* ``{"op": "stats", "id"}``: the ``aside.lru_cache`` statistics of the functions' processes as
+  of their last calls (and the hits and misses of ``aside.compute_result`` /
+  ``aside.sql_result``).
 
 Answers: ``{"id", "ok": true, "kind": "json", "value": ...}``; ``{"id", "ok": true, "kind":
 "frame", "payload_bytes": n}`` + an Arrow IPC stream; ``{"id", "ok": true, "kind": "bytes",
@@ -31,7 +37,9 @@ Answers: ``{"id", "ok": true, "kind": "json", "value": ...}``; ``{"id", "ok": tr
 answers them); or ``{"id", "ok": false, "error": {"status", "type",
 "message", "traceback"}}`` with status 404 (no such function), 400 (arguments that do not fit
 ``main``, a check that fails, a malformed request), 507 (``MemoryError``), else 500. The
-traceback holds only the frames of the function folder's files, one line per item.
+traceback holds only the frames of the function folder's files, one line per item. The
+supervisor adds ``"output"`` (the last lines the call printed), and ``"code"``
+(``worker_died``, ``worker_protocol``) when the function's process died or broke the protocol.
 
 Function files are loaded by path, each as its own module ``aside_functions.NAME`` (so a file
 ``json.py`` shadows nothing), and loaded again when the file's modification time, size or inode
