@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "function_cgroup.h"
 #include "function_pool.h"
 #include "util/util.h"
 
@@ -70,6 +71,7 @@ typedef struct worker {
     int     fd;
     bool    busy;
     json_t *stats; /* its memoisation figures as of its last call, or NULL */
+    char    cgroup[FUNCTION_CGROUP_PATH_MAX]; /* its pids cgroup, or "" */
 } worker;
 
 struct function_pool {
@@ -80,7 +82,28 @@ struct function_pool {
     char                 url[512];
     uint64_t             next_id;
     function_pool_stats  stats;
+    char                 cgroup_root[FUNCTION_CGROUP_PATH_MAX]; /* "" when none can be made */
+    unsigned long        cgroups_made;
 };
+
+/* How a worker's processes are bounded: a pids cgroup each when the server may make them,
+ * else RLIMIT_NPROC (which root ignores, and which counts every process of the user). */
+static void choose_process_bound(function_pool *p)
+{
+    p->cgroup_root[0] = '\0';
+    if (!p->cfg.max_processes)
+        return;
+    if (function_cgroup_root(p->cgroup_root, sizeof p->cgroup_root)) {
+        log_line("info", "functions: each worker in a pids cgroup under %s, at most %u "
+                 "processes", p->cgroup_root, p->cfg.max_processes);
+        return;
+    }
+    p->cgroup_root[0] = '\0';
+    if (geteuid() == 0)
+        log_line("warn", "functions: no pids cgroup can be made: the number of a worker's "
+                 "processes is not bounded (ASIDE_FUNCTION_PROCESSES; RLIMIT_NPROC does not "
+                 "bind root)");
+}
 
 /* ---- the pool --------------------------------------------------------------------------- */
 
@@ -97,6 +120,7 @@ function_pool *function_pool_create(const function_pool_config *cfg)
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
+    choose_process_bound(p);
     return p;
 }
 
@@ -132,6 +156,8 @@ static void worker_kill(worker *w)
     kill(-w->pid, SIGKILL);
     waitpid(w->pid, NULL, 0);
     w->pid = 0;
+    function_cgroup_remove(w->cgroup); /* what left the group */
+    w->cgroup[0] = '\0';
 }
 
 /* Stop w: closing its socket tells it to kill its functions' processes, orphans included
@@ -257,9 +283,14 @@ static bool token_pipe(const function_pool *p, int *read_fd)
 
 /* In the child, before exec (async-signal-safe calls only): the limits every process of the
  * worker inherits. no_new_privs: no set-user-ID program gives a function more rights; no core
- * files; the address space, file size and process count configured. */
-static void worker_limits(const function_pool_config *cfg)
+ * files; the address space and file size configured; processes, when no cgroup bounds
+ * them, as RLIMIT_NPROC (processes: 0 for none). */
+static void worker_limits(const function_pool_config *cfg, rlim_t processes)
 {
+    if (processes) {
+        struct rlimit nproc = {processes, processes};
+        setrlimit(RLIMIT_NPROC, &nproc);
+    }
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     struct rlimit none = {0, 0};
     setrlimit(RLIMIT_CORE, &none);
@@ -284,6 +315,24 @@ static bool worker_fds(int sock, int token)
     return t < 0 || dup2(t, TOKEN_FD) >= 0;
 }
 
+/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs; returns 0),
+ * else the RLIMIT_NPROC to set (the user's tasks now plus the bound; 0: none). */
+static rlim_t worker_cgroup(function_pool *p, worker *w, char *procs, size_t size)
+{
+    w->cgroup[0] = '\0';
+    if (!p->cfg.max_processes)
+        return 0;
+    if (p->cgroup_root[0] && function_cgroup_make(p->cgroup_root, ++p->cgroups_made,
+                                                  p->cfg.max_processes, w->cgroup,
+                                                  sizeof w->cgroup)) {
+        snprintf(procs, size, "%s/cgroup.procs", w->cgroup);
+        return 0;
+    }
+    if (geteuid() == 0)
+        return 0;
+    return (rlim_t)(function_user_tasks(getuid()) + p->cfg.max_processes);
+}
+
 /* Start a worker in slot w (under the lock). Between fork and exec the child only calls
  * async-signal-safe functions. */
 static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
@@ -301,12 +350,14 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     buf storage = {0};
     char **env = worker_env(p, &storage);
     char *const argv[] = {(char *)p->cfg.python, "-m", "aside.worker", NULL};
+    char procs[FUNCTION_CGROUP_PATH_MAX + 32] = "";
+    rlim_t processes = worker_cgroup(p, w, procs, sizeof procs);
     pid_t pid = env ? fork() : -1;
     if (pid == 0) {
-        if (!worker_fds(pair[1], token))
+        if (!worker_fds(pair[1], token) || (*procs && !function_cgroup_enter(procs)))
             _exit(127);
         setpgid(0, 0); /* one group per worker: killed whole; the server's signals pass by */
-        worker_limits(&p->cfg);
+        worker_limits(&p->cfg, processes);
         execve(p->cfg.python, argv, env);
         execvpe(p->cfg.python, argv, env);
         _exit(127);
@@ -318,6 +369,8 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
         close(token);
     if (pid < 0) {
         close(pair[0]);
+        function_cgroup_remove(w->cgroup);
+        w->cgroup[0] = '\0';
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot start a function worker: %s",
                          strerror(errno));
     }

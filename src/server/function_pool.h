@@ -21,6 +21,8 @@ typedef struct function_pool_config {
     unsigned    max_timeout_ms;     /* a call's limit (timeout= may ask for less) */
     uint64_t    memory_limit_bytes; /* RLIMIT_AS of each worker; 0: none */
     uint64_t    file_size_limit_bytes; /* RLIMIT_FSIZE of each worker; 0: none */
+    unsigned    max_processes;      /* of each worker: its pids cgroup's pids.max, or RLIMIT_NPROC
+                                       above the user's tasks at its start; 0: no bound */
 } function_pool_config;
 
 typedef struct function_pool_stats {
@@ -49,7 +51,9 @@ typedef struct function_reply {
 } function_reply;
 
 /* A pool configured by cfg (copied; its strings must outlive the pool). No process starts
- * until a request needs one. NULL when out of memory. */
+ * until a request needs one. Finds where workers' pids cgroups can be made (and removes
+ * those of servers that are gone), logging how processes are bounded. NULL when out of
+ * memory. */
 function_pool *function_pool_create(const function_pool_config *cfg);
 /* Stop every worker and free p. NULL is ignored. */
 void           function_pool_destroy(function_pool *p);

@@ -9,6 +9,8 @@ import re
 import sys
 import time
 
+import pytest
+
 from helpers import assert_error, install, ok, put_sor
 
 PROCESS_GONE_TIMEOUT_S = 20.0
@@ -351,3 +353,32 @@ def test_a_hook_one_function_installs_never_sees_another_functions_arguments(mak
     seen = ok(server.get(function="spy", action="read"))
     assert "alice" not in repr(seen), seen
     assert seen == [{"action": "read"}]                   # its own calls only
+
+
+def test_a_fork_bomb_stops_at_the_workers_process_bound(make_server, tmp_path):
+    server = one_worker(make_server, ASIDE_FUNCTION_PROCESSES="40")
+    if "no pids cgroup can be made" in server.log_text():
+        pytest.skip("this server can neither make a pids cgroup nor bind root by RLIMIT_NPROC")
+    install(server.functions, "bomb", '''
+        import os, time
+        def main(cache, pids_file: str):
+            pids, error = [], None
+            for _ in range(500):
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    error = exc.strerror
+                    break
+                if pid == 0:
+                    time.sleep(120)
+                    os._exit(0)
+                pids.append(pid)
+            with open(pids_file, "w") as f:
+                f.write(" ".join(map(str, pids)))
+            return {"forked": len(pids), "error": error}
+    ''')
+    pids_file = tmp_path / "pids"
+    got = ok(server.get(function="bomb", pids_file=str(pids_file)))
+    assert got["forked"] < 40 and got["error"] == "Resource temporarily unavailable", got
+    server.stop()
+    assert wait_gone(spawned(pids_file)) == []
