@@ -382,3 +382,23 @@ def test_a_fork_bomb_stops_at_the_workers_process_bound(make_server, tmp_path):
     assert got["forked"] < 40 and got["error"] == "Resource temporarily unavailable", got
     server.stop()
     assert wait_gone(spawned(pids_file)) == []
+
+
+def test_orphans_that_ended_do_not_count_against_the_bound(make_server):
+    server = one_worker(make_server, ASIDE_FUNCTION_PROCESSES="40")
+    if "no pids cgroup can be made" in server.log_text():
+        pytest.skip("this server can neither make a pids cgroup nor bind root by RLIMIT_NPROC")
+    install(server.functions, "daemons", '''
+        import os
+        def main(cache):
+            for _ in range(10):
+                pid = os.fork()
+                if pid == 0:                 # the child starts a daemon and leaves at once
+                    if os.fork() == 0:
+                        os._exit(0)          # the daemon ends: an orphan for its worker
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            return "started"
+    ''')
+    for _ in range(8):                       # 80 orphans over the calls, 40 processes at most
+        assert ok(server.get(function="daemons")) == "started"

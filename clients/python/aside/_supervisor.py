@@ -268,6 +268,7 @@ class Supervisor:
         """Answer requests until the server closes its socket."""
         while True:
             self._wait_for_server()
+            self._reap_children()
             request = self.local.receive()
             if request is None:
                 return
@@ -279,6 +280,25 @@ class Supervisor:
                             "value": self.stats()})
             else:
                 self.local.send(*self.local.answer(header, bytearray()))
+
+    def _reap_children(self) -> None:
+        """Reap the children that ended meanwhile (orphans we adopted, a runner that died
+        between calls: it is replaced on its function's next call), so that no zombie stays
+        counted against the worker's processes."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or not info.si_pid:
+                return
+            for runner in self.runners.values():
+                if runner.pid == info.si_pid:
+                    runner.pid = 0
+            try:
+                os.waitpid(info.si_pid, 0)
+            except ChildProcessError:
+                return
 
     def _send(self, header: Dict[str, Any]) -> None:
         self.local.send(_encode_header(header))
@@ -419,8 +439,9 @@ class Supervisor:
 
     def _runner(self, function: str) -> Runner:
         runner = self.runners.get(function)
-        if runner is not None and runner.has_stray_bytes():
-            self._log(f"{function}: its process sent bytes outside a reply: stopped")
+        if runner is not None and (not runner.pid or runner.has_stray_bytes()):
+            if runner.pid:
+                self._log(f"{function}: its process sent bytes outside a reply: stopped")
             self._stop(runner)
             runner = None
         if runner is None:
