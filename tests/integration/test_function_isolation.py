@@ -402,3 +402,20 @@ def test_orphans_that_ended_do_not_count_against_the_bound(make_server):
     ''')
     for _ in range(8):                       # 80 orphans over the calls, 40 processes at most
         assert ok(server.get(function="daemons")) == "started"
+
+
+def test_a_result_nested_past_any_depth_limit_is_400_and_the_worker_goes_on(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "very_deep", '''
+        import sys
+        def main(cache, depth: int):
+            sys.setrecursionlimit(4 * depth + 1000)
+            out = []
+            for _ in range(depth - 1):
+                out = [out]
+            return out
+    ''')
+    err = assert_error(server.get(function="very_deep", depth="5000"), 400)
+    assert "nested deeper" in err["message"], err
+    assert ok(server.get(function="very_deep", depth="3")) == [[[]]]
+    assert ok(server.get(function="cache_head"))["functions"]["workers"] == 1

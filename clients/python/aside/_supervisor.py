@@ -44,8 +44,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .client import Client
-from .worker import (CallError, ProtocolError, STATUS_ERROR, Worker, _encode_header,
-                     function_file)
+from .worker import (CallError, ProtocolError, STATUS_BAD_REQUEST, STATUS_ERROR, Worker,
+                     _encode_header, function_file)
 
 PROTOCOL_FD = 3
 LENGTH = struct.Struct(">I")
@@ -60,6 +60,9 @@ LOG_BYTES_PER_S = 4096             # output forwarded to the server's log, on av
 LOG_BURST_BYTES = 16 << 10
 DEATH_WAIT_S = 2.0                 # a runner that closed its channel has this long to exit
 STRAY_ROUNDS = 64                  # rounds of killing orphans (each may orphan the next level)
+REPLY_DEPTH = 2000                 # JSON nesting of a reply read here: the server's highest
+                                   # ASIDE_JSON_MAX_DEPTH, past which it refuses a result anyway
+RECURSION_MARGIN = 200             # the frames of this process below the decoder
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -77,6 +80,10 @@ def _prctl(option: int, value: int) -> None:
 
 class ServerGone(Exception):
     """The server closed its socket."""
+
+
+class TooDeep(Exception):
+    """A reply nested deeper than REPLY_DEPTH: the function's result cannot be answered."""
 
 
 class RunnerFailed(Exception):
@@ -250,6 +257,8 @@ class Supervisor:
         self.local = Worker(sock, self.function_dir, None)  # type: ignore[arg-type]
         self.runners: Dict[str, Runner] = {}
         self.budget = LogBudget()
+        self.recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(self.recursion_limit, REPLY_DEPTH + RECURSION_MARGIN))
 
     # -- the server's side ------------------------------------------------------------------
 
@@ -346,6 +355,12 @@ class Supervisor:
             self._stop(runner)
             self._send_error(rid, STATUS_ERROR, "WorkerError", exc.message, exc.code, output)
             return
+        except TooDeep:  # what would follow it is unknown: the runner cannot go on
+            runner.output.finish()
+            self._stop(runner)
+            self._send_error(rid, STATUS_BAD_REQUEST, "ValueError", "the function's result is "
+                             f"nested deeper than {REPLY_DEPTH} levels")
+            return
         runner.drain()
         if isinstance(reply.get("stats"), dict):
             runner.stats = reply["stats"]
@@ -378,6 +393,8 @@ class Supervisor:
                                               f"{length} bytes")
         try:
             reply = json.loads(self._recv(runner, length).decode("utf-8"))
+        except RecursionError:
+            raise TooDeep() from None
         except (UnicodeDecodeError, ValueError):
             raise RunnerFailed(CODE_PROTOCOL, "the function's process sent a reply that is "
                                               "not JSON") from None
@@ -476,6 +493,7 @@ class Supervisor:
             return 1
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
+        sys.setrecursionlimit(self.recursion_limit)  # functions get Python's own
         self.sock.detach()  # the server's socket object must never close a reused number
         for runner in self.runners.values():
             runner.sock.detach()
