@@ -137,10 +137,11 @@ static const call_error_row error_rows[] = {
     {413, ASIDE_ERR_TOO_LARGE, "`too_large`", "a body, value or result over a limit"},
     {422, ASIDE_ERR_BAD_VALUE, "`bad_value`", "an invalid value (a `.json` key that is not JSON)"},
     {431, -1, "`bad_request`", "request headers over the HTTP layer's limit"},
-    {500, ASIDE_ERR_INTERNAL, "`internal`, `io_error`, `worker_died`, `function_error`, "
-     "`not_durable`",
+    {500, ASIDE_ERR_INTERNAL, "`internal`, `io_error`, `worker_died`, `worker_protocol`, "
+     "`function_error`, `not_durable`",
      "the server failed: a disk error, a function worker that died, a user's function that "
-     "raised; `not_durable`: under `ASIDE_FSYNC=always` the journal's sync failed, so the "
+     "raised; `worker_protocol`: a function's process answered out of turn (a reply to "
+     "another request, bytes outside a reply) and was replaced; `not_durable`: under `ASIDE_FSYNC=always` the journal's sync failed, so the "
      "change is applied (reads see it) but not yet durable, until the journal is rewritten"},
     {502, ASIDE_ERR_SOR, "`sor_error`, or S3's own code", "the SOR failed"},
     {503, ASIDE_ERR_NOMEM, "`out_of_memory`, `too_many_open_files`, `busy`, `starting`",

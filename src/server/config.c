@@ -69,6 +69,7 @@ static aside_status check_part_size(const option_row *o, const char *text, aside
 
 enum {
     MAX_COUNT = 1024,
+    MAX_PROCESSES = 1 << 22, /* Linux's highest pid_max */
     MAX_SECONDS = 86400,
     MAX_AGE_SECONDS = 366 * 86400,
     MS = 1000,
@@ -145,6 +146,13 @@ static const option_row options[] = {
     {"function-memory", "ASIDE_FUNCTION_MEMORY", NULL, "4GiB", OPT_BYTES,
      AT(api.functions.memory_limit_bytes), 0, 0, 0,
      "address space of each function worker (RLIMIT_AS; 0: none)"},
+    {"function-file-size", "ASIDE_FUNCTION_FILE_SIZE", NULL, "1GiB", OPT_BYTES,
+     AT(api.functions.file_size_limit_bytes), 0, 0, 0,
+     "largest file a function's process may write (RLIMIT_FSIZE; 0: none)"},
+    {"function-processes", "ASIDE_FUNCTION_PROCESSES", NULL, "1024", OPT_UINT,
+     AT(api.functions.max_processes), 0, MAX_PROCESSES, 1,
+     "processes and threads each function worker may run (a pids cgroup per worker when the "
+     "server may make one, else RLIMIT_NPROC above the user's count; 0: no bound)"},
     {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
      "a secret every request must present as \"Authorization: Bearer <token>\" (else 401), "
      "with every scope; default: none asked"},

@@ -6,20 +6,31 @@
  * processes (`python -m aside.worker`, from the aside package), each serving one call at a
  * time over a socket pair, and sees the cache only through the HTTP API, as any client does
  * (frames by shared memory). Workers are started on the first call that needs one, up to the
- * configured number, with RLIMIT_AS set before exec.
+ * configured number, each in a process group of its own, with an environment of an allow-list
+ * (no AWS keys, no token: the token comes on a pipe), no_new_privs, no core files, RLIMIT_AS
+ * and RLIMIT_FSIZE set before exec. Inside, a worker runs each function in a process of its
+ * own that cannot reach this socket (aside/_supervisor.py).
  *
  * The protocol (framing.md in the package documents the Python side): every message is a
  * 4-byte big-endian length, that many bytes of a JSON header, then, if the header says
  * "payload_bytes": n, n raw bytes. Requests: {"op": "call", "id", "function", "args", "text"},
- * {"op": "check", "id", "source"}, {"op": "describe", "id"}, {"op": "stats", "id"}. Replies
- * echo the id: {"ok": true, "kind": "json"|"frame"|"bytes", "value" | "payload_bytes"} or
- * {"ok": false, "error": {"status", "type", "message", "traceback"}}.
+ * {"op": "check", "id", "source"}, {"op": "describe", "id"}, {"op": "stats", "id"}, each with
+ * "timeout_ms". Replies echo the id: {"ok": true, "kind": "json"|"frame"|"bytes", "value" |
+ * "payload_bytes"} or {"ok": false, "error": {"status", "type", "message", "traceback",
+ * "output"}}.
  *
- * Supervision: a call has a deadline. A worker that does not answer in time is killed (SIGKILL)
- * and its slot refilled on the next call; the caller gets 504. A worker that dies (a crash, a
- * segfaulting extension, os.abort) is reaped and replaced; the caller gets 500 naming the
- * signal. Other calls never notice: each worker serves one caller, and the server's threads
- * only ever wait on a socket with a deadline. */
+ * Nothing a worker sends is trusted: a reply must be one frame, its header a JSON object under
+ * MAX_HEADER_BYTES with the request's id, its payload under MAX_PAYLOAD_BYTES, and no byte may
+ * wait on the socket before a request or after a reply. Anything else is a broken protocol:
+ * the worker is killed and replaced, the caller gets 500 worker_protocol, so a reply can never
+ * answer another caller.
+ *
+ * Supervision: a call has a deadline. A worker that does not answer in time is stopped: its
+ * socket closed (it then kills its functions' processes, orphans included), then its whole
+ * process group killed (SIGKILL); its slot is refilled on the next call and the caller gets
+ * 504. A worker that dies (a crash, a segfaulting extension, os.abort) is reaped and
+ * replaced; the caller gets 500 naming the signal. Other calls never notice: each worker
+ * serves one caller, and the server's threads only ever wait on a socket with a deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -29,12 +40,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "function_cgroup.h"
 #include "function_pool.h"
 #include "util/util.h"
 
@@ -42,9 +55,15 @@ extern char **environ;
 
 enum {
     WORKER_FD = 3,                       /* where a worker finds its socket */
+    TOKEN_FD = 4,                        /* where it reads the bearer token, once */
+    SPARE_FD_MIN = 10,                   /* above the two, while they are moved into place */
     MAX_HEADER_BYTES = 64 << 20,         /* a reply's JSON header */
     MAX_PAYLOAD_BYTES = 1 << 30,         /* a reply's frame or bytes */
-    HEADER_LENGTH_BYTES = 4
+    HEADER_LENGTH_BYTES = 4,
+    EXIT_WAIT_MS = 2000,                 /* at exit, workers have this long to clean up */
+    DEATH_WAIT_MS = 1000,                /* a worker that closed its socket, to exit */
+    STOP_WAIT_MS = 1000,                 /* a worker told to stop, to clean up */
+    REAP_POLL_US = 10000
 };
 
 typedef struct worker {
@@ -52,6 +71,7 @@ typedef struct worker {
     int     fd;
     bool    busy;
     json_t *stats; /* its memoisation figures as of its last call, or NULL */
+    char    cgroup[FUNCTION_CGROUP_PATH_MAX]; /* its pids cgroup, or "" */
 } worker;
 
 struct function_pool {
@@ -62,7 +82,28 @@ struct function_pool {
     char                 url[512];
     uint64_t             next_id;
     function_pool_stats  stats;
+    char                 cgroup_root[FUNCTION_CGROUP_PATH_MAX]; /* "" when none can be made */
+    unsigned long        cgroups_made;
 };
+
+/* How a worker's processes are bounded: a pids cgroup each when the server may make them,
+ * else RLIMIT_NPROC (which root ignores, and which counts every process of the user). */
+static void choose_process_bound(function_pool *p)
+{
+    p->cgroup_root[0] = '\0';
+    if (!p->cfg.max_processes)
+        return;
+    if (function_cgroup_root(p->cgroup_root, sizeof p->cgroup_root)) {
+        log_line("info", "functions: each worker in a pids cgroup under %s, at most %u "
+                 "processes", p->cgroup_root, p->cfg.max_processes);
+        return;
+    }
+    p->cgroup_root[0] = '\0';
+    if (geteuid() == 0)
+        log_line("warn", "functions: no pids cgroup can be made: the number of a worker's "
+                 "processes is not bounded (ASIDE_FUNCTION_PROCESSES; RLIMIT_NPROC does not "
+                 "bind root)");
+}
 
 /* ---- the pool --------------------------------------------------------------------------- */
 
@@ -79,6 +120,7 @@ function_pool *function_pool_create(const function_pool_config *cfg)
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
+    choose_process_bound(p);
     return p;
 }
 
@@ -89,6 +131,37 @@ void function_pool_set_url(function_pool *p, const char *url)
     pthread_mutex_unlock(&p->lock);
 }
 
+static int64_t now_ms(void) { return clock_mono_ns() / 1000000; }
+
+/* Whether w's worker ended by itself within wait_ms (how in *info). It is not reaped, so
+ * its pid still names its process group. */
+static bool worker_ended(const worker *w, int64_t wait_ms, siginfo_t *info)
+{
+    int64_t deadline_ms = now_ms() + wait_ms;
+    for (;;) {
+        memset(info, 0, sizeof *info);
+        int rc = waitid(P_PID, (id_t)w->pid, info, WEXITED | WNOHANG | WNOWAIT);
+        if (rc == 0 && info->si_pid == w->pid)
+            return true;
+        if ((rc != 0 && errno != EINTR) || now_ms() >= deadline_ms)
+            return false;
+        usleep(REAP_POLL_US);
+    }
+}
+
+/* Kill w's whole process group (the worker, its functions' processes and every child they
+ * started) and reap the worker; the slot is empty after. */
+static void worker_kill(worker *w)
+{
+    kill(-w->pid, SIGKILL);
+    waitpid(w->pid, NULL, 0);
+    w->pid = 0;
+    function_cgroup_remove(w->cgroup); /* what left the group */
+    w->cgroup[0] = '\0';
+}
+
+/* Stop w: closing its socket tells it to kill its functions' processes, orphans included
+ * (even mid-call: it watches the socket); STOP_WAIT_MS later its group is killed whole. */
 static void worker_stop(worker *w)
 {
     json_decref(w->stats);
@@ -96,23 +169,31 @@ static void worker_stop(worker *w)
     if (!w->pid)
         return;
     close(w->fd);
-    kill(w->pid, SIGKILL);
-    waitpid(w->pid, NULL, 0);
-    w->pid = 0;
+    siginfo_t info;
+    worker_ended(w, STOP_WAIT_MS, &info);
+    worker_kill(w);
 }
 
 void function_pool_destroy(function_pool *p)
 {
     if (!p)
         return;
+    /* end of file on its socket ends a worker, after it killed what its functions started
+     * (orphans included); the group is killed whole after, whatever is left */
     for (unsigned i = 0; i < p->cfg.workers; i++) {
-        if (p->workers[i].pid) { /* EOF on its socket ends a worker; then make sure */
+        if (p->workers[i].pid)
             close(p->workers[i].fd);
-            p->workers[i].fd = -1;
-            kill(p->workers[i].pid, SIGTERM);
-            waitpid(p->workers[i].pid, NULL, 0);
+    }
+    int64_t deadline_ms = now_ms() + EXIT_WAIT_MS;
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        worker *w = &p->workers[i];
+        siginfo_t info;
+        if (w->pid) {
+            int64_t left = deadline_ms - now_ms();
+            worker_ended(w, left > 0 ? left : 0, &info);
+            worker_kill(w);
         }
-        json_decref(p->workers[i].stats);
+        json_decref(w->stats);
     }
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->lock);
@@ -130,7 +211,23 @@ void function_pool_get_stats(function_pool *p, function_pool_stats *out)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* The environment of a worker: ours, and where the cache and the functions are. */
+/* What a worker's environment keeps of the server's: what Python needs to start, find its
+ * packages and decode text. Nothing else passes (AWS keys, the token, the server's settings):
+ * a function must not find secrets in os.environ. */
+static const char *const env_allowed[] = {"PATH=", "LANG=", "LC_ALL=", "LC_CTYPE=", "TZ=",
+                                          "PYTHONPATH=", NULL};
+
+static bool env_is_allowed(const char *entry)
+{
+    for (size_t i = 0; env_allowed[i]; i++) {
+        if (strncmp(entry, env_allowed[i], strlen(env_allowed[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The environment of a worker: the allowed part of ours, where the cache and the functions
+ * are, and (when there is a token) the descriptor it reads the token from. */
 static char **worker_env(const function_pool *p, buf *storage)
 {
     size_t n = 0;
@@ -141,8 +238,7 @@ static char **worker_env(const function_pool *p, buf *storage)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(environ[i], "ASIDE_URL=", 10) && strncmp(environ[i], "ASIDE_TOKEN=", 12) &&
-            strncmp(environ[i], "ASIDE_FUNCTION_DIR=", 19))
+        if (env_is_allowed(environ[i]))
             env[k++] = environ[i];
     }
     size_t at[3];
@@ -152,7 +248,7 @@ static char **worker_env(const function_pool *p, buf *storage)
     buf_printf(storage, "ASIDE_FUNCTION_DIR=%s%c", p->cfg.dir, '\0');
     at[2] = storage->len;
     if (p->cfg.token)
-        buf_printf(storage, "ASIDE_TOKEN=%s%c", p->cfg.token, '\0');
+        buf_printf(storage, "ASIDE_TOKEN_FD=%d%c", TOKEN_FD, '\0');
     if (storage->failed) {
         free(env);
         return NULL;
@@ -164,25 +260,104 @@ static char **worker_env(const function_pool *p, buf *storage)
     return env;
 }
 
+/* A pipe holding the token, for the worker to read on TOKEN_FD: the token never sits in an
+ * environment a function could read (/proc/self/environ included). *read_fd -1 without one. */
+static bool token_pipe(const function_pool *p, int *read_fd)
+{
+    *read_fd = -1;
+    if (!p->cfg.token)
+        return true;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return false;
+    size_t len = strlen(p->cfg.token);
+    bool ok = write(fds[1], p->cfg.token, len) == (ssize_t)len; /* far below a pipe's size */
+    close(fds[1]);
+    if (!ok) {
+        close(fds[0]);
+        return false;
+    }
+    *read_fd = fds[0];
+    return true;
+}
+
+/* In the child, before exec (async-signal-safe calls only): the limits every process of the
+ * worker inherits. no_new_privs: no set-user-ID program gives a function more rights; no core
+ * files; the address space and file size configured; processes, when no cgroup bounds
+ * them, as RLIMIT_NPROC (processes: 0 for none). */
+static void worker_limits(const function_pool_config *cfg, rlim_t processes)
+{
+    if (processes) {
+        struct rlimit nproc = {processes, processes};
+        setrlimit(RLIMIT_NPROC, &nproc);
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    if (cfg->memory_limit_bytes) {
+        struct rlimit memory = {cfg->memory_limit_bytes, cfg->memory_limit_bytes};
+        setrlimit(RLIMIT_AS, &memory);
+    }
+    if (cfg->file_size_limit_bytes) {
+        struct rlimit size = {cfg->file_size_limit_bytes, cfg->file_size_limit_bytes};
+        setrlimit(RLIMIT_FSIZE, &size);
+    }
+}
+
+/* In the child: the socket on WORKER_FD and the token's pipe on TOKEN_FD (moved above both
+ * first, so neither can overwrite the other). False when a descriptor cannot be moved. */
+static bool worker_fds(int sock, int token)
+{
+    int s = fcntl(sock, F_DUPFD_CLOEXEC, SPARE_FD_MIN);
+    int t = token >= 0 ? fcntl(token, F_DUPFD_CLOEXEC, SPARE_FD_MIN) : -1;
+    if (s < 0 || (token >= 0 && t < 0) || dup2(s, WORKER_FD) < 0)
+        return false;
+    return t < 0 || dup2(t, TOKEN_FD) >= 0;
+}
+
+/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs; returns 0),
+ * else the RLIMIT_NPROC to set (the user's tasks now plus the bound; 0: none). */
+static rlim_t worker_cgroup(function_pool *p, worker *w, char *procs, size_t size)
+{
+    w->cgroup[0] = '\0';
+    if (!p->cfg.max_processes)
+        return 0;
+    if (p->cgroup_root[0] && function_cgroup_make(p->cgroup_root, ++p->cgroups_made,
+                                                  p->cfg.max_processes, w->cgroup,
+                                                  sizeof w->cgroup)) {
+        snprintf(procs, size, "%s/cgroup.procs", w->cgroup);
+        return 0;
+    }
+    if (geteuid() == 0)
+        return 0;
+    return (rlim_t)(function_user_tasks(getuid()) + p->cfg.max_processes);
+}
+
 /* Start a worker in slot w (under the lock). Between fork and exec the child only calls
  * async-signal-safe functions. */
 static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
 {
-    int pair[2];
+    int pair[2], token = -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot make a socket pair: %s",
                          strerror(errno));
+    if (!token_pipe(p, &token)) {
+        close(pair[0]);
+        close(pair[1]);
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot pass the token to a function "
+                         "worker: %s", strerror(errno));
+    }
     buf storage = {0};
     char **env = worker_env(p, &storage);
     char *const argv[] = {(char *)p->cfg.python, "-m", "aside.worker", NULL};
-    struct rlimit memory = {p->cfg.memory_limit_bytes, p->cfg.memory_limit_bytes};
+    char procs[FUNCTION_CGROUP_PATH_MAX + 32] = "";
+    rlim_t processes = worker_cgroup(p, w, procs, sizeof procs);
     pid_t pid = env ? fork() : -1;
     if (pid == 0) {
-        if (dup2(pair[1], WORKER_FD) < 0)
+        if (!worker_fds(pair[1], token) || (*procs && !function_cgroup_enter(procs)))
             _exit(127);
-        if (p->cfg.memory_limit_bytes)
-            setrlimit(RLIMIT_AS, &memory);
-        setpgid(0, 0); /* signals to the server's group do not reach workers */
+        setpgid(0, 0); /* one group per worker: killed whole; the server's signals pass by */
+        worker_limits(&p->cfg, processes);
         execve(p->cfg.python, argv, env);
         execvpe(p->cfg.python, argv, env);
         _exit(127);
@@ -190,19 +365,22 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     free(env);
     buf_free(&storage);
     close(pair[1]);
+    if (token >= 0)
+        close(token);
     if (pid < 0) {
         close(pair[0]);
+        function_cgroup_remove(w->cgroup);
+        w->cgroup[0] = '\0';
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot start a function worker: %s",
                          strerror(errno));
     }
+    setpgid(pid, pid); /* also here: the group exists before anyone signals it */
     w->pid = pid;
     w->fd = pair[0];
     w->busy = false;
     p->stats.started++;
     return ASIDE_OK;
 }
-
-static int64_t now_ms(void) { return clock_mono_ns() / 1000000; }
 
 /* An idle worker, marked busy, waiting until deadline_ms for one. */
 static worker *acquire(function_pool *p, int64_t deadline_ms, aside_error *err)
@@ -250,7 +428,9 @@ static void release(function_pool *p, worker *w)
 
 /* ---- talking to a worker ---------------------------------------------------------------- */
 
-typedef enum io_result { IO_OK, IO_TIMEOUT, IO_CLOSED } io_result;
+/* IO_PROTOCOL: the worker sent what the protocol does not allow (a malformed reply, another
+ * request's id, bytes outside a reply). */
+typedef enum io_result { IO_OK, IO_TIMEOUT, IO_CLOSED, IO_PROTOCOL } io_result;
 
 static io_result wait_fd(int fd, short events, int64_t deadline_ms)
 {
@@ -321,7 +501,7 @@ static io_result send_message(int fd, json_t *header, int64_t deadline_ms)
     return r;
 }
 
-/* Read one reply: its header and payload. IO_CLOSED also for a malformed reply. */
+/* Read one reply: its header and payload. IO_PROTOCOL for a malformed one. */
 static io_result recv_message(int fd, function_reply *out, int64_t deadline_ms)
 {
     unsigned char prefix[HEADER_LENGTH_BYTES];
@@ -330,24 +510,52 @@ static io_result recv_message(int fd, function_reply *out, int64_t deadline_ms)
         return r;
     size_t len = (size_t)prefix[0] << 24 | (size_t)prefix[1] << 16 | (size_t)prefix[2] << 8 |
                  prefix[3];
-    char *text = len <= MAX_HEADER_BYTES ? malloc(len + 1) : NULL;
+    if (len > MAX_HEADER_BYTES)
+        return IO_PROTOCOL;
+    char *text = malloc(len + 1);
     if (!text)
         return IO_CLOSED;
     r = recv_all(fd, text, len, deadline_ms);
     text[r == IO_OK ? len : 0] = '\0';
-    out->header = r == IO_OK ? json_loadb(text, len, 0, NULL) : NULL;
+    out->header = r == IO_OK ? json_loadb(text, len, JSON_ALLOW_NUL, NULL) : NULL;
     free(text);
     if (r != IO_OK || !json_is_object(out->header))
-        return r != IO_OK ? r : IO_CLOSED;
-    json_int_t n = json_integer_value(json_object_get(out->header, "payload_bytes"));
-    if (n < 0 || n > MAX_PAYLOAD_BYTES)
-        return IO_CLOSED;
+        return r != IO_OK ? r : IO_PROTOCOL;
+    json_t *payload = json_object_get(out->header, "payload_bytes");
+    json_int_t n = payload ? json_integer_value(payload) : 0;
+    if ((payload && !json_is_integer(payload)) || n < 0 || n > MAX_PAYLOAD_BYTES)
+        return IO_PROTOCOL;
     out->payload_bytes = (size_t)n;
     if (n == 0)
         return IO_OK;
     if (!(out->payload = malloc((size_t)n)))
         return IO_CLOSED;
     return recv_all(fd, out->payload, (size_t)n, deadline_ms);
+}
+
+/* Bytes waiting on a worker's socket outside a reply (or its end): a worker out of step. */
+static bool stray_bytes(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0;
+}
+
+/* One exchange with w: request (with id) out, its reply in, checked. */
+static io_result exchange(worker *w, json_t *request, json_int_t id, function_reply *out,
+                          int64_t deadline_ms)
+{
+    if (stray_bytes(w->fd))
+        return IO_PROTOCOL;
+    io_result r = send_message(w->fd, request, deadline_ms);
+    if (r == IO_OK)
+        r = recv_message(w->fd, out, deadline_ms);
+    if (r != IO_OK)
+        return r;
+    json_t *echoed = json_object_get(out->header, "id");
+    if (!json_is_integer(echoed) || json_integer_value(echoed) != id || stray_bytes(w->fd))
+        return IO_PROTOCOL;
+    return IO_OK;
 }
 
 void function_reply_clear(function_reply *r)
@@ -357,19 +565,63 @@ void function_reply_clear(function_reply *r)
     memset(r, 0, sizeof *r);
 }
 
-/* What became of a worker that closed its socket. */
-static void describe_death(pid_t pid, aside_error *err)
+/* What became of a worker that closed its socket (its group is killed, it is reaped). */
+static void describe_death(worker *w, aside_error *err)
 {
-    int status = 0;
-    pid_t done = waitpid(pid, &status, 0);
-    if (done == pid && WIFSIGNALED(status))
+    siginfo_t info;
+    bool ended = worker_ended(w, DEATH_WAIT_MS, &info);
+    worker_kill(w);
+    if (ended && (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED))
         error_set(err, ASIDE_ERR_INTERNAL, "the function's worker died: %s (signal %d)",
-                  strsignal(WTERMSIG(status)), WTERMSIG(status));
-    else if (done == pid && WIFEXITED(status))
+                  strsignal(info.si_status), info.si_status);
+    else if (ended && info.si_code == CLD_EXITED)
         error_set(err, ASIDE_ERR_INTERNAL, "the function's worker exited with status %d",
-                  WEXITSTATUS(status));
+                  info.si_status);
     else
         error_set(err, ASIDE_ERR_INTERNAL, "the function's worker stopped answering");
+}
+
+/* A failed exchange: the worker is stopped (its slot refilled by a later call), err and
+ * out->failure say why. Under the lock. */
+static void fail(function_pool *p, worker *w, io_result r, unsigned timeout_ms,
+                 function_reply *out, aside_error *err)
+{
+    function_reply_clear(out);
+    if (r == IO_TIMEOUT) {
+        p->stats.timeouts++;
+        out->failure = FUNCTION_TIMEOUT;
+        error_set(err, ASIDE_ERR_TIMEOUT, "the function ran longer than %u ms: its worker "
+                  "was stopped", timeout_ms);
+        worker_stop(w);
+        return;
+    }
+    p->stats.crashes++;
+    if (r == IO_PROTOCOL) {
+        out->failure = FUNCTION_PROTOCOL;
+        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker broke the protocol (a reply "
+                  "to another request, or bytes outside a reply): it was replaced");
+        log_line("warn", "functions: worker %d broke the protocol: stopped", (int)w->pid);
+        worker_stop(w);
+        return;
+    }
+    out->failure = FUNCTION_DIED;
+    close(w->fd);
+    describe_death(w, err);
+    json_decref(w->stats);
+    w->stats = NULL;
+}
+
+/* A reply in which the worker says one of its function's processes died or broke the
+ * protocol counts as a crash. */
+static void count_reported_failure(function_pool *p, const function_reply *r)
+{
+    const char *code = json_string_value(
+        json_object_get(json_object_get(r->header, "error"), "code"));
+    if (code && (!strcmp(code, "worker_died") || !strcmp(code, "worker_protocol"))) {
+        pthread_mutex_lock(&p->lock);
+        p->stats.crashes++;
+        pthread_mutex_unlock(&p->lock);
+    }
 }
 
 aside_status function_pool_request(function_pool *p, json_t *request, unsigned timeout_ms,
@@ -382,34 +634,26 @@ aside_status function_pool_request(function_pool *p, json_t *request, unsigned t
     if (err)
         err->status = ASIDE_OK;
     worker *w = acquire(p, deadline_ms, err);
-    if (!w)
+    if (!w) {
+        out->failure = err && err->status == ASIDE_ERR_TIMEOUT ? FUNCTION_TIMEOUT
+                                                              : FUNCTION_DIED;
         return err ? err->status : ASIDE_ERR_INTERNAL;
+    }
     pthread_mutex_lock(&p->lock);
-    json_object_set_new(request, "id", json_integer((json_int_t)++p->next_id));
+    json_int_t id = (json_int_t)++p->next_id;
     p->stats.requests++;
     pthread_mutex_unlock(&p->lock);
-    io_result r = send_message(w->fd, request, deadline_ms);
-    if (r == IO_OK)
-        r = recv_message(w->fd, out, deadline_ms);
+    json_object_set_new(request, "id", json_integer(id));
+    json_object_set_new(request, "timeout_ms", json_integer((json_int_t)timeout_ms));
+    io_result r = exchange(w, request, id, out, deadline_ms);
     aside_status st = ASIDE_OK;
     if (r != IO_OK) {
-        function_reply_clear(out);
         pthread_mutex_lock(&p->lock);
-        if (r == IO_TIMEOUT) {
-            p->stats.timeouts++;
-            error_set(err, ASIDE_ERR_TIMEOUT, "the function ran longer than %u ms: its worker "
-                      "was stopped", timeout_ms);
-            worker_stop(w);
-        } else {
-            p->stats.crashes++;
-            close(w->fd);
-            describe_death(w->pid, err);
-            w->pid = 0;
-            json_decref(w->stats);
-            w->stats = NULL;
-        }
+        fail(p, w, r, timeout_ms, out, err);
         pthread_mutex_unlock(&p->lock);
         st = err ? err->status : ASIDE_ERR_INTERNAL;
+    } else {
+        count_reported_failure(p, out);
     }
     json_t *stats = st == ASIDE_OK ? json_object_get(out->header, "stats") : NULL;
     if (json_is_object(stats)) {

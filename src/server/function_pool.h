@@ -20,6 +20,9 @@ typedef struct function_pool_config {
     unsigned    workers;            /* at most this many processes */
     unsigned    max_timeout_ms;     /* a call's limit (timeout= may ask for less) */
     uint64_t    memory_limit_bytes; /* RLIMIT_AS of each worker; 0: none */
+    uint64_t    file_size_limit_bytes; /* RLIMIT_FSIZE of each worker; 0: none */
+    unsigned    max_processes;      /* of each worker: its pids cgroup's pids.max, or RLIMIT_NPROC
+                                       above the user's tasks at its start; 0: no bound */
 } function_pool_config;
 
 typedef struct function_pool_stats {
@@ -30,15 +33,27 @@ typedef struct function_pool_stats {
 
 typedef struct function_pool function_pool;
 
-/* A reply: its JSON header (owned) and raw payload (owned, payload_bytes long). */
+/* Why a request got no reply. */
+typedef enum function_failure {
+    FUNCTION_ANSWERED = 0,
+    FUNCTION_TIMEOUT,  /* past its deadline (or no worker free in time): 504 `timeout` */
+    FUNCTION_DIED,     /* the worker died or could not start: 500 `worker_died` */
+    FUNCTION_PROTOCOL  /* the worker broke the protocol: 500 `worker_protocol` */
+} function_failure;
+
+/* A reply: its JSON header (owned) and raw payload (owned, payload_bytes long); when there is
+ * none, why. */
 typedef struct function_reply {
-    struct json_t *header;
-    void          *payload;
-    size_t         payload_bytes;
+    struct json_t   *header;
+    void            *payload;
+    size_t           payload_bytes;
+    function_failure failure;
 } function_reply;
 
 /* A pool configured by cfg (copied; its strings must outlive the pool). No process starts
- * until a request needs one. NULL when out of memory. */
+ * until a request needs one. Finds where workers' pids cgroups can be made (and removes
+ * those of servers that are gone), logging how processes are bounded. NULL when out of
+ * memory. */
 function_pool *function_pool_create(const function_pool_config *cfg);
 /* Stop every worker and free p. NULL is ignored. */
 void           function_pool_destroy(function_pool *p);
@@ -47,9 +62,11 @@ const function_pool_config *function_pool_config_of(const function_pool *p);
 /* Where workers reach the API (known once the server listens). */
 void           function_pool_set_url(function_pool *p, const char *url);
 void           function_pool_get_stats(function_pool *p, function_pool_stats *out);
-/* Send request (an object; its "id" is set here) to an idle worker and read its reply, within
- * timeout_ms (0: the maximum). ASIDE_ERR_TIMEOUT when the worker had to be stopped (or none was
- * free in time), ASIDE_ERR_INTERNAL when it died (err names how). */
+/* Send request (an object; its "id" and "timeout_ms" are set here) to an idle worker and read
+ * its reply, within timeout_ms (0: the maximum). The reply must echo the id and be alone on
+ * the socket. ASIDE_ERR_TIMEOUT when the worker had to be stopped (or none was free in time),
+ * ASIDE_ERR_INTERNAL when it died or broke the protocol (out->failure says which, err how);
+ * a worker that failed is killed with its whole process group and replaced on a later call. */
 aside_status   function_pool_request(function_pool *p, struct json_t *request,
                                      unsigned timeout_ms, function_reply *out,
                                      aside_error *err);

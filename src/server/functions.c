@@ -4,7 +4,10 @@
  * A call of a user's function sends the call's parameters (those call_function_gets) to a
  * worker of the pool (function_pool.h) and answers its reply: a JSON value in the envelope,
  * bytes (base64 in the envelope, or bare with return=data), a DataFrame as reply.c answers
- * frames; a failure keeps the status, type, message and traceback the worker sent. A JSON
+ * frames; a failure keeps the status, type, message, traceback and printed output the worker
+ * sent (`worker_died` and `worker_protocol` when it says one of its processes died or broke
+ * the protocol); a request that got no reply is 504 `timeout` or 500 `worker_died` or
+ * `worker_protocol` (function_pool.h says when). A JSON
  * result nested deeper than the depth limit (ASIDE_JSON_MAX_DEPTH) is refused (400 too_deep),
  * as any deep JSON is. Sources are compiled by a worker (never run) before they are saved.
  * Everything here waits on a worker or a file: the router runs it on the blocking pool. */
@@ -69,18 +72,33 @@ static unsigned timeout_ms_of(call *c)
     return s > 0 && s < 1e6 ? (unsigned)(s * 1000) : 0;
 }
 
-/* Answer a failed reply: its status, type, message and the user's traceback lines. */
+/* The code of a failed reply: what its worker reported (a function's process that died or
+ * broke the protocol), else what its status means. */
+static const char *function_error_code(json_t *error, json_int_t status)
+{
+    const char *reported = json_string_value(json_object_get(error, "code"));
+    if (status == 500 && reported &&
+        (!strcmp(reported, "worker_died") || !strcmp(reported, "worker_protocol")))
+        return reported;
+    return status == 404 ? "not_found" : status == 400 ? "bad_request"
+           : status == 507 ? "function_out_of_memory" : "function_error";
+}
+
+/* Answer a failed reply: its status, type, message, the user's traceback lines and the last
+ * lines the call printed. */
 static void answer_function_error(call *c, json_t *error)
 {
     json_int_t status = json_integer_value(json_object_get(error, "status"));
     if (status < 400 || status > 599)
         status = 500;
     json_t *body = json_pack("{s:{s:s, s:O?, s:O?, s:O?}}", "error", "code",
-                             status == 404 ? "not_found" : status == 400 ? "bad_request"
-                             : status == 507 ? "function_out_of_memory" : "function_error",
+                             function_error_code(error, status),
                              "message", json_object_get(error, "message"), "type",
                              json_object_get(error, "type"), "traceback",
                              json_object_get(error, "traceback"));
+    json_t *output = json_object_get(error, "output");
+    if (body && json_is_array(output))
+        json_object_set(json_object_get(body, "error"), "output", output);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     c->res->status = (int)status;
     c->res->content_type = "application/json";
@@ -88,6 +106,17 @@ static void answer_function_error(call *c, json_t *error)
     buf_puts(&c->res->body, text ? text : "{\"error\": {\"code\": \"function_error\"}}");
     free(text);
     json_decref(body);
+}
+
+/* Answer a request that got no reply: 504 timeout, 500 worker_died or worker_protocol. */
+static void answer_failure(call *c, const function_reply *r, const aside_error *err,
+                           const char *fallback)
+{
+    if (r->failure == FUNCTION_TIMEOUT)
+        call_error(c, 504, "timeout", err->message);
+    else
+        call_error(c, 500, r->failure == FUNCTION_PROTOCOL ? "worker_protocol" : "worker_died",
+                   err->status != ASIDE_OK ? err->message : fallback);
 }
 
 /* A JSON result nested deeper than the depth limit; false when an error was answered. */
@@ -149,8 +178,7 @@ static void run_request(call *c, json_t *request, unsigned timeout_ms,
     aside_status st = function_pool_request(c->server->functions, request, timeout_ms, &r, &err);
     json_decref(request);
     if (st != ASIDE_OK) {
-        call_error(c, st == ASIDE_ERR_TIMEOUT ? 504 : 500,
-                  st == ASIDE_ERR_TIMEOUT ? "timeout" : "worker_died", err.message);
+        answer_failure(c, &r, &err, "the function's worker failed");
         return;
     }
     if (json_is_true(json_object_get(r.header, "ok")))
@@ -188,11 +216,15 @@ static void answer_saved(call *c, const char *name)
 static void check_and_save(call *c, const char *name, const char *source, size_t len)
 {
     json_t *request = json_pack("{s:s, s:s%}", "op", "check", "source", source, len);
-    function_reply r;
-    aside_error err;
-    if (!request || function_pool_request(c->server->functions, request, 0, &r, &err) != ASIDE_OK) {
+    function_reply r = {0};
+    aside_error err = {0};
+    if (!request) {
+        call_out_of_memory(c);
+        return;
+    }
+    if (function_pool_request(c->server->functions, request, 0, &r, &err) != ASIDE_OK) {
         json_decref(request);
-        call_error(c, 500, "worker_died", request ? err.message : "out of memory");
+        answer_failure(c, &r, &err, "the function's worker failed");
         return;
     }
     json_decref(request);

@@ -213,7 +213,7 @@ def test_workers_are_replaced_across_a_restart_and_reach_the_new_server(make_ser
     first = ok(server.get(function="reads", key="doc.json"))
     assert first["value"] == {"v": 1}
     old_pid = first["pid"]
-    assert ok(server.get(function="pid")) == old_pid
+    assert ok(server.get(function="reads", key="doc.json"))["pid"] == old_pid  # its process
     old_port = server.port
 
     server.restart()

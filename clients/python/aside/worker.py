@@ -4,11 +4,16 @@
 
 The server starts this process with a connected ``AF_UNIX`` ``SOCK_STREAM`` socket on file
 descriptor 3 and the environment ``ASIDE_URL`` (the server's API, for the ``cache`` argument),
-``ASIDE_TOKEN`` (optional bearer token) and ``ASIDE_FUNCTION_DIR`` (the folder of ``NAME.py``
-files, absolute). It answers one request at a time, in order, until the server closes the
-socket (end of file: exit status 0). An exception in a user's function, ``SystemExit``
-included, is an error answer; the worker keeps serving. Only ``KeyboardInterrupt`` (SIGINT)
-ends it, and a protocol violation (a message cut short, exit status 1).
+``ASIDE_TOKEN_FD`` (optional: a descriptor to read the bearer token from, once; ``ASIDE_TOKEN``
+is also read, and both are removed from the environment) and ``ASIDE_FUNCTION_DIR`` (the folder
+of ``NAME.py`` files, absolute). It answers one request at a time, in order, until the server
+closes the socket (end of file: exit status 0). This process runs no user code: it is a
+supervisor (``aside._supervisor``) that runs each function in a forked process of its own,
+where ``Worker`` below serves the same protocol over a private socket pair. An exception in a
+user's function, ``SystemExit`` included, is an error answer; the worker keeps serving. Only
+``KeyboardInterrupt`` (SIGINT) ends it, and a protocol violation (a message cut short, exit
+status 1). A call's ``"timeout_ms"``, when given, limits the CPU time of the function's process
+(``RLIMIT_CPU``: the timeout and a second more than it used so far).
 
 Framing, both ways: a 4-byte big-endian length N, then N bytes of UTF-8 JSON (the header); when
 the header has ``"payload_bytes": n`` (n > 0), exactly n raw bytes follow (a request's payload
@@ -22,8 +27,9 @@ answer, and an ``"op"``:
   check that it has a top-level ``def main`` taking a positional parameter; nothing runs.
 * ``{"op": "describe", "id"}``: every ``NAME.py`` of the folder with ``main``'s signature and
   the first line of its docstring, read with ``ast`` (nothing runs).
-* ``{"op": "stats", "id"}``: the ``aside.lru_cache`` statistics of this process (and the hits
-  and misses of ``aside.compute_result`` / ``aside.sql_result``).
+* ``{"op": "stats", "id"}``: the ``aside.lru_cache`` statistics of the functions' processes as
+  of their last calls (and the hits and misses of ``aside.compute_result`` /
+  ``aside.sql_result``).
 
 Answers: ``{"id", "ok": true, "kind": "json", "value": ...}``; ``{"id", "ok": true, "kind":
 "frame", "payload_bytes": n}`` + an Arrow IPC stream; ``{"id", "ok": true, "kind": "bytes",
@@ -31,7 +37,9 @@ Answers: ``{"id", "ok": true, "kind": "json", "value": ...}``; ``{"id", "ok": tr
 answers them); or ``{"id", "ok": false, "error": {"status", "type",
 "message", "traceback"}}`` with status 404 (no such function), 400 (arguments that do not fit
 ``main``, a check that fails, a malformed request), 507 (``MemoryError``), else 500. The
-traceback holds only the frames of the function folder's files, one line per item.
+traceback holds only the frames of the function folder's files, one line per item. The
+supervisor adds ``"output"`` (the last lines the call printed), and ``"code"``
+(``worker_died``, ``worker_protocol``) when the function's process died or broke the protocol.
 
 Function files are loaded by path, each as its own module ``aside_functions.NAME`` (so a file
 ``json.py`` shadows nothing), and loaded again when the file's modification time, size or inode
@@ -50,6 +58,7 @@ import json
 import linecache
 import os
 import re
+import resource
 import socket
 import struct
 import sys
@@ -80,6 +89,7 @@ STATUS_BAD_REQUEST = 400
 STATUS_NOT_FOUND = 404
 STATUS_ERROR = 500
 STATUS_NO_MEMORY = 507  # HTTP "Insufficient Storage": the function ran out of its memory limit
+CPU_GRACE_S = 1  # CPU seconds a call may use past its timeout before SIGXCPU
 
 
 class ProtocolError(Exception):
@@ -245,6 +255,38 @@ def _encode_header(header: Dict[str, Any]) -> bytes:
     return json.dumps(header, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
+def function_file(function_dir: str, name: Any) -> Tuple[str, os.stat_result]:
+    """The path and status of ``NAME.py`` in the function folder; ``CallError`` 404 for a name
+    that is no Python identifier or a file that is not there."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise CallError(STATUS_NOT_FOUND, "FileNotFoundError",
+                        f"no function {name!r}: names are Python identifiers")
+    path = os.path.join(function_dir, name + ".py")
+    try:
+        st = os.stat(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "not a file", path)
+    except FileNotFoundError:
+        raise CallError(STATUS_NOT_FOUND, "FileNotFoundError",
+                        f"no function {name}: {name}.py is not in the function folder") from None
+    return path, st
+
+
+def limit_cpu(timeout_ms: Any) -> None:
+    """Let this process (and the children it starts from now on) use the CPU for at most the
+    call's timeout from here, plus a second: past it the kernel sends SIGXCPU, which ends the
+    process. A hard limit is never lowered, so the next call can set its own."""
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used_s = int(usage.ru_utime + usage.ru_stime)
+    soft = used_s + -(-timeout_ms // 1000) + CPU_GRACE_S
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
 # ---- the worker ---------------------------------------------------------------------------
 
 class _Loaded:
@@ -405,18 +447,12 @@ class Worker:
     # -- call -----------------------------------------------------------------------------
 
     def _load(self, name: str) -> types.ModuleType:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise CallError(STATUS_NOT_FOUND, "FileNotFoundError",
-                            f"no function {name!r}: names are Python identifiers")
-        path = os.path.join(self.function_dir, name + ".py")
         try:
-            st = os.stat(path)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(errno.ENOENT, "not a file", path)
-        except FileNotFoundError:
-            self._forget(name)
-            raise CallError(STATUS_NOT_FOUND, "FileNotFoundError",
-                            f"no function {name}: {name}.py is not in the function folder")
+            path, st = function_file(self.function_dir, name)
+        except CallError:
+            if isinstance(name, str):
+                self._forget(name)
+            raise
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         loaded = self._modules.get(name)
         if loaded is not None and loaded.key == key:
@@ -454,6 +490,7 @@ class Worker:
         args = header.get("args") or {}
         if not isinstance(args, dict):
             raise CallError(STATUS_BAD_REQUEST, "TypeError", "args must be a JSON object")
+        limit_cpu(header.get("timeout_ms"))
         module = self._load(name)  # type: ignore[arg-type]
         main = getattr(module, "main", None)
         if not callable(main):
@@ -538,34 +575,10 @@ class Worker:
 
 
 def main() -> int:
-    """Entry point of ``python -m aside.worker``: serve fd 3 until end of file."""
-    function_dir = os.environ.get("ASIDE_FUNCTION_DIR") or os.path.abspath("functions")
-    try:
-        sock = socket.socket(fileno=PROTOCOL_FD)
-    except OSError as exc:
-        print(f"aside.worker: file descriptor {PROTOCOL_FD} is not a socket: {exc}",
-              file=sys.stderr)
-        return 2
-    sys.dont_write_bytecode = True
-    # what functions print reaches the server's log line by line, not when the buffer fills
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(line_buffering=True)
-    client = Client(os.environ.get("ASIDE_URL"), os.environ.get("ASIDE_TOKEN") or None)
-    worker = Worker(sock, function_dir, client)
-    try:
-        worker.serve()
-    except ProtocolError as exc:
-        print(f"aside.worker: protocol error: {exc}", file=sys.stderr)
-        return 1
-    except (BrokenPipeError, ConnectionResetError):
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        client.close()
-    return 0
+    """Entry point of ``python -m aside.worker``: serve fd 3 until end of file, running the
+    functions in processes of their own (see ``aside._supervisor``)."""
+    from ._supervisor import main as supervise
+    return supervise()
 
 
 if __name__ == "__main__":
