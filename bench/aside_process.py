@@ -111,7 +111,8 @@ class AsideProcess:
         self.stop_timeout = stop_timeout
         self.env = dict(base_env)
         self.env.update({"LOCAL_DATA_DIR": cache_dir, "REMOTE_STORAGE": sor_dir,
-                         "ASIDE_BIND": "127.0.0.1", "ASIDE_PORT": "0"})
+                         "ASIDE_BIND": "127.0.0.1", "ASIDE_PORT": "0",
+                         "ASIDE_DRAIN_SECONDS": "0"})
         self.env.update(env_extra)
         self.proc: subprocess.Popen | None = None
         self.port = 0

@@ -98,6 +98,7 @@ log=$work/server.log
 env -i PATH=/usr/bin:/bin HOME="$work" ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTIONS} \
     ${UBSAN_OPTIONS:+UBSAN_OPTIONS=$UBSAN_OPTIONS} \
     LOCAL_DATA_DIR="$root/cache" REMOTE_STORAGE="$root/sor" ASIDE_PORT=0 ASIDE_THREADS=2 \
+    ASIDE_DRAIN_SECONDS=0 \
     "$prefix/bin/aside-server" > "$log" 2>&1 &
 server_pid=$!
 port=
