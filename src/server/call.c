@@ -262,17 +262,6 @@ static bool param_add(call *c, char *name, char *value, size_t value_len, json_t
     return true;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0..len) ('+' is a space) into a new string; NULL if malformed. */
 static char *url_decode(const char *s, size_t len, size_t *out_len)
 {
@@ -284,8 +273,8 @@ static char *url_decode(const char *s, size_t len, size_t *out_len)
         if (s[i] == '+') {
             out[n++] = ' ';
         } else if (s[i] == '%') {
-            int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
+            int hi = i + 2 < len ? text_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? text_hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 free(out);
                 return NULL;

@@ -227,24 +227,13 @@ static bool is_name(const char *s, size_t len)
     return true;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* "sha256:" and 64 hex digits into out; false for anything else. */
 static bool parse_hash(const char *s, size_t len, unsigned char out[TOKENS_HASH_BYTES])
 {
     if (len != 7 + 2 * TOKENS_HASH_BYTES || memcmp(s, "sha256:", 7) != 0)
         return false;
     for (size_t i = 0; i < TOKENS_HASH_BYTES; i++) {
-        int hi = hex_value(s[7 + 2 * i]), lo = hex_value(s[8 + 2 * i]);
+        int hi = text_hex_digit(s[7 + 2 * i]), lo = text_hex_digit(s[8 + 2 * i]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (unsigned char)(hi * 16 + lo);

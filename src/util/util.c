@@ -345,6 +345,17 @@ bool text_in_list(const char *s, const char *const *list)
     return false;
 }
 
+int text_hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
 void log_line(const char *level, const char *fmt, ...)
 {
     char line[1024];

@@ -70,6 +70,8 @@ enum { IDENTIFIER_MAX_BYTES = 100 }; /* a function's name: a file name NAME.py, 
 bool    text_is_identifier(const char *s);
 /* True if s equals one of the strings of list (NULL-terminated). */
 bool    text_in_list(const char *s, const char *const *list);
+/* The value of a hexadecimal digit (either case), or -1 for any other character. */
+int     text_hex_digit(char ch);
 
 /* Log a line to stderr: "aside: <level>: <message>". */
 void log_line(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

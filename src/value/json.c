@@ -230,12 +230,6 @@ static void scan_space(scan *p)
         p->pos++;
 }
 
-static int hex_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* Four hex digits at p->pos into *u; false when they are not there. */
 static bool scan_hex4(scan *p, unsigned *u)
 {
@@ -243,7 +237,7 @@ static bool scan_hex4(scan *p, unsigned *u)
         return false;
     *u = 0;
     for (int i = 0; i < 4; i++) {
-        int d = hex_digit(p->s[p->pos + i]);
+        int d = text_hex_digit(p->s[p->pos + i]);
         if (d < 0)
             return false;
         *u = *u << 4 | (unsigned)d;
