@@ -35,7 +35,15 @@
  * connection with a request in flight (arriving, waiting for the pool, or its response being
  * written, however slowly the client reads) is served to the end and then closed, its response
  * saying "Connection: close". The caller watches http_server_connections fall to zero, up to its
- * own deadline, before http_server_stop. */
+ * own deadline, before http_server_stop.
+ *
+ * Why one file of this size: it is one concept, a connection's life on a worker's loop, and its
+ * parts (parser callbacks, response writing, the blocking pool's hand-back, accept and its
+ * limits, the drain) all read and write the same private struct conn and struct worker, whose
+ * invariants (back-pressure, the slot and body-budget accounting, deferred requests out of
+ * epoll) hold only if no other file touches them. Split, they would need those structs in a
+ * header every part could change. The sections below follow a connection from accept to
+ * close. */
 #include <errno.h>
 #include <http_parser.h>
 #include <limits.h>

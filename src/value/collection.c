@@ -18,10 +18,16 @@
  * collection, as JSON, nest deeper than the depth limit collection_apply is given (json.c
  * says why): a list's member sits one level down, a value set at a JSON Pointer of n tokens n
  * levels down, and a merge patch never makes a document deeper than the deeper of the
- * document and the patch, so measuring what is added is enough. The byte figure is an estimate of the memory held: the
- * members' JSON text plus a fixed cost per member, kept up to date by each change; a document's
- * is its tree's cost (value_json_tree_bytes: per node, string, slot and member), measured after
- * each change. */
+ * document and the patch, so measuring what is added is enough. The byte figure is an
+ * estimate of the memory held: the members' JSON text plus a fixed cost per member, kept up to
+ * date by each change; a document's is its tree's cost (value_json_tree_bytes: per node,
+ * string, slot and member), measured after each change.
+ *
+ * One file of about a thousand lines on purpose: the operation table and every operation share
+ * the private struct collection and the one rule that a refused operation changes nothing;
+ * the operations of one type are a few dozen lines each, and JSON Pointer and merge patch
+ * already live in json_pointer.c.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
