@@ -30,6 +30,9 @@ clang               14.0
 libclang-rt-14-dev  14.0.6
 systemd             252
 lintian             2.116
+bubblewrap          0.8
+buildah             1.28
+mmdebstrap          1.3
 "
 
 PYTHON_REQUIREMENTS="scripts/requirements-test.txt"
