@@ -162,6 +162,7 @@ static void load_and_answer(call *c, loader load)
         call_status_error(c, &err);
         return;
     }
+    call_note_source(c, info.source);
     answer_value(c, v, &info, load == aside_update);
     aside_value_release(v);
 }

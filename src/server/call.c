@@ -754,8 +754,16 @@ const char *call_function_name(const call *c)
     return name && *name ? name : default_function(c->req->method);
 }
 
+void call_note_source(call *c, aside_source source)
+{
+    c->source = source == ASIDE_SOURCE_MEMORY ? "memory"
+                : source == ASIDE_SOURCE_DISK ? "disk" : "sor";
+}
+
 void call_finish(call *c)
 {
+    http_record_note(c->res->record, c->function, c->path, c->path ? c->path_len : 0,
+                     c->token_name, c->source);
     c->res->omit_body = c->req->method == HTTP_METHOD_HEAD;
     for (size_t i = 0; i < c->param_count; i++) {
         free(c->params[i].name);

@@ -48,6 +48,9 @@ typedef struct call {
     unsigned            token_scopes; /* TOKENS_READ | ... */
     const tokens_entry *token;
     tokens_set         *token_set;
+    /* where the value the call read came from ("memory", "disk", "sor"; static), or NULL:
+     * for the request's record (http.h), which call_finish fills */
+    const char         *source;
 } call;
 
 /* A handler: answers c (or sets c->res->defer when it must block and c->req->may_block is
@@ -73,7 +76,10 @@ bool        call_permitted(call *c, unsigned scopes, bool every_key);
 /* The function the request names: "head" for the HEAD verb, else function=, else the verb's
  * default (GET read, POST create, PUT update, DELETE delete). */
 const char *call_function_name(const call *c);
-/* Free what the call holds; HEAD answers get no body. */
+/* Note where the value the call read came from (the access log's source). */
+void        call_note_source(call *c, aside_source source);
+/* Tell the request's record (http.h) the call's function, key, token name and source, then
+ * free what the call holds; HEAD answers get no body. */
 void        call_finish(call *c);
 
 /* ---- parameters --------------------------------------------------------------------------- */

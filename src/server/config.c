@@ -64,6 +64,7 @@ static aside_status check_bucket(const option_row *o, const char *text, aside_er
 static aside_status check_region(const option_row *o, const char *text, aside_error *err);
 static aside_status check_url(const option_row *o, const char *text, aside_error *err);
 static aside_status check_part_size(const option_row *o, const char *text, aside_error *err);
+static aside_status check_access_log(const option_row *o, const char *text, aside_error *err);
 
 #define AT(field) offsetof(server_config, field)
 
@@ -172,6 +173,12 @@ static const option_row options[] = {
     {"shutdown-timeout", "ASIDE_SHUTDOWN_TIMEOUT", NULL, "30", OPT_INT,
      AT(shutdown_timeout_ms), 1, MAX_SECONDS, MS,
      "after the drain: seconds requests in flight have to finish before the server exits"},
+    {"access-log", "ASIDE_ACCESS_LOG", NULL, "off", OPT_TEXT, AT(access_log.target), 0, 0, 0,
+     "one JSON line per request: off, stderr, or a file (appended to, created 0640, reopened "
+     "on SIGUSR1)"},
+    {"slow-ms", "ASIDE_SLOW_MS", NULL, "1000", OPT_INT, AT(access_log.slow_ms), 0,
+     MAX_SECONDS * MS, 1, "a request that takes at least this many milliseconds is logged as a "
+     "warning in the server's log, access log or not (0: never)"},
     {"shm-dir", "ASIDE_SHM_DIR", NULL, NULL, OPT_TEXT, AT(cache.shm_dir), 0, 0, 0,
      "folder where frames are published for processes on this host (function=map); default a "
      "private folder under /dev/shm; off: never"},
@@ -231,6 +238,7 @@ static const struct {
     {"aws-region", check_region},
     {"aws-endpoint-url", check_url},
     {"s3-part-size", check_part_size},
+    {"access-log", check_access_log},
 };
 
 
@@ -403,6 +411,14 @@ static aside_status check_spec_file(const option_row *o, const char *text, aside
         return REFUSE(o, "%s: cannot open the spec: %s", text, strerror(errno));
     if (!S_ISREG(sb.st_mode) || access(text, R_OK) != 0)
         return REFUSE(o, "%s: cannot open the spec: not a readable file", text);
+    return ASIDE_OK;
+}
+
+static aside_status check_access_log(const option_row *o, const char *text, aside_error *err)
+{
+    aside_error why;
+    if (access_log_check(text, &why) != ASIDE_OK)
+        return REFUSE(o, "%s (off, stderr, or a file the server can append to)", why.message);
     return ASIDE_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "access_log.h"
 #include "aside.h"
 #include "function_pool.h"
 #include "http.h"
@@ -34,6 +35,7 @@ typedef struct server_config {
     const char  *token_file; /* ASIDE_TOKEN_FILE: read into api.token at parse time, or NULL */
     int          drain_ms;   /* after SIGTERM: not ready, still serving, this long */
     int          shutdown_timeout_ms; /* then requests in flight may take this long to finish */
+    access_log_config access_log; /* ASIDE_ACCESS_LOG, ASIDE_SLOW_MS */
     bool         help;
     bool         version;
     bool         list_functions; /* --list-functions: print the API's functions as Markdown */

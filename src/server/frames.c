@@ -49,6 +49,7 @@ static bool frame_of(call *c, aside_value **v, frame **f)
         call_status_error(c, &err);
         return false;
     }
+    call_note_source(c, info.source);
     if (!(*f = value_frame(*v))) {
         char why[ASIDE_KEY_MAX_BYTES + 128];
         snprintf(why, sizeof why, "%s is %s, not a frame; read it as one with type=frame",

@@ -44,6 +44,7 @@
  * epoll) hold only if no other file touches them. Split, they would need those structs in a
  * header every part could change. The sections below follow a connection from accept to
  * close. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <limits.h>
@@ -59,12 +60,14 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "http.h"
 
 static void segments_release(http_segments *s)
@@ -83,8 +86,9 @@ enum {
     LISTEN_BACKLOG = 4096,
     ACCEPT_RETRY_MS = 500,    /* out of descriptors: stop accepting this long (nginx's pause) */
     WARN_INTERVAL_MS = 10000, /* a worker repeats a warning about its limits at most this often */
-    INPUT_KEEP_BYTES = HEADER_MAX_BYTES /* an input buffer grown past this for a body is given
-                                           back when the message is done */
+    INPUT_KEEP_BYTES = HEADER_MAX_BYTES, /* an input buffer grown past this for a body is given
+                                            back when the message is done */
+    REQUEST_ID_PREFIX_LEN = 16 /* hexadecimal digits of the random part of the ids we make */
 };
 
 typedef struct header_span {
@@ -130,6 +134,10 @@ typedef struct conn {
     http_request req;
     http_header  req_headers[MAX_HEADERS];
     http_response res;
+    /* the request's record, from its first byte (or the response of our own) to its end */
+    http_record  record;
+    bool         record_open; /* a response was composed: the request ends when it left */
+    char         client[HTTP_CLIENT_MAX];
 } conn;
 
 struct worker {
@@ -175,6 +183,8 @@ struct http_server {
     atomic_bool  stopping;
     atomic_bool  draining;         /* no new connections; each closes after its response */
     atomic_int   handlers_running; /* on the pool's threads, now */
+    char         id_prefix[REQUEST_ID_PREFIX_LEN + 1]; /* random, once per server */
+    _Atomic uint64_t next_id;      /* request ids made: id_prefix-<count> */
 };
 
 static int64_t now_ms(void)
@@ -287,11 +297,134 @@ static void body_release(conn *c)
     c->body_reserved = 0;
 }
 
+/* ---- the request's record and its id ------------------------------------------------------- */
+
+/* A fresh record for a request that began at started_ns (0: none began yet). */
+static void record_reset(http_record *r, int64_t started_ns)
+{
+    r->method = NULL;
+    r->status = 0;
+    r->bytes_sent = 0;
+    r->started_ns = started_ns;
+    r->duration_us = 0;
+    r->request_id[0] = r->function[0] = r->key[0] = r->token_name[0] = '\0';
+    r->key_len = 0;
+    r->source = NULL;
+}
+
+static void copy_bounded(char *to, size_t max, const char *from, size_t len)
+{
+    len = from ? (len < max ? len : max) : 0;
+    if (len)
+        memcpy(to, from, len);
+    to[len] = '\0';
+}
+
+void http_record_note(http_record *r, const char *function, const char *key, size_t key_len,
+                      const char *token_name, const char *source)
+{
+    if (!r)
+        return;
+    copy_bounded(r->function, HTTP_RECORD_NAME_MAX, function, function ? strlen(function) : 0);
+    copy_bounded(r->key, HTTP_RECORD_KEY_MAX, key, key_len);
+    r->key_len = key ? (key_len < HTTP_RECORD_KEY_MAX ? key_len : HTTP_RECORD_KEY_MAX) : 0;
+    copy_bounded(r->token_name, HTTP_RECORD_NAME_MAX, token_name,
+                 token_name ? strlen(token_name) : 0);
+    r->source = source;
+}
+
+/* Whether a client's X-Request-Id may be used as it is: 1 to HTTP_REQUEST_ID_MAX of HTTP's
+ * token characters and "/:=@" (base64 and URNs), none of which JSON or a header line escapes. */
+static bool request_id_sane(const char *id, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~/:=@";
+    if (len == 0 || len > HTTP_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!(ch >= '0' && ch <= '9') && !((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') &&
+            !(ch && memchr(extra, ch, sizeof extra - 1)))
+            return false;
+    }
+    return true;
+}
+
+/* Our ids: a random prefix drawn once per server, then a count, so they are unique across
+ * restarts without a random draw per request. */
+static void ids_init(http_server *s)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (uint64_t)clock_mono_ns() ^ ((uint64_t)getpid() << 32);
+    snprintf(s->id_prefix, sizeof s->id_prefix, "%016llx", (unsigned long long)seed);
+}
+
+static void request_id_make(conn *c)
+{
+    http_server *s = c->w->server;
+    uint64_t n = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
+    snprintf(c->record.request_id, sizeof c->record.request_id, "%s-%llx", s->id_prefix,
+             (unsigned long long)n);
+}
+
+/* The request's id: the client's X-Request-Id when sane, else one made. Reads the headers'
+ * spans: call it before the message leaves the input buffer. */
+static void request_identify(conn *c)
+{
+    if (c->record.request_id[0])
+        return;
+    static const char name[] = "X-Request-Id";
+    for (size_t i = 0; i < c->header_count; i++) {
+        const header_span *h = &c->headers[i];
+        if (h->name_len == sizeof name - 1 &&
+            strncasecmp(c->in + h->name_off, name, sizeof name - 1) == 0) {
+            if (request_id_sane(c->in + h->value_off, h->value_len))
+                copy_bounded(c->record.request_id, HTTP_REQUEST_ID_MAX, c->in + h->value_off,
+                             h->value_len);
+            break;
+        }
+    }
+    if (!c->record.request_id[0])
+        request_id_make(c);
+}
+
+/* The peer of an accepted socket as "address:port" ("[address]:port" for IPv6). */
+static void client_format(conn *c, const struct sockaddr_storage *peer)
+{
+    char addr[INET6_ADDRSTRLEN] = "";
+    unsigned port = 0;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+        port = ntohs(in->sin_port);
+        snprintf(c->client, sizeof c->client, "%s:%u", addr, port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+        port = ntohs(in6->sin6_port);
+        snprintf(c->client, sizeof c->client, "[%s]:%u", addr, port);
+    }
+}
+
+/* The request is over (its response left, or the connection closed under it): the one place
+ * where everything about it is known. */
+static void request_end(conn *c)
+{
+    http_record *r = &c->record;
+    c->record_open = false;
+    r->duration_us = r->started_ns ? (clock_mono_ns() - r->started_ns) / 1000 : 0;
+    r->client = c->client;
+    access_log_request(r);
+    record_reset(r, 0);
+}
+
 /* ---- connections -------------------------------------------------------------------------- */
 
 static void conn_close(conn *c)
 {
     worker *w = c->w;
+    if (c->record_open)
+        request_end(c);
     epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     body_release(c);
@@ -336,6 +469,7 @@ static int on_message_begin(http_parser *p)
 {
     conn *c = p->data;
     message_reset(c);
+    record_reset(&c->record, clock_mono_ns());
     c->message_started_ms = now_ms();
     c->deadline_ms = c->message_started_ms + c->w->server->cfg.request_timeout_ms;
     return 0;
@@ -491,6 +625,15 @@ static void compose(conn *c, http_response *res, bool keep_alive)
     buf_put_u64(o, body_len);
     buf_puts(o, "\r\n");
     buf_append(o, res->headers.data, res->headers.len);
+    if (!c->record.request_id[0])
+        request_id_make(c);
+    buf_puts(o, "X-Request-Id: ");
+    buf_puts(o, c->record.request_id);
+    buf_puts(o, "\r\n");
+    c->record.status = res->status;
+    if (!c->record.started_ns)
+        c->record.started_ns = clock_mono_ns();
+    c->record_open = true;
     if (!keep_alive)
         buf_puts(o, "Connection: close\r\n");
     else if (c->parser.http_minor == 0)
@@ -592,6 +735,8 @@ static bool conn_flush(conn *c)
         ssize_t n = c->out_segments.count ? flush_segments(c) : flush_value(c);
         if (n == FLUSH_CLOSED)
             return false;
+        if (n > 0)
+            c->record.bytes_sent += (uint64_t)n;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -609,6 +754,8 @@ static bool conn_flush(conn *c)
     aside_value_release(c->out_value);
     c->out_value = NULL;
     segments_release(&c->out_segments);
+    if (c->record_open)
+        request_end(c);
     if (c->close_after || atomic_load_explicit(&c->w->server->draining, memory_order_relaxed)) {
         shutdown(c->fd, SHUT_WR);
         conn_close(c);
@@ -624,6 +771,9 @@ static bool conn_flush(conn *c)
 static void conn_fail(conn *c, int status, const char *code, const char *message)
 {
     http_response res = {.status = status, .content_type = "application/json"};
+    request_identify(c);
+    if (!c->record.method && c->url_len)
+        c->record.method = http_method_str((enum http_method)c->parser.method);
     buf_init(&res.headers);
     buf_init(&res.body);
     if (status == HTTP_UNAVAILABLE)
@@ -655,8 +805,10 @@ static void response_reset(http_response *res)
     buf_free(&res->body);
     buf_free(&res->headers);
     aside_value_release(res->value);
+    http_record *record = res->record;
     memset(res, 0, sizeof *res);
     res->status = 200;
+    res->record = record;
 }
 
 /* The handler is done with the message: drop it from the input buffer (what the client
@@ -736,6 +888,8 @@ static bool conn_dispatch(conn *c)
         .body_len = c->body_len,
         .may_block = false,
     };
+    request_identify(c);
+    c->record.method = c->req.method_name;
     response_reset(&c->res);
     c->w->server->handler(c->w->server->ctx, &c->req, &c->res);
     if (c->res.defer) {
@@ -978,7 +1132,10 @@ static void accept_all(worker *w)
             accept_pause(w, 0);
             return;
         }
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             slot_give(s);
@@ -996,6 +1153,8 @@ static void accept_all(worker *w)
         }
         c->fd = fd;
         c->w = w;
+        c->res.record = &c->record;
+        client_format(c, &peer);
         http_parser_init(&c->parser, HTTP_REQUEST);
         c->parser.data = c;
         c->deadline_ms = now_ms() + w->server->cfg.request_timeout_ms;
@@ -1192,6 +1351,7 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
     s->port = cfg->port;
     s->workers = workers;
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : INT_MAX;
+    ids_init(s);
     for (int i = 0; i < threads; i++)
         workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = workers[i].done_fd = -1;
     pthread_mutex_init(&s->tasks.lock, NULL);
@@ -1308,6 +1468,7 @@ static conn *serve_bytes_conn(worker *w, int fd)
     }
     c->fd = fd;
     c->w = w;
+    c->res.record = &c->record;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->deadline_ms = now_ms() + w->server->cfg.request_timeout_ms;
@@ -1342,6 +1503,7 @@ size_t http_serve_bytes(const http_config *cfg, http_handler handler, void *ctx,
     http_server s = {.cfg = *cfg, .handler = count_call, .ctx = &counted, .connections = 1,
                      .max_connections = INT_MAX};
     worker w = {.server = &s, .listen_fd = -1, .stop_fd = -1, .done_fd = -1};
+    ids_init(&s);
     pthread_mutex_init(&s.tasks.lock, NULL);
     pthread_cond_init(&s.tasks.ready, NULL);
     int pair[2] = {-1, -1};

@@ -58,6 +58,38 @@ typedef struct http_request {
 /* The value of the first header called name (case-insensitive), or NULL. */
 const char *http_request_header(const http_request *req, const char *name, size_t *len);
 
+/* What is known of a request once it is over, for the access log (access_log.h) and counters:
+ * the HTTP layer fills its part; the handler tells its part through res->record
+ * (http_record_note). Every pointer is valid only during the call that reads the record. */
+enum {
+    HTTP_REQUEST_ID_MAX = 128,  /* an X-Request-Id longer than this is replaced by one made */
+    HTTP_RECORD_NAME_MAX = 64,  /* a function's or a token's name: its first bytes are kept */
+    HTTP_RECORD_KEY_MAX = 256,  /* a key: its first bytes are kept */
+    HTTP_CLIENT_MAX = 64        /* "[address]:port" */
+};
+
+typedef struct http_record {
+    /* the HTTP layer's part */
+    const char *method;      /* "GET", ...; NULL when the request line was not read */
+    int         status;
+    uint64_t    bytes_sent;  /* status line, headers and body, as written to the socket */
+    int64_t     started_ns;  /* clock_mono_ns() at the request's first byte */
+    int64_t     duration_us; /* from the request's first byte to its response's last */
+    const char *client;      /* the peer, "address:port" */
+    char        request_id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, sent with the response */
+    /* the handler's part; empty (and NULL) when it did not get that far */
+    char        function[HTTP_RECORD_NAME_MAX + 1];
+    char        key[HTTP_RECORD_KEY_MAX + 1];
+    size_t      key_len;
+    char        token_name[HTTP_RECORD_NAME_MAX + 1];
+    const char *source;      /* a static "memory", "disk" or "sor" when a value was read */
+} http_record;
+
+/* The handler's part of r (NULL: nothing to do): each string may be NULL, and is copied up to
+ * its bound; source must be static. */
+void http_record_note(http_record *r, const char *function, const char *key, size_t key_len,
+                      const char *token_name, const char *source);
+
 /* A body made of memory segments, sent in order with writev, without copying; owner keeps them
  * alive until release(owner) is called, after the last byte left (or the response is dropped). */
 typedef struct http_segments {
@@ -79,6 +111,7 @@ typedef struct http_response {
     http_segments segments;    /* used when count > 0 */
     bool         omit_body;    /* HEAD: send the headers of the body, not the body */
     bool         defer;        /* (when !may_block) call me again on a thread that may block */
+    http_record *record;       /* the request's record (set by the HTTP layer; may be NULL) */
 } http_response;
 
 typedef void (*http_handler)(void *ctx, const http_request *req, http_response *res);

@@ -18,7 +18,8 @@
  * once (status 1): nothing is torn, since a journal record is one write(2) and a disk-tier
  * commit a rename. SIGHUP reloads the data spec (ASIDE_SPEC, spec_run.h), which is checked
  * before the cache opens like every other setting, and the tokens file (ASIDE_TOKENS_FILE,
- * tokens.h). With any token, function workers call the API back with a token of their own
+ * tokens.h). SIGUSR1 reopens the access log's file (access_log.h: logrotate renames it, then
+ * signals). With any token, function workers call the API back with a token of their own
  * made at start (read, write), never the operator's. While waiting, the main thread also sends
  * the watchdog's WATCHDOG=1 when the manager asks for one.
  *
@@ -43,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "config.h"
 #include "function_pool.h"
 #include "http.h"
@@ -248,6 +250,7 @@ static int next_signal(int64_t timeout_ms)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     if (timeout_ms < 0)
         timeout_ms = 0;
     struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000};
@@ -344,6 +347,10 @@ static int run_until_signal(life *l)
 {
     for (;;) {
         int sig = next_signal(tick_ms(l));
+        if (sig == SIGUSR1) {
+            access_log_reopen();
+            sig = 0;
+        }
         if (sig == SIGHUP)
             tokens_on_sighup(l->s.tokens);
         if (sig == SIGHUP && server_gate_server(&l->gate))
@@ -369,6 +376,8 @@ static void wait_serving(life *l, int64_t deadline_ms, bool (*done)(life *l), in
         int sig = next_signal(left < tick ? left : tick);
         if (sig == SIGTERM || sig == SIGINT)
             exit_now(sig);
+        if (sig == SIGUSR1)
+            access_log_reopen();
         watchdog(l);
     }
 }
@@ -411,6 +420,7 @@ static void drain(life *l, int sig)
 static void teardown(life *l)
 {
     http_server_stop(l->http);
+    access_log_stop();
     if (!l->opener_joined)
         pthread_join(l->opener, NULL);
     spec_run_destroy(l->spec);
@@ -435,8 +445,15 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
         spec_run_destroy(spec);
         return 1;
     }
+    if (access_log_start(&cfg->access_log, &err) != ASIDE_OK) {
+        log_line("error", "cannot start: %s", err.message);
+        spec_run_destroy(spec);
+        tokens_destroy(l.s.tokens);
+        return 1;
+    }
     if (http_server_start(&cfg->http, routes_serve, &l.gate, &l.http, &err) != ASIDE_OK) {
         log_line("error", "cannot start: %s", err.message);
+        access_log_stop();
         spec_run_destroy(spec);
         tokens_destroy(l.s.tokens);
         return 1;
@@ -448,6 +465,7 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
     if (pthread_create(&l.opener, NULL, open_cache, &l) != 0) {
         log_line("error", "cannot start: no thread to open the cache");
         http_server_stop(l.http);
+        access_log_stop();
         spec_run_destroy(spec);
         tokens_destroy(l.s.tokens);
         return 1;
@@ -502,6 +520,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &stop, NULL); /* inherited by every thread started later */
     server_config cfg;
     aside_error err;

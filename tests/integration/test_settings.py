@@ -53,6 +53,15 @@ def _ttl(server) -> bool:
     return 0 < server.get(function="ttl", key="t.json").json()["return"]["value"] <= 4321
 
 
+def _access_log(server) -> bool:
+    log = server.env["ASIDE_ACCESS_LOG"]
+    for _ in range(100):  # the writer flushes within 100 ms
+        if os.path.exists(log) and os.path.getsize(log) > 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 PORT = free_port()
 VALID = {
     "LOCAL_DATA_DIR": ("{root}/other-cache", None),
@@ -89,6 +98,8 @@ VALID = {
     "ASIDE_TOKEN_FILE": ("{root}/token", _token),
     "ASIDE_DRAIN_SECONDS": ("1", None),
     "ASIDE_SHUTDOWN_TIMEOUT": ("9", None),
+    "ASIDE_ACCESS_LOG": ("{root}/access.log", _access_log),
+    "ASIDE_SLOW_MS": ("250", None),
     "ASIDE_SHM_DIR": ("{root}/shm", None),
     "ASIDE_RESULT_LIMIT": ("1MiB", None),
     "ASIDE_SQL_TIMEOUT": ("13", None),
@@ -141,6 +152,8 @@ INVALID = {
     "ASIDE_TOKEN_FILE": "/no-such-folder/token",
     "ASIDE_DRAIN_SECONDS": "-1",
     "ASIDE_SHUTDOWN_TIMEOUT": "0",
+    "ASIDE_ACCESS_LOG": "/proc/no-such-folder/access.log",
+    "ASIDE_SLOW_MS": "-5",
     "ASIDE_SHM_DIR": "/proc/no-such-folder/shm",
     "ASIDE_RESULT_LIMIT": "huge",
     "ASIDE_SQL_TIMEOUT": "never",
