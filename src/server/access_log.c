@@ -47,7 +47,6 @@ enum {
     QUEUE_BYTES = 2 << 20,     /* lines waiting for the writer; one as large is being written */
     FLUSH_INTERVAL_MS = 100,   /* a line waits this long at most for others to join its write */
     REPORT_INTERVAL_MS = 10000, /* drops and write failures are reported at most this often */
-    LINE_INITIAL_BYTES = 512,  /* a typical line fits: one allocation */
     FILE_MODE = 0640
 };
 
@@ -93,14 +92,95 @@ aside_status access_log_check(const char *target, aside_error *err)
     return ASIDE_OK;
 }
 
-/* ---- a line ------------------------------------------------------------------------------- */
+/* ---- a line ------------------------------------------------------------------------------- *
+ *
+ * A line is made on the thread that answered the request, for every request when the log is on,
+ * so it is built without allocating or printf: into a fixed buffer large enough for the longest
+ * line, field names copied as constants, our own values (the time, the id, the method, numbers,
+ * the client) as they are, and only the values from outside (the key, the function's and the
+ * token's names) scanned for what JSON must escape. */
+
+enum {
+    /* every input byte of an escaped field may take 6 ("\u00XX", or "\ufffd" for invalid
+     * UTF-8); the rest is field names, numbers and our own short values */
+    LINE_MAX_BYTES = 512 + HTTP_REQUEST_ID_MAX + HTTP_CLIENT_MAX +
+                     6 * (2 * HTTP_RECORD_NAME_MAX + HTTP_RECORD_KEY_MAX)
+};
+
+/* The helpers below write at p and return where they stopped; line_format checks nothing,
+ * since LINE_MAX_BYTES holds the longest line. */
+#define PUT_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+static inline uint64_t load8(const char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, sizeof w);
+    return w;
+}
+
+static inline uint32_t load4(const char *s)
+{
+    uint32_t w;
+    memcpy(&w, s, sizeof w);
+    return w;
+}
+
+/* Copy len bytes; the short strings a line is made of in two overlapping moves, no call. */
+static inline char *put_bytes(char *p, const char *s, size_t len)
+{
+    if (len > 16 && len <= 32) {
+        uint64_t head[2] = {load8(s), load8(s + 8)};
+        uint64_t tail[2] = {load8(s + len - 16), load8(s + len - 8)};
+        memcpy(p, head, 16);
+        memcpy(p + len - 16, tail, 16);
+    } else if (len >= 8 && len <= 16) {
+        uint64_t head = load8(s), tail = load8(s + len - 8);
+        memcpy(p, &head, 8);
+        memcpy(p + len - 8, &tail, 8);
+    } else if (len >= 4 && len < 8) {
+        uint32_t head = load4(s), tail = load4(s + len - 4);
+        memcpy(p, &head, 4);
+        memcpy(p + len - 4, &tail, 4);
+    } else if (len < 4) {
+        for (size_t i = 0; i < len; i++)
+            p[i] = s[i];
+    } else {
+        memcpy(p, s, len);
+    }
+    return p + len;
+}
+
+/* Decimal, two digits at a time. */
+static inline char *put_u64(char *p, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "62636465666768697071727374757677787980818283848586878889909192"
+                                "939495969798";
+    char digits[20];
+    size_t at = sizeof digits;
+    while (v >= 100) {
+        at -= 2;
+        memcpy(digits + at, pairs + (v % 100) * 2, 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        at -= 2;
+        memcpy(digits + at, pairs + v * 2, 2);
+    } else {
+        digits[--at] = (char)('0' + v);
+    }
+    while (at < sizeof digits) /* a few digits: a loop costs less than a call */
+        *p++ = digits[at++];
+    return p;
+}
 
 /* "2026-12-07T07:00:00.123Z": the seconds' text is made once per second per thread. */
-static void put_time(buf *b, int64_t unix_ms)
+static inline char *put_time(char *p, int64_t unix_ms)
 {
     static _Thread_local struct {
         time_t sec;
-        char   text[32];
+        char   text[20]; /* YYYY-MM-DDTHH:MM:SS */
     } cached = {-1, ""};
     time_t sec = (time_t)(unix_ms / 1000);
     if (sec != cached.sec) {
@@ -109,53 +189,138 @@ static void put_time(buf *b, int64_t unix_ms)
         strftime(cached.text, sizeof cached.text, "%Y-%m-%dT%H:%M:%S", &tm);
         cached.sec = sec;
     }
-    int ms = (int)(unix_ms % 1000);
-    char frac[8] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-                    (char)('0' + ms % 10), 'Z', '"', '\0'};
-    buf_putc(b, '"');
-    buf_puts(b, cached.text);
-    buf_puts(b, frac);
+    unsigned ms = (unsigned)(unix_ms % 1000);
+    *p++ = '"';
+    p = put_bytes(p, cached.text, sizeof cached.text - 1);
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    p[2] = (char)('0' + ms / 10 % 10);
+    p[3] = (char)('0' + ms % 10);
+    p[4] = 'Z';
+    p[5] = '"';
+    return p + 6;
 }
 
-/* A JSON string, or null when text is NULL or empty. */
-static void put_text(buf *b, const char *text, size_t len)
+/* A short static string of ours (no byte JSON escapes), or null when NULL. */
+static inline char *put_word(char *p, const char *s)
 {
-    if (text && len)
-        buf_put_json_string(b, text, len);
+    if (!s)
+        return PUT_LITERAL(p, "null");
+    *p++ = '"';
+    while (*s)
+        *p++ = *s++;
+    *p++ = '"';
+    return p;
+}
+
+/* A string of ours (no byte JSON escapes), or null when empty. */
+static inline char *put_ours(char *p, const char *s, size_t len)
+{
+    if (!s || !len)
+        return PUT_LITERAL(p, "null");
+    *p++ = '"';
+    p = put_bytes(p, s, len);
+    *p++ = '"';
+    return p;
+}
+
+/* Whether every byte of w is printable ASCII but '"' and '\\' (what JSON takes as it is),
+ * eight bytes at a time: each test leaves a byte's high bit set when some byte fails it (the
+ * classic has-zero, has-less and has-more tricks; exact as to whether any byte fails). */
+static inline bool plain8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t below = (w - ones * 0x20) & ~w;      /* a byte under 0x20 */
+    uint64_t above = (w + ones) | w;              /* a byte of 0x7f or more */
+    uint64_t is_quote = (quote - ones) & ~quote;  /* a byte equal to '"' */
+    uint64_t is_backslash = (backslash - ones) & ~backslash;
+    return !((below | above | is_quote | is_backslash) & highs);
+}
+
+/* Whether s is plain, in words of eight bytes (the last one overlapping the one before). */
+static inline bool all_plain(const char *s, size_t len)
+{
+    if (len >= 8) {
+        bool plain = plain8(load8(s + len - 8));
+        for (size_t i = 0; i + 8 < len; i += 8)
+            plain &= plain8(load8(s + i));
+        return plain;
+    }
+    uint64_t w = 0x2020202020202020ull; /* spaces, which are plain, where s has no byte */
+    if (len >= 4)
+        w = (uint64_t)load4(s + len - 4) << 32 | load4(s);
     else
-        buf_puts(b, "null");
+        for (size_t i = 0; i < len; i++)
+            w = w << 8 | (unsigned char)s[i];
+    return plain8(w);
 }
 
-static void put_name(buf *b, const char *field, const char *text)
+/* s escaped by util's escaper (the rare case: put_outside). */
+static __attribute__((noinline)) char *put_escaped(char *p, const char *s, size_t len)
 {
-    buf_puts(b, field);
-    put_text(b, text, text ? strlen(text) : 0);
+    buf escaped;
+    buf_init(&escaped);
+    buf_put_json_string(&escaped, s, len);
+    p = !escaped.failed && escaped.len <= 6 * len + 2 ? put_bytes(p, escaped.data, escaped.len)
+                                                      : PUT_LITERAL(p, "null");
+    buf_free(&escaped);
+    return p;
 }
 
-void access_log_format(const http_record *r, int64_t unix_ms, buf *b)
+/* A string from outside, JSON-escaped (invalid UTF-8 as U+FFFD), or null when empty: copied
+ * as it is when every byte is plain, else through util's escaper. */
+static inline char *put_outside(char *p, const char *s, size_t len)
 {
-    buf_puts(b, "{\"time\":");
-    put_time(b, unix_ms);
-    put_name(b, ",\"request_id\":", r->request_id);
-    put_name(b, ",\"method\":", r->method);
-    put_name(b, ",\"function\":", r->function);
-    buf_puts(b, ",\"key\":");
-    put_text(b, r->key, r->key_len);
-    buf_puts(b, ",\"status\":");
-    buf_put_u64(b, r->status > 0 ? (uint64_t)r->status : 0);
-    buf_puts(b, ",\"bytes\":");
-    buf_put_u64(b, r->bytes_sent);
-    put_name(b, ",\"source\":", r->source);
-    buf_puts(b, ",\"duration_us\":");
-    buf_put_u64(b, r->duration_us > 0 ? (uint64_t)r->duration_us : 0);
-    put_name(b, ",\"client\":", r->client);
-    put_name(b, ",\"token\":", r->token_name);
-    buf_putc(b, '}');
+    if (!len)
+        return PUT_LITERAL(p, "null");
+    return all_plain(s, len) ? put_ours(p, s, len) : put_escaped(p, s, len);
+}
+
+/* An HTTP status: three digits (anything else as a number). */
+static inline char *put_status(char *p, int status)
+{
+    if (status < 100 || status > 999)
+        return put_u64(p, status > 0 ? (uint64_t)status : 0);
+    p[0] = (char)('0' + status / 100);
+    p[1] = (char)('0' + status / 10 % 10);
+    p[2] = (char)('0' + status % 10);
+    return p + 3;
+}
+
+/* Write r's line, newline included, at text (LINE_MAX_BYTES of room); its length. */
+static size_t format(const http_record *r, int64_t unix_ms, char *text)
+{
+    char *p = text;
+    p = PUT_LITERAL(p, "{\"time\":");
+    p = put_time(p, unix_ms);
+    p = PUT_LITERAL(p, ",\"request_id\":");
+    p = put_ours(p, r->request_id, r->request_id_len); /* ours, or checked by http.c */
+    p = PUT_LITERAL(p, ",\"method\":");
+    p = put_word(p, r->method);
+    p = PUT_LITERAL(p, ",\"function\":");
+    p = put_outside(p, r->function, r->function_len);
+    p = PUT_LITERAL(p, ",\"key\":");
+    p = put_outside(p, r->key, r->key_len);
+    p = PUT_LITERAL(p, ",\"status\":");
+    p = put_status(p, r->status);
+    p = PUT_LITERAL(p, ",\"bytes\":");
+    p = put_u64(p, r->bytes_sent);
+    p = PUT_LITERAL(p, ",\"source\":");
+    p = put_word(p, r->source);
+    p = PUT_LITERAL(p, ",\"duration_us\":");
+    p = put_u64(p, r->duration_us > 0 ? (uint64_t)r->duration_us : 0);
+    p = PUT_LITERAL(p, ",\"client\":");
+    p = put_ours(p, r->client, r->client ? strlen(r->client) : 0);
+    p = PUT_LITERAL(p, ",\"token\":");
+    p = put_outside(p, r->token_name, r->token_name_len);
+    p = PUT_LITERAL(p, "}\n");
+    return (size_t)(p - text);
 }
 
 /* ---- the queue ---------------------------------------------------------------------------- */
 
-static void queue_line(const char *line, size_t len)
+static void queue_line(const char *text, size_t len)
 {
     pthread_mutex_lock(&q.lock);
     if (len > QUEUE_BYTES - q.pending_len) {
@@ -164,7 +329,7 @@ static void queue_line(const char *line, size_t len)
         return;
     }
     size_t before = q.pending_len;
-    memcpy(q.pending + before, line, len);
+    memcpy(q.pending + before, text, len);
     q.pending_len += len;
     /* the writer sleeps until a first line, then naps; half full, it must not nap */
     bool wake = before == 0 || (before < QUEUE_BYTES / 2 && q.pending_len >= QUEUE_BYTES / 2);
@@ -179,22 +344,13 @@ void access_log_request(const http_record *r)
     bool on = atomic_load_explicit(&q.on, memory_order_relaxed);
     if (!on && !slow)
         return;
-    buf line;
-    buf_init(&line);
-    buf_reserve(&line, LINE_INITIAL_BYTES);
-    access_log_format(r, clock_unix_ms(), &line);
-    if (slow && !line.failed)
-        fprintf(stderr, "aside: warn: slow request (over ASIDE_SLOW_MS, %lld ms): %s\n",
-                (long long)(q.slow_us / 1000), line.data);
-    buf_putc(&line, '\n');
-    if (on && !line.failed)
-        queue_line(line.data, line.len);
-    else if (on) { /* out of memory for the line: counted as a drop */
-        pthread_mutex_lock(&q.lock);
-        q.dropped++;
-        pthread_mutex_unlock(&q.lock);
-    }
-    buf_free(&line);
+    char text[LINE_MAX_BYTES];
+    size_t len = format(r, clock_unix_ms(), text);
+    if (slow)
+        fprintf(stderr, "aside: warn: slow request (over ASIDE_SLOW_MS, %lld ms): %.*s",
+                (long long)(q.slow_us / 1000), (int)len, text);
+    if (on)
+        queue_line(text, len);
 }
 
 /* ---- the writer --------------------------------------------------------------------------- */

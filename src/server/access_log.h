@@ -50,7 +50,5 @@ void         access_log_stop(void);
 /* The request r is over: queue its line when the log is on, and warn when it was slow.
  * Thread-safe, never blocks on I/O of the log's file. */
 void         access_log_request(const http_record *r);
-/* Format r as its line (without the newline) into b. */
-void         access_log_format(const http_record *r, int64_t unix_ms, buf *b);
 
 #endif

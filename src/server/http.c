@@ -183,7 +183,7 @@ struct http_server {
     atomic_bool  stopping;
     atomic_bool  draining;         /* no new connections; each closes after its response */
     atomic_int   handlers_running; /* on the pool's threads, now */
-    char         id_prefix[REQUEST_ID_PREFIX_LEN + 1]; /* random, once per server */
+    char         id_prefix[REQUEST_ID_PREFIX_LEN + 2]; /* random hex and '-', once per server */
     _Atomic uint64_t next_id;      /* request ids made: id_prefix-<count> */
 };
 
@@ -308,16 +308,18 @@ static void record_reset(http_record *r, int64_t started_ns)
     r->started_ns = started_ns;
     r->duration_us = 0;
     r->request_id[0] = r->function[0] = r->key[0] = r->token_name[0] = '\0';
-    r->key_len = 0;
+    r->request_id_len = r->function_len = r->key_len = r->token_name_len = 0;
     r->source = NULL;
 }
 
-static void copy_bounded(char *to, size_t max, const char *from, size_t len)
+/* Copy the first max bytes at most of from (NULL: none) to to, NUL-terminated; the length. */
+static size_t copy_bounded(char *to, size_t max, const char *from, size_t len)
 {
     len = from ? (len < max ? len : max) : 0;
     if (len)
         memcpy(to, from, len);
     to[len] = '\0';
+    return len;
 }
 
 void http_record_note(http_record *r, const char *function, const char *key, size_t key_len,
@@ -325,11 +327,11 @@ void http_record_note(http_record *r, const char *function, const char *key, siz
 {
     if (!r)
         return;
-    copy_bounded(r->function, HTTP_RECORD_NAME_MAX, function, function ? strlen(function) : 0);
-    copy_bounded(r->key, HTTP_RECORD_KEY_MAX, key, key_len);
-    r->key_len = key ? (key_len < HTTP_RECORD_KEY_MAX ? key_len : HTTP_RECORD_KEY_MAX) : 0;
-    copy_bounded(r->token_name, HTTP_RECORD_NAME_MAX, token_name,
-                 token_name ? strlen(token_name) : 0);
+    r->function_len = copy_bounded(r->function, HTTP_RECORD_NAME_MAX, function,
+                                   function ? strlen(function) : 0);
+    r->key_len = copy_bounded(r->key, HTTP_RECORD_KEY_MAX, key, key_len);
+    r->token_name_len = copy_bounded(r->token_name, HTTP_RECORD_NAME_MAX, token_name,
+                                     token_name ? strlen(token_name) : 0);
     r->source = source;
 }
 
@@ -356,15 +358,26 @@ static void ids_init(http_server *s)
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
         seed = (uint64_t)clock_mono_ns() ^ ((uint64_t)getpid() << 32);
-    snprintf(s->id_prefix, sizeof s->id_prefix, "%016llx", (unsigned long long)seed);
+    snprintf(s->id_prefix, sizeof s->id_prefix, "%016llx-", (unsigned long long)seed);
 }
 
+/* id_prefix then the count in hexadecimal; no printf: this runs for every request. */
 static void request_id_make(conn *c)
 {
+    static const char hex[] = "0123456789abcdef";
     http_server *s = c->w->server;
     uint64_t n = atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
-    snprintf(c->record.request_id, sizeof c->record.request_id, "%s-%llx", s->id_prefix,
-             (unsigned long long)n);
+    char digits[16];
+    size_t count = 0;
+    do {
+        digits[sizeof digits - 1 - count++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    char *id = c->record.request_id;
+    memcpy(id, s->id_prefix, REQUEST_ID_PREFIX_LEN + 1);
+    memcpy(id + REQUEST_ID_PREFIX_LEN + 1, digits + sizeof digits - count, count);
+    id[REQUEST_ID_PREFIX_LEN + 1 + count] = '\0';
+    c->record.request_id_len = REQUEST_ID_PREFIX_LEN + 1 + count;
 }
 
 /* The request's id: the client's X-Request-Id when sane, else one made. Reads the headers'
@@ -379,8 +392,9 @@ static void request_identify(conn *c)
         if (h->name_len == sizeof name - 1 &&
             strncasecmp(c->in + h->name_off, name, sizeof name - 1) == 0) {
             if (request_id_sane(c->in + h->value_off, h->value_len))
-                copy_bounded(c->record.request_id, HTTP_REQUEST_ID_MAX, c->in + h->value_off,
-                             h->value_len);
+                c->record.request_id_len = copy_bounded(c->record.request_id,
+                                                        HTTP_REQUEST_ID_MAX,
+                                                        c->in + h->value_off, h->value_len);
             break;
         }
     }
@@ -627,9 +641,10 @@ static void compose(conn *c, http_response *res, bool keep_alive)
     buf_append(o, res->headers.data, res->headers.len);
     if (!c->record.request_id[0])
         request_id_make(c);
-    buf_puts(o, "X-Request-Id: ");
-    buf_puts(o, c->record.request_id);
-    buf_puts(o, "\r\n");
+    static const char id_header[] = "X-Request-Id: ";
+    buf_append(o, id_header, sizeof id_header - 1);
+    buf_append(o, c->record.request_id, c->record.request_id_len);
+    buf_append(o, "\r\n", 2);
     c->record.status = res->status;
     if (!c->record.started_ns)
         c->record.started_ns = clock_mono_ns();

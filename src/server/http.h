@@ -77,11 +77,15 @@ typedef struct http_record {
     int64_t     duration_us; /* from the request's first byte to its response's last */
     const char *client;      /* the peer, "address:port" */
     char        request_id[HTTP_REQUEST_ID_MAX + 1]; /* X-Request-Id, sent with the response */
-    /* the handler's part; empty (and NULL) when it did not get that far */
+    size_t      request_id_len;
+    /* the handler's part; empty (and NULL) when it did not get that far. Each string is
+     * NUL-terminated and its length kept beside it */
     char        function[HTTP_RECORD_NAME_MAX + 1];
+    size_t      function_len;
     char        key[HTTP_RECORD_KEY_MAX + 1];
     size_t      key_len;
     char        token_name[HTTP_RECORD_NAME_MAX + 1];
+    size_t      token_name_len;
     const char *source;      /* a static "memory", "disk" or "sor" when a value was read */
 } http_record;
 
