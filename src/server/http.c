@@ -37,6 +37,13 @@
  * saying "Connection: close". The caller watches http_server_connections fall to zero, up to its
  * own deadline, before http_server_stop.
  *
+ * A request's record (http_record) follows it from its first byte: its id (the client's
+ * X-Request-Id when sane, else made from a random prefix and a count: no printf, no random draw
+ * per request), sent in every response, ours included; the bytes written; the handler's part
+ * (function, key, token name, source) through res->record. request_end, when the response's
+ * last byte left or the connection closed under it, is the one place a request ends: it hands
+ * the record to the access log (access_log.h).
+ *
  * Why one file of this size: it is one concept, a connection's life on a worker's loop, and its
  * parts (parser callbacks, response writing, the blocking pool's hand-back, accept and its
  * limits, the drain) all read and write the same private struct conn and struct worker, whose

@@ -13,7 +13,13 @@
  * kernel's queue until one closes); when accept itself runs out of descriptors, accepting
  * pauses for a moment instead of retrying at once; request bodies being received hold at most
  * max_bodies_in_flight_bytes together (a body past it is answered 503 with Retry-After before
- * it is read, one larger than it alone 413). */
+ * it is read, one larger than it alone 413).
+ *
+ * Every response carries X-Request-Id: the request's own when sane (http_record), else one
+ * made. A request ends when its response's last byte left (or its connection closed under it):
+ * there, and only there, its record (http_record: the HTTP layer's facts and the handler's,
+ * told through res->record) goes to the access log (access_log.h); counters of requests
+ * belong beside that call (request_end in http.c). */
 #ifndef ASIDE_SERVER_HTTP_H
 #define ASIDE_SERVER_HTTP_H
 

@@ -65,6 +65,8 @@ def test_a_miss_a_hit_a_404_and_a_post_each_leave_their_line(make_server, tmp_pa
     assert get(server, "miss-1", path="a/b.json").status_code == 200
     assert get(server, "hit-1", path="a/b.json").status_code == 200
     assert get(server, "missing-1", path="a/none.json").status_code == 404
+    odd = 'a/"qu\\oted" ünï.json'  # escaped in the line, and still the same key
+    get(server, "odd-1", path=odd)
     r = server.call("POST", json={"data": {"function": "list_push", "key": "q", "value": 1}},
                     headers={**AUTH, "X-Request-Id": "post-1"})
     assert r.status_code == 200, r.text
@@ -81,6 +83,7 @@ def test_a_miss_a_hit_a_404_and_a_post_each_leave_their_line(make_server, tmp_pa
     assert (hit["source"], hit["status"]) == ("memory", 200)
     missing = line_with_id(log, "missing-1")
     assert (missing["status"], missing["source"], missing["key"]) == (404, None, "a/none.json")
+    assert line_with_id(log, "odd-1")["key"] == odd
     post = line_with_id(log, "post-1")
     assert (post["method"], post["function"], post["key"], post["status"]) == \
         ("POST", "list_push", "q", 200)
