@@ -32,8 +32,6 @@ typedef struct access_log_config {
     int         slow_ms; /* requests this slow are warned about in the server's log; 0: never */
 } access_log_config;
 
-/* Whether target names a file (not "off" nor "stderr"). */
-bool         access_log_is_file(const char *target);
 /* Check that target can be opened for appending (created when missing, 0640); the reason in
  * err when not. "off" and "stderr" always can. */
 aside_status access_log_check(const char *target, aside_error *err);
