@@ -75,8 +75,10 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes + c->resident_bytes;
     out->shm_bytes = c->shm_bytes;
     out->pinned_bytes = c->resident_bytes;
-    if (c->journal)
+    if (c->journal) {
         journal_stats(c->journal, &out->log_bytes, &(uint64_t){0});
+        journal_counters(c->journal, &out->log_appends, &out->log_syncs);
+    }
     out->memory_limit_bytes = c->mem_limit;
     out->disk_used_bytes = policy_bytes(c->disk_policy);
     out->disk_limit_bytes = c->disk_limit;
@@ -84,6 +86,23 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     out->sql_spill_bytes = engine_spill_bytes(c->engine);
     out->sql_spill_limit_bytes = engine_spill_limit(c->disk_limit) * 2;
     out->uptime_seconds = (double)(clock_mono_ns() - c->opened_mono_ns) / 1e9;
+    out->sor_retries = sor_retries(c->sd) + sor_retries(c->s3);
+    out->flight_waiting = atomic_load_explicit(&c->flight_waiting, memory_order_relaxed);
+    out->flight_waits = atomic_load_explicit(&c->flight_waits, memory_order_relaxed);
+}
+
+void aside_keys_by_type(aside_cache *c, uint64_t counts[ASIDE_TYPE_KINDS])
+{
+    memset(counts, 0, ASIDE_TYPE_KINDS * sizeof counts[0]);
+    cache_lock(c);
+    size_t cursor = 0;
+    for (table_node *n = table_next(c->index, &cursor, NULL); n;
+         n = table_next(c->index, &cursor, n)) {
+        const entry *e = container_of(n, entry, node);
+        if ((unsigned)e->meta.type < ASIDE_TYPE_KINDS)
+            counts[e->meta.type]++;
+    }
+    cache_unlock(c);
 }
 
 static void entry_info(const entry *e, aside_entry_info *info, char *key)

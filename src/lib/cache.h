@@ -87,7 +87,9 @@ struct aside_cache {
     table          *index;
     policy         *mem_policy, *disk_policy;
     uint64_t        mem_limit, disk_limit;
-    aside_stats     counters; /* hits, misses, evictions, sor_fetches */
+    aside_stats     counters; /* hits, misses, evictions, sor_fetches ... (under the lock) */
+    atomic_uint_fast64_t flight_waiting, flight_waits; /* followers of flights (tier_follow),
+                                                          counted without the lock */
     store          *store;
     sor            *sd; /* the directory, or the program's callbacks */
     sor            *s3; /* NULL without a bucket */

@@ -17,6 +17,7 @@
 
 #include "arrow/arrow.h"
 #include "cache_api.h"
+#include "metrics.h"
 #include "reply.h"
 #include "value/value.h"
 
@@ -162,6 +163,7 @@ static void load_and_answer(call *c, loader load)
         call_status_error(c, &err);
         return;
     }
+    metrics_observe_read(c->path, info.source, aside_value_size(v));
     answer_value(c, v, &info, load == aside_update);
     aside_value_release(v);
 }

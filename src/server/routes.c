@@ -33,6 +33,7 @@
 #include "frames.h"
 #include "functions.h"
 #include "health.h"
+#include "metrics.h"
 #include "routes.h"
 #include "spec_api.h"
 #include "telemetry.h"
@@ -453,7 +454,9 @@ static bool permitted(call *c, const route *r)
     return call_permitted(c, routes_scopes(r, c), !r || (r->access & ROUTE_EVERY_KEY));
 }
 
-static void dispatch(call *c)
+/* Find the function c names and run it; returns its label for the metrics (metrics.h): the
+ * row's name, or one that stands for every user's function, or for an unknown name. */
+static const char *dispatch(call *c)
 {
     const char *name = call_function_name(c);
     const route *r = routes_find(name, strcmp(name, "head") == 0 && head_means_rows(c));
@@ -461,23 +464,41 @@ static void dispatch(call *c)
     if (!r && functions_exists(c, name)) {
         if (permitted(c, NULL))
             run(c, functions_call, true);
-    } else if (!r) {
-        answer_unknown_function(c, name);
-    } else if (permitted(c, r) && (!r->needs_path || call_need_path(c))) {
-        run(c, r->run, route_blocks(c, r));
+        return METRICS_USER_FUNCTION;
     }
+    if (!r) {
+        answer_unknown_function(c, name);
+        return METRICS_UNKNOWN;
+    }
+    if (permitted(c, r) && (!r->needs_path || call_need_path(c)))
+        run(c, r->run, route_blocks(c, r));
+    return r->name;
 }
 
-/* The paths outside the API, answered from the gate before anything else. */
+/* The paths outside the API, answered from the gate before anything else; name is their label
+ * in the metrics. */
 static const struct {
     const char *path;
+    const char *name;
     void      (*run)(server_gate *g, const http_request *req, http_response *res);
 } outside_routes[] = {
-    {"/health", health_alive},
-    {"/ready", health_ready},
+    {"/health", "health", health_alive},
+    {"/ready", "ready", health_ready},
+    {"/metrics", "metrics", metrics_serve},
 };
 
-void routes_serve(void *gate, const http_request *req, http_response *res)
+/* Answer a call of the API; returns its label for the metrics. */
+static const char *handle(const server *s, const http_request *req, http_response *res)
+{
+    call c;
+    call_init(&c, s, req, res);
+    const char *function = call_prepare(&c) ? dispatch(&c) : METRICS_NONE;
+    call_finish(&c);
+    return function;
+}
+
+/* Answer req; returns its label for the metrics. */
+static const char *serve(server_gate *gate, const http_request *req, http_response *res)
 {
     const char *q = memchr(req->target, '?', req->target_len);
     size_t len = q ? (size_t)(q - req->target) : req->target_len;
@@ -485,23 +506,27 @@ void routes_serve(void *gate, const http_request *req, http_response *res)
         if (len == strlen(outside_routes[i].path) &&
             memcmp(req->target, outside_routes[i].path, len) == 0) {
             outside_routes[i].run(gate, req, res);
-            return;
+            return outside_routes[i].name;
         }
     }
     const server *s = server_gate_server(gate);
-    if (s) {
-        routes_handle((void *)s, req, res);
-        return;
-    }
+    if (s)
+        return handle(s, req, res);
     health_starting(res);
     res->omit_body = req->method == HTTP_METHOD_HEAD;
+    return METRICS_NONE;
+}
+
+void routes_serve(void *gate, const http_request *req, http_response *res)
+{
+    int64_t started_ns = req->received_ns ? req->received_ns : clock_mono_ns();
+    const char *function = serve(gate, req, res);
+    if (!res->defer) /* answered: the request is finished (a deferred one is called again) */
+        metrics_observe_request(function, res->status,
+                                (double)(clock_mono_ns() - started_ns) / 1e9);
 }
 
 void routes_handle(void *ctx, const http_request *req, http_response *res)
 {
-    call c;
-    call_init(&c, ctx, req, res);
-    if (call_prepare(&c))
-        dispatch(&c);
-    call_finish(&c);
+    handle(ctx, req, res);
 }
