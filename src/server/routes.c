@@ -22,9 +22,12 @@
  * them, and a test compares the two.
  *
  * Before all that, routes_serve, the HTTP server's handler, answers the few paths outside the
- * API (outside_routes below: /health and /ready, by exact path, without the token) from the
- * gate (server.h), and every other request 503 starting until the gate holds a server whose
- * cache is open; then it is routes_handle's. */
+ * API (outside_routes below, by exact path: /health and /ready without the token, /metrics
+ * with its own check) from the gate (server.h), and every other request 503 starting until
+ * the gate holds a server whose cache is open; then it is routes_handle's. Once a request is
+ * answered (not deferred), routes_serve counts it for the metrics in one call: its label (a
+ * row's name, never a user's function's name nor an unknown one: metrics.h), its status and
+ * its duration since it arrived. */
 #include <stdlib.h>
 #include <string.h>
 
