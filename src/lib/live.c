@@ -75,6 +75,7 @@ entry *live_create(aside_cache *c, const char *key, collection *live)
     }
     e->live = live;
     e->meta.type = collection_type(live);
+    entry_typed(c, e);
     e->meta.fetched_ms = clock_unix_ms();
     live_changed(c, e);
     return e;

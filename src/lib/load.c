@@ -299,6 +299,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     e->meta = *meta;
+    entry_typed(c, e);
     e->verified = true;
     e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;

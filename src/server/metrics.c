@@ -2,7 +2,7 @@
  * 0.0.4 (metrics.h).
  *
  * A scrape reads what already exists: the cache's statistics (aside_stats: one short hold of
- * the cache lock), the keys by type (a walk of the index under the lock, without allocating),
+ * the cache lock), the keys by type (counts the cache keeps, copied under the lock),
  * the function workers', the spec's preload progress, and the counters the server keeps itself
  * (metrics_counters.c: requests, their durations, reads by dataset). It runs on the event loop:
  * bookkeeping only, no I/O.
