@@ -14,7 +14,13 @@ import textwrap
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 from helpers import assert_error, install, ok, put_sor
+
+pytest.register_assert_rewrite("s3_fixtures")
+pytest_plugins = ["s3_fixtures"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KIB = 1024
@@ -308,3 +314,59 @@ def test_public_metrics_need_no_token_and_the_api_still_does(make_server):
 def test_other_verbs_are_405(server):
     r = server.call("POST", server.base + "/metrics", data=b"x")
     assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+
+
+SMALL = b'{"small": "object", "n": [1, 2, 3]}'
+POLL_S = 0.05
+WAIT_S = 20.0
+
+
+def until(check, what: str):
+    """Poll check() (bounded) until it returns something truthy; returns it."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(POLL_S)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_s3_fetches_retries_and_errors_by_storage_and_kind(s3, proxied, fault_proxy):
+    s3.put("s.json", SMALL)
+    s3.put("down.json", SMALL)
+    server = proxied()
+    fault_proxy.fail("status", method="GET", status=500, times=1, path_contains="s.json")
+    before = figures(server)
+    assert read(server, "s.json")["source"] == "sor"
+    after = figures(server)
+    assert value(after, "aside_sor_fetches_total", storage="s3") == \
+        value(before, "aside_sor_fetches_total", storage="s3") + 1
+    assert value(after, "aside_sor_fetched_bytes_total", storage="s3") == \
+        value(before, "aside_sor_fetched_bytes_total", storage="s3") + len(SMALL)
+    assert value(after, "aside_sor_fetches_total", storage="dir") == 0
+    assert value(after, "aside_sor_retries_total") == value(before, "aside_sor_retries_total") + 1
+    fault_proxy.fail("status", method=None, status=500, times=1000, path_contains="down.json")
+    assert_error(server.get(path="down.json"), 502)
+    last = figures(server)
+    assert value(last, "aside_sor_errors_total", kind="other") == \
+        value(after, "aside_sor_errors_total", kind="other") + 1
+
+
+def test_a_read_waiting_for_anothers_load_is_a_single_flight_waiter(s3, proxied, fault_proxy):
+    s3.put("slow.json", SMALL)
+    server = proxied(ASIDE_LOAD_THREADS="4")
+    held = fault_proxy.fail("delay", method="GET", times=1, path_contains="slow.json", delay=30)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        leader = pool.submit(server.get, path="slow.json")
+        until(lambda: fault_proxy.requests("GET", "slow.json"), "the leader's GET")
+        follower = pool.submit(server.get, path="slow.json")
+        waiting = until(lambda: value(figures(server), "aside_single_flight_waiting") == 1,
+                        "the second read to wait for the first")
+        held.release.set()
+        assert waiting and leader.result().status_code == 200
+        assert follower.result().status_code == 200
+    got = figures(server)
+    assert value(got, "aside_single_flight_waiting") == 0
+    assert value(got, "aside_single_flight_waits_total") == 1
+    assert value(got, "aside_sor_fetches_total", storage="s3") == 1
