@@ -370,3 +370,39 @@ def test_a_read_waiting_for_anothers_load_is_a_single_flight_waiter(s3, proxied,
     assert value(got, "aside_single_flight_waiting") == 0
     assert value(got, "aside_single_flight_waits_total") == 1
     assert value(got, "aside_sor_fetches_total", storage="s3") == 1
+
+
+def test_a_frame_published_in_shared_memory(server):
+    import pandas as pd
+    from helpers import parquet_bytes
+    put_sor(server, "f.parquet", parquet_bytes(pd.DataFrame({"x": [1, 2, 3]})))
+    before = figures(server)
+    ok(server.get(function="map", path="f.parquet"))
+    after = figures(server)
+    assert value(after, "aside_shm_publications_total") == \
+        value(before, "aside_shm_publications_total") + 1
+    assert value(after, "aside_shm_bytes") > 0
+    assert value(after, "aside_keys", type="frame") == 1
+
+
+PRELOADED = """\
+    version: 1
+    datasets:
+      - prefix: pre/
+"""
+
+
+def test_the_preloads_progress(make_server):
+    server = make_server(start=False)
+    for i in range(3):
+        put_sor(server, f"pre/{i}.json", '{"i": %d}' % i)
+    path = server.root / "spec.yaml"
+    path.write_text(textwrap.dedent(PRELOADED))
+    server.env["ASIDE_SPEC"] = str(path)
+    server.start()
+    got = until(lambda: (lambda f: f if value(f, "aside_preload_items", state="done") == 3 and
+                         value(f, "aside_preload_running") == 0 else None)(figures(server)),
+                "the preload to finish")
+    assert value(got, "aside_preload_items", state="total") == 3
+    assert value(got, "aside_preload_items", state="failed") == 0
+    assert value(got, "aside_preload_bytes", state="done") > 0
