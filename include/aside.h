@@ -419,6 +419,30 @@ typedef struct aside_stats {
     uint64_t sql_spill_bytes;  /* what SQL queries spilled to the disk tier's folder, now */
     uint64_t sql_spill_limit_bytes; /* its bound: 10% of disk_limit_bytes, beside it */
     double   uptime_seconds;
+    /* The fields below were added later, at the end, so the ones above keep their offsets.
+     * The struct grows with them: a program built against an older aside.h must be rebuilt
+     * before it links a newer libaside. Every counter counts since the cache was opened. */
+    uint64_t hits_memory;     /* hits served from memory ... */
+    uint64_t hits_disk;       /* ... and from the disk tier: hits is their sum */
+    uint64_t sor_fetches_dir; /* sor_fetches by system of record: the directory (or the
+                                 program's callbacks) ... */
+    uint64_t sor_fetches_s3;  /* ... and S3 */
+    uint64_t sor_bytes_dir, sor_bytes_s3; /* bytes those fetches copied into the disk tier */
+    uint64_t sor_errors_not_found; /* fetches that failed: the object is not there ... */
+    uint64_t sor_errors_denied;    /* ... access refused (credentials, permissions) ... */
+    uint64_t sor_errors_timeout;   /* ... no answer in time ... */
+    uint64_t sor_errors_other;     /* ... any other failure (5xx after retries, a bad answer) */
+    uint64_t sor_retries;          /* requests to the system of record tried again after a
+                                      transient failure (S3: 5xx, throttling, a stall) */
+    uint64_t evictions_explicit;   /* values dropped from memory by aside_evict (the disk
+                                      tier keeps them); evictions_memory and evictions_disk
+                                      count those the budgets forced */
+    uint64_t log_appends;          /* records appended to the journal */
+    uint64_t log_syncs;            /* syncs (fdatasync) of appended records */
+    double   log_compaction_seconds; /* time compactions took, in all */
+    uint64_t flight_waiting;       /* reads waiting now for another read's load of the same
+                                      key (single flight) */
+    uint64_t flight_waits;         /* reads that waited so, in all */
 } aside_stats;
 
 ASIDE_API void aside_stats_get(aside_cache *cache, aside_stats *out);

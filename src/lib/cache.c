@@ -67,6 +67,22 @@ static uint64_t engine_spill_limit(uint64_t disk_limit)
     return disk_limit / 100 * ENGINE_SPILL_PERCENT / 2;
 }
 
+#ifndef NDEBUG
+/* Debug builds: the counts kept as entries are made and typed are what a walk finds. */
+static void assert_keys_by_type(aside_cache *c, const uint64_t counts[ASIDE_TYPE_KINDS])
+{
+    uint64_t walked[ASIDE_TYPE_KINDS] = {0};
+    size_t cursor = 0;
+    for (table_node *n = table_next(c->index, &cursor, NULL); n;
+         n = table_next(c->index, &cursor, n)) {
+        const entry *e = container_of(n, entry, node);
+        assert(e->counted_type == e->meta.type);
+        walked[e->meta.type]++;
+    }
+    assert(memcmp(walked, counts, sizeof walked) == 0);
+}
+#endif
+
 void aside_stats_get(aside_cache *c, aside_stats *out)
 {
     cache_lock(c);
@@ -75,15 +91,33 @@ void aside_stats_get(aside_cache *c, aside_stats *out)
     out->memory_used_bytes = policy_bytes(c->mem_policy) + c->shm_bytes + c->resident_bytes;
     out->shm_bytes = c->shm_bytes;
     out->pinned_bytes = c->resident_bytes;
-    if (c->journal)
+    if (c->journal) {
         journal_stats(c->journal, &out->log_bytes, &(uint64_t){0});
+        journal_counters(c->journal, &out->log_appends, &out->log_syncs);
+    }
     out->memory_limit_bytes = c->mem_limit;
     out->disk_used_bytes = policy_bytes(c->disk_policy);
     out->disk_limit_bytes = c->disk_limit;
+#ifndef NDEBUG
+    assert_keys_by_type(c, c->keys_by_type);
+#endif
     cache_unlock(c);
     out->sql_spill_bytes = engine_spill_bytes(c->engine);
     out->sql_spill_limit_bytes = engine_spill_limit(c->disk_limit) * 2;
     out->uptime_seconds = (double)(clock_mono_ns() - c->opened_mono_ns) / 1e9;
+    out->sor_retries = sor_retries(c->sd) + sor_retries(c->s3);
+    out->flight_waiting = atomic_load_explicit(&c->flight_waiting, memory_order_relaxed);
+    out->flight_waits = atomic_load_explicit(&c->flight_waits, memory_order_relaxed);
+}
+
+void aside_keys_by_type(aside_cache *c, uint64_t counts[ASIDE_TYPE_KINDS])
+{
+    cache_lock(c);
+    memcpy(counts, c->keys_by_type, ASIDE_TYPE_KINDS * sizeof counts[0]);
+#ifndef NDEBUG
+    assert_keys_by_type(c, counts);
+#endif
+    cache_unlock(c);
 }
 
 static void entry_info(const entry *e, aside_entry_info *info, char *key)
@@ -172,6 +206,7 @@ static void index_stored_locked(aside_cache *c, const char *key, const store_met
     if (!e)
         return;
     e->meta = *meta;
+    entry_typed(c, e);
     e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;
     e->disk_node.bytes = meta->size;

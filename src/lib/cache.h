@@ -74,6 +74,7 @@ typedef struct entry {
                              mutable form; value is then a snapshot of it, or NULL */
     uint64_t    resident; /* bytes kept outside the memory policy: live or pinned */
     bool        in_mem_policy, in_disk_policy;
+    aside_value_type counted_type; /* the type keys_by_type counts it under (entry_typed) */
 } entry;
 
 struct aside_cache {
@@ -87,7 +88,9 @@ struct aside_cache {
     table          *index;
     policy         *mem_policy, *disk_policy;
     uint64_t        mem_limit, disk_limit;
-    aside_stats     counters; /* hits, misses, evictions, sor_fetches */
+    aside_stats     counters; /* hits, misses, evictions, sor_fetches ... (under the lock) */
+    atomic_uint_fast64_t flight_waiting, flight_waits; /* followers of flights (tier_follow),
+                                                          counted without the lock */
     store          *store;
     sor            *sd; /* the directory, or the program's callbacks */
     sor            *s3; /* NULL without a bucket */
@@ -107,6 +110,7 @@ struct aside_cache {
     uint64_t        tree_reserved_bytes; /* of resident_bytes: trees being built (entry_reserve_tree) */
     uint64_t        disk_pinned_bytes; /* pinned values' files, outside the disk policy */
     uint64_t        expiring;         /* entries with a time to live */
+    uint64_t        keys_by_type[ASIDE_TYPE_COUNTER + 1]; /* entries by counted_type */
     uint64_t        compact_min_bytes; /* compaction starts past this journal size ... */
     uint64_t        journal_after_compaction; /* ... and twice the size after the last one */
     bool            journal_dirty;    /* an append failed: the next tick compacts */
@@ -201,6 +205,9 @@ void     entry_hold(aside_cache *c, entry *e, aside_value *v);
 /* Make file entry e of type type: its memory copy of another type is dropped, to be decoded
  * again from the file as type. */
 void     entry_retype(aside_cache *c, entry *e, aside_value_type type);
+/* e->meta.type was set: count e under it in keys_by_type (every site that sets a type calls
+ * it; a new entry counts as bytes until then). Lock held. */
+void     entry_typed(aside_cache *c, entry *e);
 /* A snapshot value of live entry e for readers (held in e->value); false when out of memory. */
 bool     entry_snapshot(aside_cache *c, entry *e);
 /* Evict from memory until bytes more fit in its budget (or nothing evictable is left). */

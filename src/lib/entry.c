@@ -74,7 +74,18 @@ entry *entry_create(aside_cache *c, const char *key)
     e->node.hash = table_hash(key, e->node.key_len);
     e->mem_node.key_hash = e->disk_node.key_hash = e->node.hash;
     table_insert(c->index, &e->node);
+    e->counted_type = e->meta.type; /* bytes: zero */
+    c->keys_by_type[e->counted_type]++;
     return e;
+}
+
+void entry_typed(aside_cache *c, entry *e)
+{
+    cache_assert_locked(c);
+    assert(c->keys_by_type[e->counted_type] > 0);
+    c->keys_by_type[e->counted_type]--;
+    e->counted_type = e->meta.type;
+    c->keys_by_type[e->counted_type]++;
 }
 
 /* ---- byte accounting ------------------------------------------------------------------------- */
@@ -145,6 +156,7 @@ void entry_retype(aside_cache *c, entry *e, aside_value_type type)
     assert(!e->live);
     entry_drop_memory(c, e);
     e->meta.type = type;
+    entry_typed(c, e);
 }
 
 bool entry_snapshot(aside_cache *c, entry *e)
@@ -209,6 +221,8 @@ void entry_destroy(aside_cache *c, entry *e, bool remove_files)
     if (remove_files && has_files)
         store_remove(c->store, e->key);
     table_remove(c->index, &e->node);
+    assert(c->keys_by_type[e->counted_type] > 0);
+    c->keys_by_type[e->counted_type]--;
     free(e->key);
     free(e);
 }

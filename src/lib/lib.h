@@ -34,4 +34,12 @@ aside_status aside_publish(aside_cache *cache, const char *key,
                            const aside_read_options *options, aside_publication *out,
                            aside_value **held, aside_error *err);
 
+/* The kinds of value (aside_value_type): ASIDE_TYPE_BYTES ... ASIDE_TYPE_COUNTER. */
+enum { ASIDE_TYPE_KINDS = ASIDE_TYPE_COUNTER + 1 };
+
+/* How many keys the cache holds of each type, counts[type] (an expired key not yet removed
+ * included): counts kept as entries come, go and get their type, copied under the lock (debug
+ * builds also walk the index and assert the two agree). */
+void aside_keys_by_type(aside_cache *cache, uint64_t counts[ASIDE_TYPE_KINDS]);
+
 #endif

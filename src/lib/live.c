@@ -75,6 +75,7 @@ entry *live_create(aside_cache *c, const char *key, collection *live)
     }
     e->live = live;
     e->meta.type = collection_type(live);
+    entry_typed(c, e);
     e->meta.fetched_ms = clock_unix_ms();
     live_changed(c, e);
     return e;
@@ -300,6 +301,7 @@ aside_status live_compact(aside_cache *c, aside_error *err)
     while (c->compacting)
         cache_wait(c, &c->compacted, NULL);
     c->compacting = true;
+    int64_t started_ns = clock_mono_ns();
     journal_rewrite *w = NULL;
     aside_status st = write_snapshots(c, &w, err);
     bool was_dirty = c->journal_dirty;
@@ -312,6 +314,7 @@ aside_status live_compact(aside_cache *c, aside_error *err)
         uint64_t records = 0;
         journal_stats(c->journal, &c->journal_after_compaction, &records);
         c->counters.log_compactions++;
+        c->counters.log_compaction_seconds += (double)(clock_mono_ns() - started_ns) / 1e9;
     } else
         c->journal_dirty = c->journal_dirty || was_dirty;
     c->compacting = false;

@@ -232,6 +232,26 @@ void load_meta_init(store_meta *meta, aside_value_type type, uint64_t size,
     snprintf(meta->etag, sizeof meta->etag, "%s", info->etag);
 }
 
+/* Count a fetch from the system of record: by storage, its bytes, or its failure's kind. */
+static void count_fetch(aside_cache *c, bool s3, aside_status st, const aside_object_info *info)
+{
+    aside_stats *n = &c->counters;
+    cache_lock(c);
+    n->sor_fetches++;
+    *(s3 ? &n->sor_fetches_s3 : &n->sor_fetches_dir) += 1;
+    if (st == ASIDE_OK && !info->not_modified)
+        *(s3 ? &n->sor_bytes_s3 : &n->sor_bytes_dir) += info->size;
+    else if (st == ASIDE_ERR_NOT_FOUND)
+        n->sor_errors_not_found++;
+    else if (st == ASIDE_ERR_DENIED)
+        n->sor_errors_denied++;
+    else if (st == ASIDE_ERR_TIMEOUT)
+        n->sor_errors_timeout++;
+    else if (st != ASIDE_OK)
+        n->sor_errors_other++;
+    cache_unlock(c);
+}
+
 /* Fetch key into a temporary file of the disk tier and check it. With if_none_match, an
  * unchanged object sets *not_modified and nothing else. */
 static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key, aside_value_type type,
@@ -243,10 +263,9 @@ static aside_status fetch_to_tmp(aside_cache *c, sor *from, const char *key, asi
     aside_status st = store_tmp_create(c->store, tmp, err);
     if (st != ASIDE_OK)
         return st;
-    cache_lock(c);
-    c->counters.sor_fetches++;
-    cache_unlock(c);
-    if ((st = sor_fetch(from, key, tmp->fd, if_none_match, info, err)) != ASIDE_OK)
+    st = sor_fetch(from, key, tmp->fd, if_none_match, info, err);
+    count_fetch(c, from == c->s3 && c->s3, st, info);
+    if (st != ASIDE_OK)
         return st;
     if (info->not_modified)
         return ASIDE_OK;
@@ -280,6 +299,7 @@ static aside_status install(aside_cache *c, const char *key, const store_meta *m
         return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
     }
     e->meta = *meta;
+    entry_typed(c, e);
     e->verified = true;
     e->generation = ++c->generations;
     e->last_access_ms = e->validated_ms = meta->fetched_ms;

@@ -190,8 +190,10 @@ aside_status aside_evict(aside_cache *c, const char *key, aside_error *err)
                        aside_value_type_name(e->meta.type));
     else if (e->meta.pinned)
         st = error_set(err, ASIDE_ERR_CONFLICT, "%s is pinned: unpin it first", key);
-    else
+    else {
+        c->counters.evictions_explicit += e->value != NULL;
         entry_drop_memory(c, e);
+    }
     cache_unlock(c);
     return st;
 }

@@ -31,6 +31,7 @@ bool tier_memory_hit(aside_cache *c, const char *key, aside_value **out)
         *out = aside_value_retain(e->value);
         entry_touch(c, e);
         c->counters.hits++;
+        c->counters.hits_memory++;
     }
     cache_unlock(c);
     return hit;
@@ -60,8 +61,10 @@ aside_status tier_disk_hit(aside_cache *c, const char *key, aside_value **out,
         entry_touch(c, e);
         entry_hold(c, e, *out);
     }
-    if (st == ASIDE_OK)
+    if (st == ASIDE_OK) {
         c->counters.hits++;
+        c->counters.hits_disk++;
+    }
     if (st == ASIDE_ERR_BAD_VALUE && same)
         entry_destroy(c, e, true);
     cache_unlock(c);
@@ -110,7 +113,10 @@ aside_status tier_follow(aside_cache *c, const char *key, flight *f, aside_value
 {
     void *result = NULL;
     int tag = 0;
+    atomic_fetch_add_explicit(&c->flight_waiting, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->flight_waits, 1, memory_order_relaxed);
     aside_status st = flight_wait(c->flights, f, &result, &tag, err);
+    atomic_fetch_sub_explicit(&c->flight_waiting, 1, memory_order_relaxed);
     flight_release(c->flights, f, tier_value_release);
     if (st == ASIDE_OK && !result) /* a value too large for memory: read its file */
         st = tier_disk_hit(c, key, (aside_value **)&result, err);
@@ -126,6 +132,10 @@ aside_status tier_follow(aside_cache *c, const char *key, flight *f, aside_value
         c->counters.misses++;
     else
         c->counters.hits++;
+    if (*source == ASIDE_SOURCE_MEMORY)
+        c->counters.hits_memory++;
+    else if (*source == ASIDE_SOURCE_DISK)
+        c->counters.hits_disk++;
     cache_unlock(c);
     return ASIDE_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "arrow/arrow.h"
 #include "cache_api.h"
+#include "metrics.h"
 #include "reply.h"
 #include "value/value.h"
 
@@ -163,6 +164,7 @@ static void load_and_answer(call *c, loader load)
         return;
     }
     call_note_source(c, info.source);
+    metrics_observe_read(c->path, info.source, aside_value_size(v));
     answer_value(c, v, &info, load == aside_update);
     aside_value_release(v);
 }

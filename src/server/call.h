@@ -67,6 +67,10 @@ void        call_init(call *c, const server *s, const http_request *req, http_re
  * CALL_MAX_PARAMS), and type, max_age, stale_if_error and path checked (400). False when an
  * error was answered. */
 bool        call_prepare(call *c);
+/* The bearer token alone, for a path outside the API that asks for one (/metrics): one of the
+ * server's, else 401 with WWW-Authenticate; then c->token_scopes says what it may do. True
+ * without tokens. False when an error was answered. */
+bool        call_authorize(call *c);
 /* Whether the caller's token may run a function that needs scopes (TOKENS_READ | ...): every
  * scope of it (else 403 forbidden, naming the missing one), and, for a token limited to key
  * prefixes, the keys the call names (path or key, prefix) under one of them, at least one named,

@@ -164,6 +164,9 @@ static const option_row options[] = {
      AT(allow_unauthenticated), 0, 0, 0,
      "serve an address other than loopback without any token (a warning is logged); without "
      "it such a start is refused"},
+    {"metrics-public", "ASIDE_METRICS_PUBLIC", NULL, "false", OPT_BOOL, AT(api.metrics_public),
+     0, 0, 0, "GET /metrics answers without a token (it holds figures, never a key); by default "
+     "it asks for a token with the read scope, like the API"},
     {"token-file", "ASIDE_TOKEN_FILE", NULL, NULL, OPT_TEXT, AT(token_file), 0, 0, 0,
      "a file holding ASIDE_TOKEN (a secret mounted as a file; one trailing newline is "
      "dropped); not both"},

@@ -12,6 +12,9 @@
 #include "function_pool.h"
 #include "http.h"
 
+/* The server's version: --version, and /metrics' aside_build_info. */
+#define ASIDE_VERSION "0.1.0"
+
 /* Defaults of per-request parameters, and what the API's handlers are configured with. */
 typedef struct api_defaults {
     unsigned max_age_s;      /* max_age: revalidate older copies in the background; 0: never */
@@ -24,6 +27,7 @@ typedef struct api_defaults {
                                     must then carry "Authorization: Bearer <token>" (else 401) */
     const char *tokens_file;     /* ASIDE_TOKENS_FILE: tokens with scopes (tokens.h); never
                                     set with token */
+    bool        metrics_public;  /* ASIDE_METRICS_PUBLIC: /metrics answers without a token */
     function_pool_config functions;
 } api_defaults;
 

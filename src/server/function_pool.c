@@ -205,9 +205,11 @@ void function_pool_get_stats(function_pool *p, function_pool_stats *out)
 {
     pthread_mutex_lock(&p->lock);
     *out = p->stats;
-    out->workers = 0;
-    for (unsigned i = 0; i < p->cfg.workers; i++)
+    out->workers = out->busy = 0;
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
         out->workers += p->workers[i].pid != 0;
+        out->busy += p->workers[i].busy;
+    }
     pthread_mutex_unlock(&p->lock);
 }
 

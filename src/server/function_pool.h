@@ -27,6 +27,7 @@ typedef struct function_pool_config {
 
 typedef struct function_pool_stats {
     uint64_t workers;  /* running now */
+    uint64_t busy;     /* of them, answering a call now */
     uint64_t started;  /* ever, replacements included */
     uint64_t requests, timeouts, crashes;
 } function_pool_stats;

@@ -909,6 +909,7 @@ static bool conn_dispatch(conn *c)
         .body = c->body.len ? c->body.data : c->body_len ? c->in + c->body_off : "",
         .body_len = c->body_len,
         .may_block = false,
+        .received_ns = clock_mono_ns(),
     };
     request_identify(c);
     c->record.method = c->req.method_name;

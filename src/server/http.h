@@ -59,6 +59,8 @@ typedef struct http_request {
     const char        *body;
     size_t             body_len;
     bool               may_block; /* false on an event-loop thread: defer what would block */
+    int64_t            received_ns; /* clock_mono_ns() when the message, read whole, went to
+                                       the handler (0: unknown); a deferred request keeps it */
 } http_request;
 
 /* The value of the first header called name (case-insensitive), or NULL. */

@@ -54,8 +54,6 @@
 #include "spec_run.h"
 #include "tokens.h"
 
-#define ASIDE_VERSION "0.1.0"
-
 /* Create dir and its parents if missing: the defaults must work on a fresh checkout. */
 static void ensure_dir(const char *dir)
 {

@@ -22,9 +22,12 @@
  * them, and a test compares the two.
  *
  * Before all that, routes_serve, the HTTP server's handler, answers the few paths outside the
- * API (outside_routes below: /health and /ready, by exact path, without the token) from the
- * gate (server.h), and every other request 503 starting until the gate holds a server whose
- * cache is open; then it is routes_handle's. */
+ * API (outside_routes below, by exact path: /health and /ready without the token, /metrics
+ * with its own check) from the gate (server.h), and every other request 503 starting until
+ * the gate holds a server whose cache is open; then it is routes_handle's. Once a request is
+ * answered (not deferred), routes_serve counts it for the metrics in one call: its label (a
+ * row's name, never a user's function's name nor an unknown one: metrics.h), its status and
+ * its duration since it arrived. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +36,7 @@
 #include "frames.h"
 #include "functions.h"
 #include "health.h"
+#include "metrics.h"
 #include "routes.h"
 #include "spec_api.h"
 #include "telemetry.h"
@@ -453,7 +457,9 @@ static bool permitted(call *c, const route *r)
     return call_permitted(c, routes_scopes(r, c), !r || (r->access & ROUTE_EVERY_KEY));
 }
 
-static void dispatch(call *c)
+/* Find the function c names and run it; returns its label for the metrics (metrics.h): the
+ * row's name, or one that stands for every user's function, or for an unknown name. */
+static const char *dispatch(call *c)
 {
     const char *name = call_function_name(c);
     const route *r = routes_find(name, strcmp(name, "head") == 0 && head_means_rows(c));
@@ -461,23 +467,41 @@ static void dispatch(call *c)
     if (!r && functions_exists(c, name)) {
         if (permitted(c, NULL))
             run(c, functions_call, true);
-    } else if (!r) {
-        answer_unknown_function(c, name);
-    } else if (permitted(c, r) && (!r->needs_path || call_need_path(c))) {
-        run(c, r->run, route_blocks(c, r));
+        return METRICS_USER_FUNCTION;
     }
+    if (!r) {
+        answer_unknown_function(c, name);
+        return METRICS_UNKNOWN;
+    }
+    if (permitted(c, r) && (!r->needs_path || call_need_path(c)))
+        run(c, r->run, route_blocks(c, r));
+    return r->name;
 }
 
-/* The paths outside the API, answered from the gate before anything else. */
+/* The paths outside the API, answered from the gate before anything else; name is their label
+ * in the metrics. */
 static const struct {
     const char *path;
+    const char *name;
     void      (*run)(server_gate *g, const http_request *req, http_response *res);
 } outside_routes[] = {
-    {"/health", health_alive},
-    {"/ready", health_ready},
+    {"/health", "health", health_alive},
+    {"/ready", "ready", health_ready},
+    {"/metrics", "metrics", metrics_serve},
 };
 
-void routes_serve(void *gate, const http_request *req, http_response *res)
+/* Answer a call of the API; returns its label for the metrics. */
+static const char *handle(const server *s, const http_request *req, http_response *res)
+{
+    call c;
+    call_init(&c, s, req, res);
+    const char *function = call_prepare(&c) ? dispatch(&c) : METRICS_NONE;
+    call_finish(&c);
+    return function;
+}
+
+/* Answer req; returns its label for the metrics. */
+static const char *serve(server_gate *gate, const http_request *req, http_response *res)
 {
     const char *q = memchr(req->target, '?', req->target_len);
     size_t len = q ? (size_t)(q - req->target) : req->target_len;
@@ -485,23 +509,27 @@ void routes_serve(void *gate, const http_request *req, http_response *res)
         if (len == strlen(outside_routes[i].path) &&
             memcmp(req->target, outside_routes[i].path, len) == 0) {
             outside_routes[i].run(gate, req, res);
-            return;
+            return outside_routes[i].name;
         }
     }
     const server *s = server_gate_server(gate);
-    if (s) {
-        routes_handle((void *)s, req, res);
-        return;
-    }
+    if (s)
+        return handle(s, req, res);
     health_starting(res);
     res->omit_body = req->method == HTTP_METHOD_HEAD;
+    return METRICS_NONE;
+}
+
+void routes_serve(void *gate, const http_request *req, http_response *res)
+{
+    int64_t started_ns = req->received_ns ? req->received_ns : clock_mono_ns();
+    const char *function = serve(gate, req, res);
+    if (!res->defer) /* answered: the request is finished (a deferred one is called again) */
+        metrics_observe_request(function, res->status,
+                                (double)(clock_mono_ns() - started_ns) / 1e9);
 }
 
 void routes_handle(void *ctx, const http_request *req, http_response *res)
 {
-    call c;
-    call_init(&c, ctx, req, res);
-    if (call_prepare(&c))
-        dispatch(&c);
-    call_finish(&c);
+    handle(ctx, req, res);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "spec_run_parts.h"
 
 typedef struct diff_counts {
@@ -91,6 +92,7 @@ static aside_status swap_in(spec_run *p, active *fresh, diff_counts *out)
         spec_state_active_release(p->current);
         p->current = fresh;
         p->reloads++;
+        metrics_datasets_use(fresh->spec);
         log_reload(p, out);
         if (p->cache)
             spec_run_queue_work(p, fresh, datasets, functions);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "spec_run_parts.h"
 
 /* ---- the background thread ---------------------------------------------------------------- */
@@ -100,6 +101,7 @@ aside_status spec_run_start(spec_run *p, const server *s, aside_error *err)
     p->cache = s->cache;
     p->server = s;
     const spec *sp = p->current->spec;
+    metrics_datasets_use(sp);
     log_line("info", "spec: %s: %zu datasets, %zu views, %zu functions; preloading on %u threads",
              p->path, sp->dataset_count, sp->view_count, sp->function_count, sp->preload_threads);
     spec_run_queue_work(p, p->current, NULL, NULL);

@@ -406,6 +406,7 @@ static aside_status perform(s3_request *r, aside_error *err)
             return err ? err->status : ASIDE_ERR_SOR;
         log_line("warn", "s3: %s (attempt %u of %u, retrying)", err ? err->message : "failed",
                  attempt, s->max_attempts);
+        atomic_fetch_add_explicit(&s->base.retries, 1, memory_order_relaxed);
         usleep((useconds_t)backoff_ms(attempt) * 1000);
     }
 }
@@ -544,6 +545,7 @@ static aside_status part_finished(load *l, part *p, CURLcode rc, aside_error *er
         return err ? err->status : ASIDE_ERR_SOR;
     log_line("warn", "s3: %s (part attempt %u of %u, retrying)", err ? err->message : "failed",
              p->attempts, l->s3->max_attempts);
+    atomic_fetch_add_explicit(&l->s3->base.retries, 1, memory_order_relaxed);
     p->ready_ms = clock_mono_ns() / 1000000 + backoff_ms(p->attempts);
     return ASIDE_OK;
 }

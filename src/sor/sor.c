@@ -64,6 +64,11 @@ void sor_destroy(sor *s)
         s->ops->destroy(s);
 }
 
+uint64_t sor_retries(sor *s)
+{
+    return s ? atomic_load_explicit(&s->retries, memory_order_relaxed) : 0;
+}
+
 typedef struct sor_callbacks {
     sor                 base;
     aside_sor_callbacks callbacks;

@@ -12,6 +12,7 @@
 #ifndef ASIDE_SOR_H
 #define ASIDE_SOR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +40,8 @@ typedef struct sor_ops {
 
 /* Every implementation starts with this header. */
 struct sor {
-    const sor_ops *ops;
+    const sor_ops   *ops;
+    _Atomic uint64_t retries; /* requests tried again after a transient failure (S3) */
 };
 
 /* A SOR over the directory root (which must exist). NULL with a reason on failure. */
@@ -63,6 +65,8 @@ aside_status sor_list(sor *s, const char *prefix, sor_listing *out, aside_error 
 aside_status sor_put(sor *s, const char *key, int fd, uint64_t size, aside_object_info *info,
                      aside_error *err);
 void         sor_destroy(sor *s);
+/* Requests s tried again after a transient failure (5xx, throttling, a stall), ever. */
+uint64_t     sor_retries(sor *s);
 
 /* Add one object to a listing; false when out of memory. */
 bool sor_listing_add(sor_listing *l, const char *key, size_t key_len, uint64_t size,

@@ -225,13 +225,28 @@ static bool check_dataset(ydoc *r, const yaml_node_t *map, yaml_node_t *const *v
 }
 
 enum { F_KEY, F_GLOB, F_PREFIX, F_TYPE, F_COLUMNS, F_STORAGE, F_TTL, F_PIN, F_PRELOAD,
-       F_REVALIDATE, F_COUNT };
+       F_REVALIDATE, F_NAME, F_COUNT };
+
+/* A dataset's name: an identifier, not too long (it becomes a label of the server's metrics). */
+static bool read_dataset_name(ydoc *r, const yaml_node_t *node, spec_dataset *d)
+{
+    if (!ydoc_text(r, node, "name", &d->name))
+        return false;
+    if (!text_is_identifier(d->name) || strlen(d->name) > SPEC_NAME_MAX_BYTES) {
+        YDOC_FAIL(r, node, "dataset name \"%.80s\" must be an identifier (letters, digits and _, "
+                  "not starting with a digit) of at most %d characters", d->name,
+                  SPEC_NAME_MAX_BYTES);
+        return false;
+    }
+    return true;
+}
 
 static bool read_dataset(ydoc *r, const yaml_node_t *map, const dataset_defaults *def,
                          spec_dataset *d)
 {
     static const char *const known[] = {"key", "glob", "prefix", "type", "columns", "storage",
-                                        "ttl", "pin", "preload", "revalidate", NULL};
+                                        "ttl", "pin", "preload", "revalidate", "name",
+                                        NULL};
     yaml_node_t *v[F_COUNT];
     d->line = ydoc_line(map);
     d->ttl_ms = def->ttl_ms;
@@ -254,7 +269,8 @@ static bool read_dataset(ydoc *r, const yaml_node_t *map, const dataset_defaults
               (!v[F_REVALIDATE] || ydoc_duration(r, v[F_REVALIDATE], "revalidate",
                                                  &d->revalidate_ms)) &&
               (!v[F_PIN] || ydoc_bool(r, v[F_PIN], "pin", &d->pin)) &&
-              (!v[F_PRELOAD] || ydoc_bool(r, v[F_PRELOAD], "preload", &d->preload));
+              (!v[F_PRELOAD] || ydoc_bool(r, v[F_PRELOAD], "preload", &d->preload)) &&
+              (!v[F_NAME] || read_dataset_name(r, v[F_NAME], d));
     return ok && check_dataset(r, map, v, d);
 }
 
@@ -302,6 +318,13 @@ static bool read_dataset_item(ydoc *r, const yaml_node_t *item, size_t i, void *
         YDOC_FAIL(r, item, "%s \"%s\" is declared twice (first at line %d)", MATCH_NAMES[d->match],
                   d->pattern, c->spec->datasets[j].line);
         return false;
+    }
+    for (size_t k = 0; d->name && k < i; k++) {
+        if (c->spec->datasets[k].name && strcmp(c->spec->datasets[k].name, d->name) == 0) {
+            YDOC_FAIL(r, item, "dataset name \"%s\" is given twice (first at line %d): names "
+                      "are unique", d->name, c->spec->datasets[k].line);
+            return false;
+        }
     }
     return true;
 }
@@ -508,6 +531,7 @@ aside_status spec_load_file(const char *path, spec **out, aside_error *err)
 
 static void dataset_clear(spec_dataset *d)
 {
+    free(d->name);
     free(d->pattern);
     free(d->type);
     free(d->storage);
@@ -609,8 +633,8 @@ static json_t *dataset_json(const spec_dataset *d)
     json_t *columns = json_object();
     for (size_t i = 0; columns && i < d->column_count; i++)
         json_object_set_new(columns, d->columns[i].name, json_string(d->columns[i].dtype));
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:i}", MATCH_NAMES[d->match],
-                     d->pattern, "type", text_or_null(d->type), "storage",
+    return json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:i}", "name",
+                     text_or_null(d->name), MATCH_NAMES[d->match], d->pattern, "type", text_or_null(d->type), "storage",
                      text_or_null(d->storage), "columns", columns ? columns : json_null(),
                      "ttl_seconds", seconds_json(d->ttl_ms), "revalidate_seconds",
                      seconds_json(d->revalidate_ms), "pin", d->pin, "preload", d->preload,

@@ -23,7 +23,8 @@
 enum {
     SPEC_VERSION = 1,           /* the only version this build reads */
     SPEC_MAX_BYTES = 4 << 20,   /* a larger file is refused */
-    SPEC_MAX_THREADS = 64       /* preload_threads may ask for up to this many */
+    SPEC_MAX_THREADS = 64,      /* preload_threads may ask for up to this many */
+    SPEC_NAME_MAX_BYTES = 64    /* a dataset's name is at most this long */
 };
 
 /* How a dataset names its keys. */
@@ -40,6 +41,8 @@ typedef struct spec_column {
 } spec_column;
 
 typedef struct spec_dataset {
+    char        *name;     /* an identifier, unique in the spec, or NULL: telemetry counts the
+                              reads of the dataset's keys under it (hits, misses, bytes) */
     spec_match   match;
     char        *pattern;  /* the key, the glob or the prefix */
     char        *type;     /* "bytes", "json", "frame", or NULL: by the key's name */
@@ -99,7 +102,8 @@ void spec_free(spec *s);
  * each item with its line): ASIDE_OK and *json, which the caller frees with free(). */
 aside_status spec_to_json(const spec *s, char **json, aside_error *err);
 
-/* True when a and b declare the same thing the same way (every field but the line). */
+/* True when a and b declare the same thing the same way (every field but the line, and a
+ * dataset's name: it changes no loading, only the label its reads are counted under). */
 bool spec_dataset_equal(const spec_dataset *a, const spec_dataset *b);
 bool spec_view_equal(const spec_view *a, const spec_view *b);
 bool spec_function_equal(const spec_function *a, const spec_function *b);

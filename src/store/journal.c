@@ -67,6 +67,7 @@ struct journal {
     bool            sync_failed;
     int             sync_errno;
     uint64_t        records;
+    uint64_t        appends, syncs; /* ever, across compactions (telemetry) */
     char            path[PATH_MAX], new_path[PATH_MAX];
 };
 
@@ -332,6 +333,7 @@ aside_status journal_append(journal *j, const char *payload, size_t len, uint64_
         j->size += HEADER_BYTES + len;
         j->written += HEADER_BYTES + len;
         j->records++;
+        j->appends++;
     } else if (ftruncate(j->fd, (off_t)j->size) != 0) { /* undo a partial record */
         log_line("error", "journal: cannot undo a partial append: %s", strerror(errno));
     }
@@ -367,6 +369,7 @@ static aside_status sync_locked(journal *j, aside_error *err)
     int saved = errno;
     pthread_mutex_lock(&j->lock);
     j->syncing = false;
+    j->syncs++;
     if (rc == 0 && target > j->synced)
         j->synced = target;
     if (rc != 0 && !j->sync_failed) {
@@ -423,6 +426,14 @@ void journal_stats(journal *j, uint64_t *bytes, uint64_t *records)
     pthread_mutex_lock(&j->lock);
     *bytes = j->size;
     *records = j->records;
+    pthread_mutex_unlock(&j->lock);
+}
+
+void journal_counters(journal *j, uint64_t *appends, uint64_t *syncs)
+{
+    pthread_mutex_lock(&j->lock);
+    *appends = j->appends;
+    *syncs = j->syncs;
     pthread_mutex_unlock(&j->lock);
 }
 

@@ -104,6 +104,9 @@ aside_status journal_wait(journal *j, uint64_t position, aside_error *err);
 /* With the "everysec" policy, sync what was appended since the last sync; call it every second. */
 void         journal_tick(journal *j);
 void         journal_stats(journal *j, uint64_t *bytes, uint64_t *records);
+/* Records appended, and syncs of appended records (fdatasync: always, everysec), since the
+ * journal was opened; compactions do not reset them. */
+void         journal_counters(journal *j, uint64_t *appends, uint64_t *syncs);
 /* True after a sync failed: the disk may lack what was appended since the last good sync,
  * whatever a later sync answers, until a rewrite (compaction) makes it whole again. */
 bool         journal_needs_rewrite(journal *j);

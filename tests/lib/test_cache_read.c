@@ -86,6 +86,12 @@ static void test_concurrent_reads_of_a_missing_key_fetch_once(void)
     aside_stats_get(c, &stats);
     CHECK(stats.sor_fetches == 1);
     CHECK(stats.keys == 1);
+    /* the others waited for the leader's load, or came late enough to find it in memory */
+    CHECK(stats.flight_waiting == 0);
+    CHECK(stats.flight_waits + stats.hits_memory == READERS - 1);
+    CHECK(stats.hits == stats.hits_memory + stats.hits_disk && stats.hits_disk == 0);
+    CHECK(stats.sor_fetches_dir == 1 && stats.sor_fetches_s3 == 0); /* callbacks count as dir */
+    CHECK(stats.sor_bytes_dir == strlen("{\"key\": \"slow.json\"}"));
     pthread_barrier_destroy(&start);
     aside_cache_close(c);
     fixture_done(&f);
@@ -123,6 +129,8 @@ static void test_memory_budget_is_kept_and_evicted_values_come_from_disk(void)
     CHECK(stats.memory_used_bytes <= 1000);
     CHECK(stats.evictions_memory > 0);
     CHECK(stats.sor_fetches == 10); /* the second round came from memory or disk */
+    CHECK(stats.hits == 10 && stats.hits_memory + stats.hits_disk == 10 && stats.hits_disk > 0);
+    CHECK(stats.sor_bytes_dir == 10 * VALUE_BYTES && stats.sor_errors_other == 0);
     CHECK(stats.disk_used_bytes == 10 * VALUE_BYTES);
     aside_cache_close(c);
     fixture_done(&f);
