@@ -52,7 +52,9 @@
 #include "spec_run.h"
 #include "tokens.h"
 
-#define ASIDE_VERSION "0.1.0"
+#ifndef ASIDE_VERSION /* the build defines it, from the one version source */
+#error "ASIDE_VERSION is defined by the build (CMakeLists.txt)"
+#endif
 
 /* Create dir and its parents if missing: the defaults must work on a fresh checkout. */
 static void ensure_dir(const char *dir)
