@@ -87,6 +87,7 @@ struct function_pool {
     char                 cgroup_root[FUNCTION_CGROUP_PATH_MAX]; /* "" when none can be made */
     unsigned long        cgroups_made;
     function_python_probe *probe; /* whether ASIDE_PYTHON has the package, found at start */
+    char python_path[4096]; /* an installed server's own aside package, first on PYTHONPATH */
 };
 
 /* How a worker's processes are bounded: a pids cgroup each when the server may make them,
@@ -126,7 +127,12 @@ function_pool *function_pool_create(const function_pool_config *cfg)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
     choose_process_bound(p);
-    p->probe = function_python_probe_start(p->cfg.python);
+    if (function_python_installed(p->python_path, sizeof p->python_path))
+        log_line("info", "functions: workers import the aside package installed in %s",
+                 p->python_path);
+    else
+        p->python_path[0] = '\0';
+    p->probe = function_python_probe_start(p->cfg.python, p->python_path);
     return p;
 }
 
@@ -237,21 +243,22 @@ static bool env_is_allowed(const char *entry)
 }
 
 /* The environment of a worker: the allowed part of ours, where the cache and the functions
- * are, and (when there is a token) the descriptor it reads the token from. */
+ * are, (when there is a token) the descriptor it reads the token from, where its standard
+ * error is, and PYTHONPATH with an installed server's own package first. */
 static char **worker_env(const function_pool *p, buf *storage)
 {
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 5, sizeof *env);
+    char **env = calloc(n + 6, sizeof *env);
     if (!env)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (env_is_allowed(environ[i]))
+        if (env_is_allowed(environ[i]) && strncmp(environ[i], "PYTHONPATH=", 11) != 0)
             env[k++] = environ[i];
     }
-    size_t at[4];
+    size_t at[5];
     at[0] = storage->len;
     buf_printf(storage, "ASIDE_URL=%s%c", p->url, '\0');
     at[1] = storage->len;
@@ -261,7 +268,8 @@ static char **worker_env(const function_pool *p, buf *storage)
         buf_printf(storage, "ASIDE_TOKEN_FD=%d%c", TOKEN_FD, '\0');
     at[3] = storage->len;
     buf_printf(storage, "ASIDE_STDERR_FD=%d%c", FUNCTION_PYTHON_STDERR_FD, '\0');
-    if (storage->failed) {
+    at[4] = storage->len;
+    if (!function_python_path_entry(p->python_path, storage) || storage->failed) {
         free(env);
         return NULL;
     }
@@ -270,6 +278,8 @@ static char **worker_env(const function_pool *p, buf *storage)
     if (p->cfg.token)
         env[k++] = storage->data + at[2];
     env[k++] = storage->data + at[3];
+    if (storage->data[at[4]])
+        env[k++] = storage->data + at[4]; /* PYTHONPATH, the installed package first */
     return env;
 }
 

@@ -14,7 +14,13 @@
  *   STDERR_PIPE_BYTES, so a start that warns a lot does not block on it.
  * - At start a probe runs `ASIDE_PYTHON -c ...` (finding the package, not importing it: a
  *   Python's start, some 20 ms) on a thread of its own, off the accept path, for at most
- *   PROBE_TIMEOUT_MS, and logs one warning when the package cannot be found. */
+ *   PROBE_TIMEOUT_MS, and logs one warning when the package, or one it needs, cannot be
+ *   found.
+ *
+ * An installed server brings its own copy of the package (`cmake --install` and the Debian
+ * package put it in `<prefix>/<libdir>/aside/python`): the server finds it from its own path,
+ * as it finds libduckdb, and puts it first on its workers' PYTHONPATH, so that any Python
+ * with pandas, pyarrow and requests runs the workers of that very server's version. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,12 +48,17 @@ enum {
     PROBE_SLICE_MS = 100         /* how often the probe looks whether it must stop */
 };
 
-/* Finds the package without importing it (no pandas, no pyarrow: quick); the message is
- * Python's own for a missing module. */
+/* Finds the package and those it imports without importing any (no pandas, no pyarrow:
+ * quick); the message is Python's own for a missing module. */
 static const char PROBE_CODE[] =
     "import importlib.util, sys\n"
-    "importlib.util.find_spec('aside') or sys.exit(\"ModuleNotFoundError: No module named "
-    "'aside'\")\n";
+    "for name in ('aside', 'pandas', 'pyarrow', 'requests'):\n"
+    "    importlib.util.find_spec(name) or sys.exit(\n"
+    "        \"ModuleNotFoundError: No module named '%s'\" % name)\n";
+
+#ifndef ASIDE_INSTALL_LIBDIR /* the build's libdir, relative to the prefix */
+#define ASIDE_INSTALL_LIBDIR "lib"
+#endif
 
 /* ---- a worker's start ---- */
 
@@ -134,18 +145,80 @@ void function_python_stderr_log(int read_fd, pid_t pid)
     free(text);
 }
 
+/* ---- the installed package ---- */
+
+bool function_python_installed(char *out, size_t size)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1)
+        return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = '\0'; /* <prefix>/bin */
+    char init[4200];
+    int len = snprintf(out, size, "%s/../%s/aside/python", exe, ASIDE_INSTALL_LIBDIR);
+    if (len < 0 || (size_t)len >= size)
+        return false;
+    snprintf(init, sizeof init, "%s/aside/__init__.py", out);
+    return access(init, R_OK) == 0;
+}
+
+bool function_python_path_entry(const char *first, buf *b)
+{
+    const char *ours = getenv("PYTHONPATH");
+    bool has_first = first && *first, has_ours = ours && *ours;
+    if (has_first || has_ours)
+        buf_printf(b, "PYTHONPATH=%s%s%s", has_first ? first : "",
+                   has_first && has_ours ? ":" : "", has_ours ? ours : "");
+    buf_putc(b, '\0');
+    return !b->failed;
+}
+
 /* ---- the probe at start ---- */
 
 struct function_python_probe {
     pthread_t   thread;
     const char *python;
+    const char *python_path;
     atomic_bool stop;
 };
 
+/* Our environment with python_path first on PYTHONPATH, in storage (the strings) and a new
+ * array (freed by the caller); NULL when out of memory. */
+static char **probe_env(const char *python_path, buf *storage)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env || !function_python_path_entry(python_path, storage)) {
+        free(env);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "PYTHONPATH=", 11) != 0)
+            env[k++] = environ[i];
+    }
+    if (storage->data[0])
+        env[k++] = storage->data;
+    return env;
+}
+
 /* Spawn python -c PROBE_CODE, its output to out_fd and its input /dev/null; its pid, or -1
  * (errno set). */
-static pid_t probe_spawn(const char *python, int out_fd)
+static pid_t probe_spawn(const char *python, const char *python_path, int out_fd)
 {
+    buf storage = {0};
+    char **env = probe_env(python_path, &storage);
+    if (!env) {
+        buf_free(&storage);
+        errno = ENOMEM;
+        return -1;
+    }
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     sigset_t none;
@@ -159,9 +232,11 @@ static pid_t probe_spawn(const char *python, int out_fd)
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     char *const argv[] = {(char *)python, "-c", (char *)PROBE_CODE, NULL};
     pid_t pid = -1;
-    int rc = posix_spawnp(&pid, python, &actions, &attr, argv, environ);
+    int rc = posix_spawnp(&pid, python, &actions, &attr, argv, env);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
+    free(env);
+    buf_free(&storage);
     if (rc != 0) {
         errno = rc;
         return -1;
@@ -200,7 +275,7 @@ static void *probe_run(void *arg)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return NULL;
-    pid_t pid = probe_spawn(probe->python, fds[1]);
+    pid_t pid = probe_spawn(probe->python, probe->python_path, fds[1]);
     close(fds[1]);
     if (pid < 0) {
         log_line("warn", "functions: ASIDE_PYTHON=%s cannot be run (%s): every call of a "
@@ -226,17 +301,18 @@ static void *probe_run(void *arg)
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         log_line("warn", "functions: ASIDE_PYTHON=%s cannot import the aside package (%s): "
                  "every call of a user's function will fail; set ASIDE_PYTHON to a Python "
-                 "that has it", probe->python,
+                 "that has it and pandas, pyarrow and requests", probe->python,
                  count ? lines[count - 1] : "it exited with an error");
     return NULL;
 }
 
-function_python_probe *function_python_probe_start(const char *python)
+function_python_probe *function_python_probe_start(const char *python, const char *python_path)
 {
     function_python_probe *probe = calloc(1, sizeof *probe);
     if (!probe)
         return NULL;
     probe->python = python;
+    probe->python_path = python_path;
     atomic_init(&probe->stop, false);
     if (pthread_create(&probe->thread, NULL, probe_run, probe) != 0) {
         free(probe);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "util/util.h"
+
 /* Where a worker finds the standard error it was started with, while its descriptor 2 is the
  * start pipe; named to it by ASIDE_STDERR_FD (the worker puts it back on 2 once it runs). */
 enum { FUNCTION_PYTHON_STDERR_FD = 5 };
@@ -33,16 +35,28 @@ void function_python_stderr_reason(int read_fd, char *out, size_t size);
  * log, a line each, naming pid. read_fd is not closed. */
 void function_python_stderr_log(int read_fd, pid_t pid);
 
+/* ---- the installed package ---- */
+
+/* The folder an installed server's aside package is in (`<prefix>/<libdir>/aside/python`,
+ * found from this program's own path, as its libraries are), into out (size bytes); false
+ * when there is none (a server run from its build folder). */
+bool function_python_installed(char *out, size_t size);
+/* The PYTHONPATH entry of a worker's environment into b ("PYTHONPATH=first:ours", or ours
+ * alone, or first alone; nothing when both are empty), NUL-terminated; first may be NULL or
+ * "". False when out of memory. */
+bool function_python_path_entry(const char *first, buf *b);
+
 /* ---- the probe at start ---- */
 
 typedef struct function_python_probe function_python_probe;
 
-/* Start a probe of python (run as workers are, by PATH when it has no slash) on a thread of
- * its own: it runs `python -c` finding the aside package, for at most PROBE_TIMEOUT_MS, and
- * logs one warning when it cannot (naming python and what it wrote), nothing when it can.
- * Returns NULL when the thread cannot start (nothing is probed then). The probe never blocks
- * its caller. python must outlive the probe. */
-function_python_probe *function_python_probe_start(const char *python);
+/* Start a probe of python (run as workers are, by PATH when it has no slash, with
+ * python_path first on its PYTHONPATH when not NULL or "") on a thread of its own: it runs
+ * `python -c` finding the aside package and the packages it needs (without importing them),
+ * for at most PROBE_TIMEOUT_MS, and logs one warning when it cannot (naming python and the
+ * missing module), nothing when it can. Returns NULL when the thread cannot start (nothing is
+ * probed then). The probe never blocks its caller. Both strings must outlive the probe. */
+function_python_probe *function_python_probe_start(const char *python, const char *python_path);
 /* Stop the probe (its process killed if it still runs) and free it. NULL is ignored. */
 void function_python_probe_stop(function_python_probe *probe);
 
