@@ -29,8 +29,10 @@
  * socket closed (it then kills its functions' processes, orphans included), then its whole
  * process group killed (SIGKILL); its slot is refilled on the next call and the caller gets
  * 504. A worker that dies (a crash, a segfaulting extension, os.abort) is reaped and
- * replaced; the caller gets 500 naming the signal. Other calls never notice: each worker
- * serves one caller, and the server's threads only ever wait on a socket with a deadline. */
+ * replaced; the caller gets 500 naming the signal (one that died before it served, a Python
+ * without the package say, also what it wrote then: function_python.h). Other calls never
+ * notice: each worker serves one caller, and the server's threads only ever wait on a socket
+ * with a deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>

@@ -78,8 +78,14 @@ int function_python_stderr_move(int write_fd, int low_fd)
 
 bool function_python_stderr_enter(int moved_fd)
 {
-    return dup2(STDERR_FILENO, FUNCTION_PYTHON_STDERR_FD) >= 0 &&
-           dup2(moved_fd, STDERR_FILENO) >= 0;
+    if (dup2(STDERR_FILENO, FUNCTION_PYTHON_STDERR_FD) < 0) { /* a server without one */
+        int null = open("/dev/null", O_WRONLY);
+        if (null < 0 || dup2(null, FUNCTION_PYTHON_STDERR_FD) < 0)
+            return false;
+        if (null != FUNCTION_PYTHON_STDERR_FD)
+            close(null);
+    }
+    return dup2(moved_fd, STDERR_FILENO) >= 0;
 }
 
 /* Read what read_fd holds now, up to size - 1 bytes, NUL-terminated; its length. */
