@@ -1,6 +1,6 @@
 # package.cmake -- what an operator installs besides the libraries: the systemd unit and its
-# environment example (deploy/systemd), and a Debian package of the whole install (`cpack -G
-# DEB` in the build folder).
+# environment example (deploy/systemd), the Python package function workers run, and a Debian
+# package of the whole install (`cpack -G DEB` in the build folder).
 #
 # The unit is installed with ExecStart naming the server where the install puts it, the prefix
 # being the one of the install (`cmake --install --prefix` may change it); the package installs
@@ -17,6 +17,15 @@ install(CODE "
   file(WRITE \"\${dir}/aside.service\" \"\${unit}\")
   list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\${dir}/aside.service\")")
 install(FILES deploy/systemd/aside.env DESTINATION ${CMAKE_INSTALL_DATADIR}/aside)
+
+# The Python package the function workers run (`python -m aside.worker`), the server's own
+# version of it, in a folder of aside's own: the installed server finds it from its own path and
+# puts it first on its workers' PYTHONPATH (server/function_python.c), so ASIDE_PYTHON may be
+# any Python with pandas, pyarrow and requests. Sources only: bytecode is the Python's business.
+install(DIRECTORY clients/python/aside/ DESTINATION ${CMAKE_INSTALL_LIBDIR}/aside/python/aside
+        FILES_MATCHING PATTERN "*.py" PATTERN "py.typed" PATTERN "__pycache__" EXCLUDE)
+set_property(SOURCE src/server/function_python.c APPEND PROPERTY COMPILE_DEFINITIONS
+             ASIDE_INSTALL_LIBDIR="${CMAKE_INSTALL_LIBDIR}")
 
 # libduckdb, which Debian does not package, beside the libraries in a folder of aside's own; the
 # installed server and libaside.so look for it there ($ORIGIN), after the folder they were

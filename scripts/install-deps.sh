@@ -122,17 +122,20 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want_sum" ]
     echo "$want_sum" > "$stamp"
 fi
 
-# The Python client (clients/python), into .venv without its dependencies (the pins above hold
-# them) and without build isolation, so that it builds with the pinned setuptools and needs no
-# download. Reinstalled when one of its files changes; the build leaves nothing in the tree.
+# The Python client (clients/python, the distribution aside-cache), into .venv without its
+# dependencies (the pins above hold them) and without build isolation, so that it builds with
+# the pinned setuptools and needs no download. Reinstalled when one of its files changes; the
+# build leaves nothing in the tree. The distribution was once named aside: that one goes first,
+# so that no two distributions claim the package's files.
 client_stamp=".venv/.client.sha256"
-client_files=(clients/python/pyproject.toml clients/python/README.md clients/python/aside/*.py
-              clients/python/aside/py.typed)
+client_files=(clients/python/pyproject.toml clients/python/README.md clients/python/LICENSE
+              clients/python/aside/*.py clients/python/aside/py.typed)
 client_sum=$(sha256sum "${client_files[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$client_stamp" 2>/dev/null)" != "$client_sum" ]; then
     echo "install-deps: installing the Python client"
+    .venv/bin/python -m pip uninstall -q -y --disable-pip-version-check aside 2>/dev/null || true
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
         ./clients/python
-    rm -rf clients/python/build clients/python/aside.egg-info
+    rm -rf clients/python/build clients/python/aside.egg-info clients/python/aside_cache.egg-info
     echo "$client_sum" > "$client_stamp"
 fi

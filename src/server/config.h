@@ -12,8 +12,11 @@
 #include "function_pool.h"
 #include "http.h"
 
-/* The server's version: --version, and /metrics' aside_build_info. */
-#define ASIDE_VERSION "0.1.0"
+/* The server's version (--version, /metrics' aside_build_info): the build defines it from the
+ * one version source, the Python package's __version__ (CMakeLists.txt). */
+#ifndef ASIDE_VERSION
+#error "ASIDE_VERSION is defined by the build (CMakeLists.txt)"
+#endif
 
 /* Defaults of per-request parameters, and what the API's handlers are configured with. */
 typedef struct api_defaults {

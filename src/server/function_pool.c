@@ -29,8 +29,10 @@
  * socket closed (it then kills its functions' processes, orphans included), then its whole
  * process group killed (SIGKILL); its slot is refilled on the next call and the caller gets
  * 504. A worker that dies (a crash, a segfaulting extension, os.abort) is reaped and
- * replaced; the caller gets 500 naming the signal. Other calls never notice: each worker
- * serves one caller, and the server's threads only ever wait on a socket with a deadline. */
+ * replaced; the caller gets 500 naming the signal (one that died before it served, a Python
+ * without the package say, also what it wrote then: function_python.h). Other calls never
+ * notice: each worker serves one caller, and the server's threads only ever wait on a socket
+ * with a deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -49,6 +51,7 @@
 
 #include "function_cgroup.h"
 #include "function_pool.h"
+#include "function_python.h"
 #include "util/util.h"
 
 extern char **environ;
@@ -72,6 +75,7 @@ typedef struct worker {
     bool    busy;
     json_t *stats; /* its memoisation figures as of its last call, or NULL */
     char    cgroup[FUNCTION_CGROUP_PATH_MAX]; /* its pids cgroup, or "" */
+    int     start_fd; /* its standard error until it served (function_python.h), or -1 */
 } worker;
 
 struct function_pool {
@@ -84,6 +88,8 @@ struct function_pool {
     function_pool_stats  stats;
     char                 cgroup_root[FUNCTION_CGROUP_PATH_MAX]; /* "" when none can be made */
     unsigned long        cgroups_made;
+    function_python_probe *probe; /* whether ASIDE_PYTHON has the package, found at start */
+    char python_path[4096]; /* an installed server's own aside package, first on PYTHONPATH */
 };
 
 /* How a worker's processes are bounded: a pids cgroup each when the server may make them,
@@ -118,9 +124,17 @@ function_pool *function_pool_create(const function_pool_config *cfg)
         free(p);
         return NULL;
     }
+    for (unsigned i = 0; i < (cfg->workers ? cfg->workers : 1); i++)
+        p->workers[i].start_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->freed, NULL);
     choose_process_bound(p);
+    if (function_python_installed(p->python_path, sizeof p->python_path))
+        log_line("info", "functions: workers import the aside package installed in %s",
+                 p->python_path);
+    else
+        p->python_path[0] = '\0';
+    p->probe = function_python_probe_start(p->cfg.python, p->python_path);
     return p;
 }
 
@@ -156,6 +170,9 @@ static void worker_kill(worker *w)
     kill(-w->pid, SIGKILL);
     waitpid(w->pid, NULL, 0);
     w->pid = 0;
+    if (w->start_fd >= 0)
+        close(w->start_fd);
+    w->start_fd = -1;
     function_cgroup_remove(w->cgroup); /* what left the group */
     w->cgroup[0] = '\0';
 }
@@ -178,6 +195,7 @@ void function_pool_destroy(function_pool *p)
 {
     if (!p)
         return;
+    function_python_probe_stop(p->probe);
     /* end of file on its socket ends a worker, after it killed what its functions started
      * (orphans included); the group is killed whole after, whatever is left */
     for (unsigned i = 0; i < p->cfg.workers; i++) {
@@ -229,21 +247,22 @@ static bool env_is_allowed(const char *entry)
 }
 
 /* The environment of a worker: the allowed part of ours, where the cache and the functions
- * are, and (when there is a token) the descriptor it reads the token from. */
+ * are, (when there is a token) the descriptor it reads the token from, where its standard
+ * error is, and PYTHONPATH with an installed server's own package first. */
 static char **worker_env(const function_pool *p, buf *storage)
 {
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 4, sizeof *env);
+    char **env = calloc(n + 6, sizeof *env);
     if (!env)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (env_is_allowed(environ[i]))
+        if (env_is_allowed(environ[i]) && strncmp(environ[i], "PYTHONPATH=", 11) != 0)
             env[k++] = environ[i];
     }
-    size_t at[3];
+    size_t at[5];
     at[0] = storage->len;
     buf_printf(storage, "ASIDE_URL=%s%c", p->url, '\0');
     at[1] = storage->len;
@@ -251,7 +270,10 @@ static char **worker_env(const function_pool *p, buf *storage)
     at[2] = storage->len;
     if (p->cfg.token)
         buf_printf(storage, "ASIDE_TOKEN_FD=%d%c", TOKEN_FD, '\0');
-    if (storage->failed) {
+    at[3] = storage->len;
+    buf_printf(storage, "ASIDE_STDERR_FD=%d%c", FUNCTION_PYTHON_STDERR_FD, '\0');
+    at[4] = storage->len;
+    if (!function_python_path_entry(p->python_path, storage) || storage->failed) {
         free(env);
         return NULL;
     }
@@ -259,6 +281,9 @@ static char **worker_env(const function_pool *p, buf *storage)
     env[k++] = storage->data + at[1];
     if (p->cfg.token)
         env[k++] = storage->data + at[2];
+    env[k++] = storage->data + at[3];
+    if (storage->data[at[4]])
+        env[k++] = storage->data + at[4]; /* PYTHONPATH, the installed package first */
     return env;
 }
 
@@ -339,15 +364,23 @@ static rlim_t worker_cgroup(function_pool *p, worker *w, char *procs, size_t siz
  * async-signal-safe functions. */
 static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
 {
-    int pair[2], token = -1;
+    int pair[2], token = -1, start[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot make a socket pair: %s",
                          strerror(errno));
-    if (!token_pipe(p, &token)) {
+    if (!function_python_stderr_pipe(start)) {
         close(pair[0]);
         close(pair[1]);
+        return error_set(err, ASIDE_ERR_INTERNAL, "cannot make a function worker's pipe: %s",
+                         strerror(errno));
+    }
+    if (!token_pipe(p, &token)) {
+        int saved = errno;
+        int fds[] = {pair[0], pair[1], start[0], start[1]};
+        for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+            close(fds[i]);
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot pass the token to a function "
-                         "worker: %s", strerror(errno));
+                         "worker: %s", strerror(saved));
     }
     buf storage = {0};
     char **env = worker_env(p, &storage);
@@ -356,7 +389,9 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     rlim_t processes = worker_cgroup(p, w, procs, sizeof procs);
     pid_t pid = env ? fork() : -1;
     if (pid == 0) {
-        if (!worker_fds(pair[1], token) || (*procs && !function_cgroup_enter(procs)))
+        int moved = function_python_stderr_move(start[1], SPARE_FD_MIN);
+        if (moved < 0 || !worker_fds(pair[1], token) || !function_python_stderr_enter(moved) ||
+            (*procs && !function_cgroup_enter(procs)))
             _exit(127);
         setpgid(0, 0); /* one group per worker: killed whole; the server's signals pass by */
         worker_limits(&p->cfg, processes);
@@ -367,10 +402,12 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     free(env);
     buf_free(&storage);
     close(pair[1]);
+    close(start[1]);
     if (token >= 0)
         close(token);
     if (pid < 0) {
         close(pair[0]);
+        close(start[0]);
         function_cgroup_remove(w->cgroup);
         w->cgroup[0] = '\0';
         return error_set(err, ASIDE_ERR_INTERNAL, "cannot start a function worker: %s",
@@ -379,6 +416,7 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     setpgid(pid, pid); /* also here: the group exists before anyone signals it */
     w->pid = pid;
     w->fd = pair[0];
+    w->start_fd = start[0];
     w->busy = false;
     p->stats.started++;
     return ASIDE_OK;
@@ -567,20 +605,45 @@ void function_reply_clear(function_reply *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Why a worker that never served ended, from what it wrote on its standard error then, into
+ * why (size bytes): " (ASIDE_PYTHON=...): its lines", or "" for one that served. */
+static void start_reason(const function_pool *p, const worker *w, char *why, size_t size)
+{
+    char lines[ASIDE_ERROR_MESSAGE_MAX / 2] = "";
+    why[0] = '\0';
+    if (w->start_fd < 0)
+        return;
+    function_python_stderr_reason(w->start_fd, lines, sizeof lines);
+    snprintf(why, size, " (ASIDE_PYTHON=%.100s)%s%s", p->cfg.python, *lines ? ": " : "",
+             lines);
+}
+
 /* What became of a worker that closed its socket (its group is killed, it is reaped). */
-static void describe_death(worker *w, aside_error *err)
+static void describe_death(const function_pool *p, worker *w, aside_error *err)
 {
     siginfo_t info;
     bool ended = worker_ended(w, DEATH_WAIT_MS, &info);
+    char why[ASIDE_ERROR_MESSAGE_MAX];
+    start_reason(p, w, why, sizeof why);
     worker_kill(w);
     if (ended && (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED))
-        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker died: %s (signal %d)",
-                  strsignal(info.si_status), info.si_status);
+        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker died: %s (signal %d)%s",
+                  strsignal(info.si_status), info.si_status, why);
     else if (ended && info.si_code == CLD_EXITED)
-        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker exited with status %d",
-                  info.si_status);
+        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker exited with status %d%s",
+                  info.si_status, why);
     else
-        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker stopped answering");
+        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker stopped answering%s", why);
+}
+
+/* A worker served: what it wrote before goes to the log, and its start pipe is closed. */
+static void started(worker *w)
+{
+    if (w->start_fd < 0)
+        return;
+    function_python_stderr_log(w->start_fd, w->pid);
+    close(w->start_fd);
+    w->start_fd = -1;
 }
 
 /* A failed exchange: the worker is stopped (its slot refilled by a later call), err and
@@ -608,7 +671,7 @@ static void fail(function_pool *p, worker *w, io_result r, unsigned timeout_ms,
     }
     out->failure = FUNCTION_DIED;
     close(w->fd);
-    describe_death(w, err);
+    describe_death(p, w, err);
     json_decref(w->stats);
     w->stats = NULL;
 }
@@ -655,6 +718,7 @@ aside_status function_pool_request(function_pool *p, json_t *request, unsigned t
         pthread_mutex_unlock(&p->lock);
         st = err ? err->status : ASIDE_ERR_INTERNAL;
     } else {
+        started(w);
         count_reported_failure(p, out);
     }
     json_t *stats = st == ASIDE_OK ? json_object_get(out->header, "stats") : NULL;

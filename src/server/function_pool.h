@@ -38,7 +38,9 @@ typedef struct function_pool function_pool;
 typedef enum function_failure {
     FUNCTION_ANSWERED = 0,
     FUNCTION_TIMEOUT,  /* past its deadline (or no worker free in time): 504 `timeout` */
-    FUNCTION_DIED,     /* the worker died or could not start: 500 `worker_died` */
+    FUNCTION_DIED,     /* the worker died or could not start: 500 `worker_died` (one that
+                        * died before it served: the message has what it wrote then and
+                        * ASIDE_PYTHON) */
     FUNCTION_PROTOCOL  /* the worker broke the protocol: 500 `worker_protocol` */
 } function_failure;
 

@@ -251,18 +251,75 @@ static bool valid_new_name(call *c, const char *name)
     return true;
 }
 
+/* Whether text is what URL-quoting leaves: only the characters quoting keeps as they are
+ * (letters, digits, "_.-~/") and well-formed %XX escapes. Python source always has a space,
+ * a newline or a bracket somewhere; quoted, it has none of them. */
+static bool looks_quoted(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch == '%') {
+            if (i + 2 >= len || text_hex_digit(text[i + 1]) < 0 || text_hex_digit(text[i + 2]) < 0)
+                return false;
+            i += 2;
+        } else if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || strchr("_.-~/", ch))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Decode text's %XX escapes (no '+': quoting writes a space as %20) into a new string, or NULL
+ * when out of memory. text must be one that looks_quoted. */
+static char *unquote(const char *text, size_t len, size_t *out_len)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; out && i < len; i++) {
+        if (text[i] == '%') {
+            out[n++] = (char)(text_hex_digit(text[i + 1]) * 16 + text_hex_digit(text[i + 2]));
+            i += 2;
+        } else {
+            out[n++] = text[i];
+        }
+    }
+    if (out)
+        out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+/* function_create: the source from "function_body". The original client URL-quotes the source
+ * itself and then sends it as a query parameter, so it arrives quoted once more than the query
+ * string's own encoding: a query's body that looks_quoted is unquoted once more. One with a
+ * raw space, newline or bracket was sent once-encoded and is taken as it is, as is a JSON
+ * body's string, whatever it holds. */
 void functions_create(call *c)
 {
     const char *name = call_param_value(c, "function_name", NULL);
-    size_t len = 0;
-    const char *source = call_param_value(c, "function_body", &len);
+    const call_param *body = NULL;
+    for (size_t i = c->param_count; i-- > 0 && !body;) { /* the last one given wins */
+        if (!strcmp(c->params[i].name, "function_body"))
+            body = &c->params[i];
+    }
     if (!valid_new_name(c, name))
         return;
-    if (!source) {
+    if (!body) {
         call_error(c, 400, "bad_request", "missing parameter \"function_body\"");
         return;
     }
-    check_and_save(c, name, source, len);
+    if (body->json || !looks_quoted(body->value, body->value_len)) {
+        check_and_save(c, name, body->value, body->value_len);
+        return;
+    }
+    size_t len = 0;
+    char *source = unquote(body->value, body->value_len, &len);
+    if (!source)
+        call_out_of_memory(c);
+    else
+        check_and_save(c, name, source, len);
+    free(source);
 }
 
 /* function_register: NAME.py from the system of record's function folder. */

@@ -43,7 +43,7 @@
 #include "value/value.h"
 
 static const route routes[] = {
-    {"read", {"data_read", NULL}, cache_api_read, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_CACHE, false,
+    {"read", {"data_read", "cache_read", NULL}, cache_api_read, ROUTE_TRIES_MEMORY, true, ROUTE_DOC_CACHE, false,
      ROUTE_READ,
      "memory hit → serve; else disk tier → load → serve; else fetch from the SOR → "
      "disk tier → memory → serve. Meta: `{\"result\": \"success\", \"source\": "

@@ -10,12 +10,16 @@
 #   - embed.c builds with pkg-config against the shared library and, statically, against the
 #     archive, and builds with CMake's find_package(aside); each opens a cache and reads a key;
 #   - the installed aside-server starts from the prefix (it finds libduckdb by itself) and
-#     answers a read with 200.
+#     answers a read with 200;
+#   - the prefix holds the Python package function workers run (lib/aside/python/aside), and
+#     the installed server runs a user's function with a Python that has pandas, pyarrow and
+#     requests but not the aside package (the project's .venv's modules, aside left out, on
+#     the PYTHONPATH of the Python that venv was made from); skipped without a .venv.
 # CFLAGS are the flags the build compiled with that a program must share (the sanitizers).
 # Every wait is bounded; the temporary folder is removed and the server killed on any exit.
 set -eu
 build=$1
-source=$2
+source=$(cd "$2" && pwd)
 cc=$3
 cmake=$4
 cflags=${5:-}
@@ -91,14 +95,38 @@ fi
     fail "find_package(aside) build failed: $(cat "$work/consumer.log")"
 LD_LIBRARY_PATH=$libdir "$work/consumer/embed" "$(fixture cmake)" || fail "the CMake build failed"
 
+# ---- the Python package the installed server's workers run ----------------------------------
+package=$(find "$prefix" -path '*/aside/python/aside/worker.py')
+[ -n "$package" ] || fail "no aside/python/aside/worker.py installed"
+[ -z "$(find "$prefix" -name '__pycache__')" ] || fail "bytecode installed"
+# A Python without the aside package: the one .venv was made from, with .venv's modules but
+# aside's on its PYTHONPATH.
+python=
+venv_site=$(ls -d "$source"/.venv/lib/python3*/site-packages 2>/dev/null | head -n 1)
+if [ -n "$venv_site" ]; then
+    python=$(readlink -f "$source/.venv/bin/python")
+    mkdir "$work/deps"
+    for entry in "$venv_site"/*; do
+        case $(basename "$entry") in
+            aside|aside-*|aside_*|*.pth) ;;
+            *) ln -s "$entry" "$work/deps/" ;;
+        esac
+    done
+    PYTHONPATH=$work/deps "$python" -c 'import aside' 2>/dev/null &&
+        fail "$python finds an aside package without the installed one"
+fi
+
 # ---- the installed server ------------------------------------------------------------------
 # A clean environment: no library path, nothing of the caller's configuration.
 root=$(fixture server)
+mkdir "$root/functions"
+printf 'def main(cache, message):\n    return message\n' > "$root/functions/echo.py"
 log=$work/server.log
 env -i PATH=/usr/bin:/bin HOME="$work" ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTIONS} \
     ${UBSAN_OPTIONS:+UBSAN_OPTIONS=$UBSAN_OPTIONS} \
     LOCAL_DATA_DIR="$root/cache" REMOTE_STORAGE="$root/sor" ASIDE_PORT=0 ASIDE_THREADS=2 \
-    ASIDE_DRAIN_SECONDS=0 \
+    ASIDE_DRAIN_SECONDS=0 LOCAL_FUNCTION_DIR="$root/functions" \
+    ${python:+ASIDE_PYTHON=$python} ${python:+PYTHONPATH=$work/deps} \
     "$prefix/bin/aside-server" > "$log" 2>&1 &
 server_pid=$!
 port=
@@ -114,6 +142,18 @@ status=$(curl -s -o "$work/answer" -w '%{http_code}' --max-time 30 \
     fail "no answer from aside-server"
 [ "$status" = 200 ] || fail "aside-server answered $status: $(cat "$work/answer")"
 cmp -s "$work/answer" "$root/sor/doc.json" || fail "aside-server answered other bytes"
+grep -q "workers import the aside package installed in $prefix/bin/../" "$log" ||
+    fail "the installed server does not use the installed package: $(cat "$log")"
+if [ -n "$python" ]; then
+    status=$(curl -s -o "$work/answer" -w '%{http_code}' --max-time 120 \
+        "http://127.0.0.1:$port/cache/api/v1.0/?function=echo&message=installed") ||
+        fail "no answer from aside-server's function"
+    [ "$status" = 200 ] || fail "the function answered $status: $(cat "$work/answer")"
+    grep -q '"value": "installed"' "$work/answer" || fail "the function answered $(cat "$work/answer")"
+    if grep -q 'cannot import the aside package' "$log"; then
+        fail "the probe did not find the installed package: $(cat "$log")"
+    fi
+fi
 
 kill -TERM "$server_pid"
 for _ in $(seq 200); do # 20 s

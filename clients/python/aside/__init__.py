@@ -47,7 +47,7 @@ from .errors import (
 from .structures import AsideCounter, AsideJson, AsideList, AsideMap, AsideSet
 from .results import compute_result, lru_cache, sql_result
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the version of the client, the server and the packages: the one source
 
 __all__ = [
     "API_PATH",

@@ -586,12 +586,28 @@ def _read_token() -> Optional[str]:
     return token
 
 
+def _restore_stderr() -> None:
+    """Put back the standard error the server started us with (the descriptor
+    ASIDE_STDERR_FD names): until now, descriptor 2 was a pipe the server reads only if we
+    die before serving, to say why (an import that failed, say)."""
+    fd_text = os.environ.pop("ASIDE_STDERR_FD", None)
+    if not fd_text or not fd_text.isdigit():
+        return
+    sys.stderr.flush()
+    try:
+        os.dup2(int(fd_text), 2)
+        os.close(int(fd_text))
+    except OSError:
+        pass
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
 def main() -> int:
     """Serve fd 3 until end of file (0); a malformed request ends with 1."""
+    _restore_stderr()
     function_dir = os.environ.get("ASIDE_FUNCTION_DIR") or os.path.abspath("functions")
     try:
         sock = socket.socket(fileno=PROTOCOL_FD)

@@ -288,6 +288,8 @@ class Client:
                                                f"{self.url}: the body ended after {got} of "
                                                f"{length} bytes")
                     got += n
+            except ConnectionFailed:  # an OSError too: raised above, as it is
+                raise
             except (requests.RequestException, OSError) as exc:
                 raise ConnectionFailed("connection_failed", f"{self.url}: {exc}") from exc
             return body

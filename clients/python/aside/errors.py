@@ -9,7 +9,9 @@ aside.NotFound``) and still read the server's own words: every exception carries
 ``str(exc)`` is ``"<status> <code>: <message>"``.
 
 The classes form a small tree rooted at ``AsideError``: 5xx answers share ``ServerError``,
-and failures to reach the server at all are ``ConnectionFailed``. A status without a class
+and failures to reach the server at all are ``ConnectionFailed``. ``Timeout`` is also a
+built-in ``TimeoutError`` and ``ConnectionFailed`` a built-in ``ConnectionError``, so code that
+handles those catches them too. A status without a class
 of its own becomes the nearest parent (``AsideError`` for 4xx, ``ServerError`` for 5xx). A few
 codes refine their status's class: 409 ``wrong_type`` is ``WrongType`` (a ``Conflict``), 507
 ``full`` is ``Full`` (a ``ServerError``).
@@ -57,7 +59,10 @@ class AsideError(Exception):
 
     def __init__(self, code: str, message: str, status: Optional[int] = None,
                  type: Optional[str] = None, traceback: Optional[List[str]] = None) -> None:
-        super().__init__(code, message, status, type, traceback)
+        # Exception's own initialiser, not the next class's: for the classes that are also
+        # OSErrors (Timeout, ConnectionFailed), OSError's would read the arguments as errno,
+        # strerror and filename and keep only two of them in ``args``.
+        Exception.__init__(self, code, message, status, type, traceback)
         self.code = code
         self.message = message
         self.status = status
@@ -115,8 +120,8 @@ class Unavailable(ServerError):
     """503: the server cannot serve now."""
 
 
-class Timeout(ServerError):
-    """504: the system of record, or a query, took too long."""
+class Timeout(ServerError, TimeoutError):
+    """504: the system of record, or a query, took too long. Also a built-in ``TimeoutError``."""
 
 
 class Full(ServerError):
@@ -124,8 +129,9 @@ class Full(ServerError):
     the server's memory budget; nothing was changed."""
 
 
-class ConnectionFailed(AsideError):
-    """No answer: the server could not be reached, or the client's timeout expired.
+class ConnectionFailed(AsideError, ConnectionError):
+    """No answer: the server could not be reached, or the client's timeout expired. Also a
+    built-in ``ConnectionError``.
 
     ``code`` is ``"connection_failed"`` and ``status`` is ``None``.
     """

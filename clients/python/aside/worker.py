@@ -6,7 +6,9 @@ The server starts this process with a connected ``AF_UNIX`` ``SOCK_STREAM`` sock
 descriptor 3 and the environment ``ASIDE_URL`` (the server's API, for the ``cache`` argument),
 ``ASIDE_TOKEN_FD`` (optional: a descriptor to read the bearer token from, once; ``ASIDE_TOKEN``
 is also read, and both are removed from the environment) and ``ASIDE_FUNCTION_DIR`` (the folder
-of ``NAME.py`` files, absolute). It answers one request at a time, in order, until the server
+of ``NAME.py`` files, absolute); ``ASIDE_STDERR_FD`` names the standard error it was started
+with, which it puts back on descriptor 2 at once (until then 2 is a pipe the server reads only
+when the worker dies before serving: an import that failed is said to the caller). It answers one request at a time, in order, until the server
 closes the socket (end of file: exit status 0). This process runs no user code: it is a
 supervisor (``aside._supervisor``) that runs each function in a forked process of its own,
 where ``Worker`` below serves the same protocol over a private socket pair. An exception in a
