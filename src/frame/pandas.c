@@ -14,7 +14,8 @@
  * builds when it checks they are unique. pandas 3 holds them in Arrow (large_string): dtype
  * str (also when every value is null), counted exactly as pyarrow's nbytes does: the validity
  * bitmap when there are nulls, 8 offset bytes a row, and the characters; a categorical's
- * categories are a str Index counted the same way, with no hash table. pyarrow keeps one
+ * categories are a str Index counted the same way, with a hash table only when they are not
+ * sorted either way (pandas checks that they are unique through one only then). pyarrow keeps one
  * bitmap per chunk (parquet row group) that has nulls; a frame counts one for all its rows,
  * which is pandas' figure unless a file's row groups differ in having nulls. The text
  * reproduces pandas' DataFrameInfo layout, padding and all; its "+" marks object columns,
@@ -155,14 +156,41 @@ static uint64_t arrow_string_bytes(uint64_t rows, uint64_t characters, bool null
     return (nulls ? (rows + 7) / 8 : 0) + rows * ARROW_LARGE_OFFSET_BYTES + characters;
 }
 
-/* The memory of a categorical's categories Index. */
+/* -1, 0 or 1 as string a of d sorts before, with or after string b (code point order). */
+static int compare_categories(const frame_batch *d, int64_t a, int64_t b)
+{
+    const int32_t *offsets = frame_offsets(d, 0);
+    const char *values = frame_values(d, 0);
+    size_t la = (size_t)(offsets[a + 1] - offsets[a]), lb = (size_t)(offsets[b + 1] - offsets[b]);
+    int c = memcmp(values + offsets[a], values + offsets[b], la < lb ? la : lb);
+    return c ? (c < 0 ? -1 : 1) : (la < lb ? -1 : la > lb);
+}
+
+/* True if the categories rise or fall throughout: pandas then knows they are unique without
+ * building a hash table over them. */
+static bool categories_monotonic(const frame_batch *d)
+{
+    bool rising = true, falling = true;
+    for (int64_t i = 1; i < d->rows && (rising || falling); i++) {
+        int c = compare_categories(d, i - 1, i);
+        rising = rising && c < 0;
+        falling = falling && c > 0;
+    }
+    return rising || falling;
+}
+
+/* The memory of a categorical's categories Index: an object Index (pandas 2) always has its
+ * hash table, a str Index (pandas 3) only when its values are not in order. */
 static uint64_t categories_bytes(const frame_field *f, const pandas_flavour *flavour)
 {
     const frame_batch *d = f->dictionary;
     uint64_t count = d ? (uint64_t)d->rows : 0;
-    if (flavour->arrow_strings)
-        return arrow_string_bytes(count, d ? string_bytes(d, 0) : 0, false);
-    return count * OBJECT_POINTER_BYTES + object_hash_table_bytes(count);
+    if (!flavour->arrow_strings)
+        return count * OBJECT_POINTER_BYTES + object_hash_table_bytes(count);
+    uint64_t bytes = arrow_string_bytes(count, d ? string_bytes(d, 0) : 0, false);
+    if (d && !categories_monotonic(d))
+        bytes += object_hash_table_bytes(count);
+    return bytes;
 }
 
 static uint64_t column_memory_bytes(const frame *frame, size_t column, frame_pandas major)
