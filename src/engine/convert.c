@@ -122,7 +122,9 @@ bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
 
 /* ---- out of DuckDB ---------------------------------------------------------------------- */
 
-static bool pack_bools(const bool *in, idx_t n, buf *scratch)
+/* DuckDB leaves the byte of a null row as it was, any value: read as bytes, not bools (whose
+ * other values are undefined), so such a byte sets no other row's bit. */
+static bool pack_bools(const uint8_t *in, idx_t n, buf *scratch)
 {
     buf_reset(scratch);
     if (!buf_reserve(scratch, n / 8 + 1))
@@ -130,7 +132,7 @@ static bool pack_bools(const bool *in, idx_t n, buf *scratch)
     uint8_t *bits = (uint8_t *)scratch->data;
     memset(bits, 0, n / 8 + 1);
     for (idx_t i = 0; i < n; i++)
-        bits[i >> 3] |= (uint8_t)(in[i] << (i & 7));
+        bits[i >> 3] |= (uint8_t)((in[i] != 0) << (i & 7));
     return true;
 }
 

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import assert_error, put_sor
-from frame_data import PANDAS, assert_info_matches, expected_info, frame_value, read_expected
+from frame_data import (PANDAS, assert_describe_matches, assert_info_matches, assert_rows_match,
+                        expected_info, frame_value, read_expected)
 
 ORIGINAL = "file1.snappy.parquet"
 ORIGINAL_ROWS = 781
@@ -169,6 +170,31 @@ def test_info_of_each_string_and_object_arrow_type_equals_pandas(server):
     assert_info_matches(info(server, "types.parquet", pandas=PANDAS), want)
     dtypes = frame_value(server.get(function="dtypes", path="types.parquet", pandas=PANDAS))
     assert dtypes == {c: str(t) for c, t in want.dtypes.items()}
+
+
+@pytest.mark.parametrize("include", [None, "all"])
+def test_describe_of_each_string_and_object_arrow_type_equals_pandas(server, include):
+    """(bytes left out: describe's top of bytes has no JSON form to compare)"""
+    put_sor(server, "types.parquet", table_bytes(arrow_types_table().drop_columns(["raw"])))
+    want = read_expected(server.sor / "types.parquet")
+    params = {"include": include} if include else {}
+    got = frame_value(server.get(function="describe", path="types.parquet", pandas=PANDAS,
+                                 **params))
+    assert_describe_matches(got, want, include)
+
+
+@pytest.mark.parametrize("function", ["head", "tail", "select"])
+def test_rows_of_each_string_and_object_arrow_type_equal_pandas(server, function):
+    """Missing strings (NaN in pandas 3, None in 2) are null; bytes, dates, decimals too."""
+    put_sor(server, "types.parquet", table_bytes(arrow_types_table()))
+    want = read_expected(server.sor / "types.parquet").drop(columns=["raw"])
+    columns = ",".join(want.columns)
+    got = frame_value(server.get(function=function, path="types.parquet", pandas=PANDAS,
+                                 n=12, columns=columns if function == "select" else None))
+    rows = {"head": want.head(12), "tail": want.tail(12), "select": want}[function]
+    if function != "select":
+        got = [{c: r[c] for c in want.columns} for r in got]
+    assert_rows_match(got, rows)
 
 
 def test_info_of_an_arrow_file_equals_what_table_to_pandas_gives(server):
