@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import json
 
 import pandas as pd
 import pyarrow as pa
@@ -234,6 +235,35 @@ def test_extension_dtypes_from_pandas_metadata_equal_pandas(server):
     put_sor(server, "ext.parquet", out.getvalue())
     want = read_expected(server.sor / "ext.parquet")
     assert_info_matches(info(server, "ext.parquet", pandas=PANDAS), want)
+
+
+def test_a_file_written_by_pandas_3_reads_as_each_pandas_reads_it(server):
+    """pandas 3 names a str column's numpy_type "str" in the file's metadata: pandas 2 reads it
+    as object, pandas 3 as str; a "string" column stays the string extension dtype."""
+    df = pd.DataFrame({"s": pd.Series(["a", None, "bc"] * 5, dtype=object),
+                       "t": pd.array(["x", None, "yz"] * 5, dtype="string")})
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = json.loads(table.schema.metadata[b"pandas"])
+    for column in meta["columns"]:
+        if column["name"] == "s":
+            column["pandas_type"], column["numpy_type"] = "object", "str"
+    table = table.replace_schema_metadata({b"pandas": json.dumps(meta).encode()})
+    put_sor(server, "by3.parquet", table_bytes(table))
+    want = read_expected(server.sor / "by3.parquet")
+    assert_info_matches(info(server, "by3.parquet", pandas=PANDAS), want)
+
+
+MIXED_LINES = '{"a": 1, "m": "x"}\n{"a": 2, "m": 3}\n{"a": 3, "m": null}\n{"a": 4, "m": "yz"}\n'
+MIXED_CSV = "a,m\n1,x\n2,3\n3,\n4,yz\n"
+
+
+@pytest.mark.parametrize("key, text", [("mixed.jsonl", MIXED_LINES), ("mixed.csv", MIXED_CSV)])
+def test_a_mixed_column_is_object_and_a_string_column_with_nan_is_str(server, key, text):
+    """JSON lines keep a column of strings and numbers as Python objects in every pandas;
+    CSV reads the same cells as strings with NaN: str in pandas 3."""
+    put_sor(server, key, text)
+    want = read_expected(server.sor / key)
+    assert_info_matches(info(server, key, pandas=PANDAS), want)
 
 
 def test_a_string_column_over_several_row_groups_equals_pandas(server):
