@@ -14,10 +14,10 @@
  * builds when it checks they are unique. pandas 3 holds them in Arrow (large_string): dtype
  * str (also when every value is null), counted exactly as pyarrow's nbytes does: the validity
  * bitmap when there are nulls, 8 offset bytes a row, and the characters; a categorical's
- * categories are a str Index counted the same way, with a hash table only when they are not
- * sorted either way (pandas checks that they are unique through one only then). pyarrow keeps one
- * bitmap per chunk (parquet row group) that has nulls; a frame counts one for all its rows,
- * which is pandas' figure unless a file's row groups differ in having nulls. The text
+ * categories are a str Index counted the same way, with a hash table only when they are
+ * sorted neither way (pandas checks that they are unique through one only then). pyarrow
+ * keeps one bitmap per chunk (parquet row group) that has nulls; a frame counts one for all
+ * its rows, which is pandas' figure unless a file's row groups differ in having nulls. The text
  * reproduces pandas' DataFrameInfo layout, padding and all; its "+" marks object columns,
  * whose objects are not counted, in both majors. */
 #include <inttypes.h>
@@ -142,7 +142,7 @@ static uint64_t object_hash_table_bytes(uint64_t n)
     return header + flags + buckets * (8 + 8);
 }
 
-/* The characters of column i of batch b. */
+/* The bytes of the strings of a column of batch b (UTF-8, so not always one a character). */
 static uint64_t string_bytes(const frame_batch *b, size_t column)
 {
     const int32_t *offsets = frame_offsets(b, column);
@@ -420,7 +420,8 @@ void frame_pandas_info_as(const frame *f, frame_pandas major, buf *b)
     buf_printf(b, "{\"class\": \"%s\", \"index\": {\"kind\": \"range\", "
                   "\"start\": %" PRId64 ", \"stop\": %" PRId64 ", \"step\": %" PRId64 "}, "
                   "\"entries\": %" PRId64 ", \"columns\": [",
-               flavour_of(major)->class_name, f->index.start, f->index.start + f->rows * f->index.step, f->index.step, f->rows);
+               flavour_of(major)->class_name, f->index.start,
+               f->index.start + f->rows * f->index.step, f->index.step, f->rows);
     for (size_t i = 0; i < f->field_count; i++) {
         char dtype[DTYPE_MAX];
         frame_pandas_dtype_as(&f->fields[i], major, dtype, sizeof dtype);
