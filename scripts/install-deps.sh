@@ -122,20 +122,35 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want_sum" ]
     echo "$want_sum" > "$stamp"
 fi
 
-# The Python client (clients/python, the distribution aside-cache), into .venv without its
+# The same tools with pandas 3 in .venv-pandas3: the frame and client tests run under both
+# pandas majors (only pandas and pyarrow differ between the two pin files)
+stamp3=".venv-pandas3/.requirements.sha256"
+want_sum3=$(cat scripts/requirements-pandas3.txt scripts/constraints-pandas3.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv-pandas3/bin/python ] || [ "$(cat "$stamp3" 2>/dev/null)" != "$want_sum3" ]; then
+    echo "install-deps: setting up .venv-pandas3"
+    python3 -m venv .venv-pandas3
+    .venv-pandas3/bin/python -m pip install -q --disable-pip-version-check \
+        -r scripts/requirements-pandas3.txt -c scripts/constraints-pandas3.txt
+    echo "$want_sum3" > "$stamp3"
+fi
+
+# The Python client (clients/python, the distribution aside-cache), into each venv without its
 # dependencies (the pins above hold them) and without build isolation, so that it builds with
 # the pinned setuptools and needs no download. Reinstalled when one of its files changes; the
 # build leaves nothing in the tree. The distribution was once named aside: that one goes first,
 # so that no two distributions claim the package's files.
-client_stamp=".venv/.client.sha256"
 client_files=(clients/python/pyproject.toml clients/python/README.md clients/python/LICENSE
               clients/python/aside/*.py clients/python/aside/py.typed)
 client_sum=$(sha256sum "${client_files[@]}" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$client_stamp" 2>/dev/null)" != "$client_sum" ]; then
-    echo "install-deps: installing the Python client"
-    .venv/bin/python -m pip uninstall -q -y --disable-pip-version-check aside 2>/dev/null || true
-    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-        ./clients/python
-    rm -rf clients/python/build clients/python/aside.egg-info clients/python/aside_cache.egg-info
-    echo "$client_sum" > "$client_stamp"
-fi
+for venv in .venv .venv-pandas3; do
+    client_stamp="$venv/.client.sha256"
+    if [ "$(cat "$client_stamp" 2>/dev/null)" != "$client_sum" ]; then
+        echo "install-deps: installing the Python client into $venv"
+        "$venv/bin/python" -m pip uninstall -q -y --disable-pip-version-check aside \
+            2>/dev/null || true
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+            --no-build-isolation ./clients/python
+        rm -rf clients/python/build clients/python/*.egg-info
+        echo "$client_sum" > "$client_stamp"
+    fi
+done

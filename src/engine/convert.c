@@ -78,6 +78,17 @@ static frame_batch *enum_dictionary(duckdb_logical_type type)
     return d;
 }
 
+/* A column DuckDB read from JSON whose values are of mixed types (type JSON, each value a JSON
+ * literal) is an object column to every pandas, never a string one: pandas 3 shows str only
+ * for strings. false when out of memory. */
+static bool mark_json_column(duckdb_logical_type type, frame_field *out)
+{
+    char *alias = duckdb_logical_type_get_alias(type);
+    bool json = alias && strcmp(alias, "JSON") == 0;
+    duckdb_free(alias);
+    return !json || (out->pandas_dtype = strdup("object")) != NULL;
+}
+
 bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
 {
     memset(out, 0, sizeof *out);
@@ -86,7 +97,11 @@ bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
     case DUCKDB_TYPE_BOOLEAN: out->type = FRAME_BOOL; break;
     case DUCKDB_TYPE_FLOAT: out->type = FRAME_FLOAT32; break;
     case DUCKDB_TYPE_DOUBLE: out->type = FRAME_FLOAT64; break;
-    case DUCKDB_TYPE_VARCHAR: out->type = FRAME_UTF8; break;
+    case DUCKDB_TYPE_VARCHAR:
+        out->type = FRAME_UTF8;
+        if (!mark_json_column(type, out))
+            return false;
+        break;
     case DUCKDB_TYPE_BLOB: out->type = FRAME_BINARY; break;
     case DUCKDB_TYPE_DATE: out->type = FRAME_DATE32; break;
     case DUCKDB_TYPE_TIMESTAMP_S: case DUCKDB_TYPE_TIMESTAMP_MS: case DUCKDB_TYPE_TIMESTAMP:
@@ -122,7 +137,9 @@ bool convert_field(duckdb_logical_type type, const char *name, frame_field *out)
 
 /* ---- out of DuckDB ---------------------------------------------------------------------- */
 
-static bool pack_bools(const bool *in, idx_t n, buf *scratch)
+/* DuckDB leaves the byte of a null row as it was, any value: read as bytes, not bools (whose
+ * other values are undefined), so such a byte sets no other row's bit. */
+static bool pack_bools(const uint8_t *in, idx_t n, buf *scratch)
 {
     buf_reset(scratch);
     if (!buf_reserve(scratch, n / 8 + 1))
@@ -130,7 +147,7 @@ static bool pack_bools(const bool *in, idx_t n, buf *scratch)
     uint8_t *bits = (uint8_t *)scratch->data;
     memset(bits, 0, n / 8 + 1);
     for (idx_t i = 0; i < n; i++)
-        bits[i >> 3] |= (uint8_t)(in[i] << (i & 7));
+        bits[i >> 3] |= (uint8_t)((in[i] != 0) << (i & 7));
     return true;
 }
 

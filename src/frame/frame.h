@@ -242,14 +242,29 @@ frame *frame_slice_rows(const frame *f, int64_t first, int64_t count, aside_erro
 
 /* ---- the pandas view (pandas.c) --------------------------------------------------------- */
 
-/* The dtype pandas gives a field when it reads the file ("int64", "float64" for an int column
- * with nulls, "object", "datetime64[ns, UTC]", "category", ...). Writes at most size bytes. */
-void frame_pandas_dtype(const frame_field *field, char *out, size_t size);
+/* The pandas major a frame is shown as: they differ in the class name and in strings (object
+ * in 2, Arrow-backed str in 3, which changes dtypes and memory usage). */
+typedef enum frame_pandas { FRAME_PANDAS_2 = 2, FRAME_PANDAS_3 = 3 } frame_pandas;
 
-/* df.info() as JSON into b: class, index, per column position/name/non-null count/dtype,
- * dtype counts, memory usage in bytes and as pandas prints it, and pandas' text. */
+/* "2" or "3" into *out; false for any other text. */
+bool frame_pandas_parse(const char *text, frame_pandas *out);
+
+/* The dtype pandas (major) gives a field when it reads the file ("int64", "float64" for an int
+ * column with nulls, "object" or "str" for strings, "datetime64[ns, UTC]", "category", ...).
+ * Writes at most size bytes. */
+void frame_pandas_dtype_as(const frame_field *field, frame_pandas major, char *out, size_t size);
+
+/* df.info() as pandas (major) gives it, as JSON into b: class, index, per column
+ * position/name/non-null count/dtype, dtype counts, memory usage in bytes and as pandas prints
+ * it, and pandas' text. */
+void frame_pandas_info_as(const frame *f, frame_pandas major, buf *b);
+/* The text pandas' (major) df.info() prints, alone. */
+void frame_pandas_info_text_as(const frame *f, frame_pandas major, buf *b);
+
+/* The three above as pandas 2 shows a frame: the view of the library's aside_frame_info, of
+ * describe's choice of columns and of the data spec's declared dtypes. */
+void frame_pandas_dtype(const frame_field *field, char *out, size_t size);
 void frame_pandas_info(const frame *f, buf *b);
-/* The text pandas' df.info() prints, alone. */
 void frame_pandas_info_text(const frame *f, buf *b);
 
 /* ---- encoders (encode.c) ---------------------------------------------------------------- */

@@ -52,7 +52,7 @@ static const api_parameter parameters[] = {
     {"where", true, true},           {"order_by", true, true},        {"limit", true, true},
     {"offset", true, true},          {"n", true, true},               {"include", true, true},
     {"timeout", true, false},        {"function_name", true, true},
-    {"function_body", true, true},
+    {"function_body", true, true},   {"pandas", false, false},
 };
 
 static const api_parameter *find_parameter(const char *name)

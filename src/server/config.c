@@ -191,6 +191,9 @@ static const option_row options[] = {
      "unless stored with into= or read as Arrow"},
     {"sql-timeout", "ASIDE_SQL_TIMEOUT", NULL, "60", OPT_UINT, AT(api.sql_timeout_ms), 1,
      MAX_SECONDS, MS, "seconds a query (sql, select, describe) may run before it is interrupted"},
+    {"pandas", "ASIDE_PANDAS", NULL, "3", OPT_UINT, AT(api.pandas_major), 2, 3, 1,
+     "the pandas major version (2 or 3) whose answers info, dtypes and map give: dtypes, "
+     "memory usage, the class name; per request: pandas="},
     {"sql-threads", "ASIDE_SQL_THREADS", NULL, "2", OPT_UINT, AT(cache.sql_threads), 1, MAX_COUNT,
      1, "threads a query (sql, select, describe) runs on"},
     {"spec", "ASIDE_SPEC", NULL, NULL, OPT_TEXT, AT(spec_path), 0, 0, 0,

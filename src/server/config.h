@@ -26,6 +26,7 @@ typedef struct api_defaults {
     unsigned sql_timeout_ms;     /* a query (sql, select, describe) is interrupted past this */
     aside_fsync fsync;           /* the cache's: "always" makes changes wait for the disk */
     unsigned json_max_depth;     /* the cache's: how deep JSON in a request may nest */
+    unsigned pandas_major;       /* pandas=: the pandas (2 or 3) frame answers are for */
     const char *token;           /* ASIDE_TOKEN: one token with every scope; every request
                                     must then carry "Authorization: Bearer <token>" (else 401) */
     const char *tokens_file;     /* ASIDE_TOKENS_FILE: tokens with scopes (tokens.h); never

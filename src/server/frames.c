@@ -7,6 +7,10 @@
  * or, with format=arrow|parquet|csv|json, the bare body in that format: an Arrow stream goes
  * out as the frame's own buffers with writev, never copied.
  *
+ * What pandas says of a frame differs between pandas 2 and 3 (dtypes, memory usage, the class
+ * name): info, dtypes and map answer for the major pandas= names, else ASIDE_PANDAS's; the rows
+ * and statistics that head, tail, select and describe answer are the same for both in JSON.
+ *
  * Results a function computes (head, select, sql) are bounded by the result limit: past it the
  * answer is 413, unless sql stores the result with into=, which is bounded by memory alone.
  * Answering a frame in a format is reply.c's, shared with reads and users' functions. */
@@ -61,28 +65,48 @@ static bool frame_of(call *c, aside_value **v, frame **f)
     return true;
 }
 
+/* The pandas major the call's answer is for: pandas=, else the server's default; false when
+ * answered with an error. */
+static bool pandas_of(call *c, frame_pandas *major)
+{
+    const char *text = call_param_value(c, "pandas", NULL);
+    *major = c->server->defaults.pandas_major == 2 ? FRAME_PANDAS_2 : FRAME_PANDAS_3;
+    if (!text || frame_pandas_parse(text, major))
+        return true;
+    char why[160];
+    snprintf(why, sizeof why, "parameter \"pandas\" must be 2 or 3, the major version of the "
+             "pandas the answer is for, not \"%.24s\"", text);
+    call_error(c, 400, "bad_request", why);
+    return false;
+}
+
 /* ---- functions -------------------------------------------------------------------------- */
 
-/* Answer what put writes about the call's frame, in the envelope. */
-static void answer_about(call *c, void (*put)(const frame *f, buf *b))
+/* Answer what put writes about the call's frame (as pandas major shows it), in the envelope. */
+static void answer_about(call *c, void (*put)(const frame *f, frame_pandas major, buf *b))
 {
+    frame_pandas major;
+    if (!pandas_of(c, &major))
+        return;
     aside_value *v;
     frame *f;
     if (!frame_of(c, &v, &f))
         return;
     buf *b = call_envelope_begin(c);
-    put(f, b);
+    put(f, major, b);
     call_envelope_end(c);
     aside_value_release(v);
 }
 
-static void put_shape(const frame *f, buf *b)
+static void put_shape(const frame *f, frame_pandas major, buf *b)
 {
+    (void)major;
     buf_printf(b, "[%" PRId64 ", %zu]", f->rows, f->field_count);
 }
 
-static void put_columns(const frame *f, buf *b)
+static void put_columns(const frame *f, frame_pandas major, buf *b)
 {
+    (void)major;
     buf_putc(b, '[');
     for (size_t i = 0; i < f->field_count; i++) {
         buf_puts(b, i ? ", " : "");
@@ -92,12 +116,12 @@ static void put_columns(const frame *f, buf *b)
 }
 
 /* Each column's pandas dtype: {name: dtype}, or as a list [{"name", "dtype"}]. */
-static void put_column_dtypes(const frame *f, buf *b, bool as_list)
+static void put_column_dtypes(const frame *f, frame_pandas major, buf *b, bool as_list)
 {
     buf_putc(b, as_list ? '[' : '{');
     for (size_t i = 0; i < f->field_count; i++) {
         char dtype[96];
-        frame_pandas_dtype(&f->fields[i], dtype, sizeof dtype);
+        frame_pandas_dtype_as(&f->fields[i], major, dtype, sizeof dtype);
         buf_puts(b, i ? ", " : "");
         buf_puts(b, as_list ? "{\"name\": " : "");
         buf_put_json_string(b, f->fields[i].name, strlen(f->fields[i].name));
@@ -108,9 +132,12 @@ static void put_column_dtypes(const frame *f, buf *b, bool as_list)
     buf_putc(b, as_list ? ']' : '}');
 }
 
-static void put_dtypes(const frame *f, buf *b) { put_column_dtypes(f, b, false); }
+static void put_dtypes(const frame *f, frame_pandas major, buf *b)
+{
+    put_column_dtypes(f, major, b, false);
+}
 
-void frames_info(call *c) { answer_about(c, frame_pandas_info); }
+void frames_info(call *c) { answer_about(c, frame_pandas_info_as); }
 void frames_shape(call *c) { answer_about(c, put_shape); }
 void frames_columns(call *c) { answer_about(c, put_columns); }
 void frames_dtypes(call *c) { answer_about(c, put_dtypes); }
@@ -325,7 +352,8 @@ void frames_sql(call *c)
 /* map: the frame published in shared memory, for a process on this host to map. */
 void frames_map(call *c)
 {
-    if (!call_need_path(c))
+    frame_pandas major;
+    if (!call_need_path(c) || !pandas_of(c, &major))
         return;
     aside_publication pub;
     aside_value *v = NULL;
@@ -341,7 +369,7 @@ void frames_map(call *c)
     buf_printf(b, ", \"format\": \"arrow-file\", \"generation\": %llu, \"bytes\": %llu, "
                   "\"rows\": %" PRId64 ", \"columns\": ",
                (unsigned long long)pub.generation, (unsigned long long)pub.bytes, f->rows);
-    put_column_dtypes(f, b, true);
+    put_column_dtypes(f, major, b, true);
     buf_putc(b, '}');
     call_envelope_end(c);
     aside_value_release(v);

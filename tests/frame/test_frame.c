@@ -276,6 +276,48 @@ static void test_info_text_is_what_pandas_prints(void)
     frame_release(f);
 }
 
+/* What pandas 3 prints for the same frame written to Parquet and read back: str strings
+ * counted in Arrow (8 offset bytes a row and the characters), categories a str Index. */
+static const char known_info_3[] =
+    "<class 'pandas.DataFrame'>\n"
+    "RangeIndex: 10 entries, 0 to 9\n"
+    "Data columns (total 4 columns):\n"
+    " #   Column  Non-Null Count  Dtype   \n"
+    "---  ------  --------------  -----   \n"
+    " 0   i       10 non-null     int64   \n"
+    " 1   n       6 non-null      float64 \n"
+    " 2   s       10 non-null     str     \n"
+    " 3   c       10 non-null     category\n"
+    "dtypes: category(1), float64(1), int64(1), str(1)\n"
+    "memory usage: 419.0 bytes\n";
+
+static void test_info_text_is_what_pandas_3_prints(void)
+{
+    frame *f = build_known(4);
+    if (!f)
+        return;
+    buf b = {0};
+    frame_pandas_info_text_as(f, FRAME_PANDAS_3, &b);
+    bool same = !b.failed && b.len == strlen(known_info_3) &&
+                memcmp(b.data, known_info_3, b.len) == 0;
+    if (!same)
+        fprintf(stderr, "  got:\n%.*s", (int)b.len, b.data);
+    CHECK(same);
+    buf_reset(&b);
+    frame_pandas_info_text_as(f, FRAME_PANDAS_2, &b);
+    CHECK(!b.failed && b.len == strlen(known_info) && memcmp(b.data, known_info, b.len) == 0);
+    char dtype[16];
+    frame_pandas_dtype_as(&f->fields[2], FRAME_PANDAS_3, dtype, sizeof dtype);
+    CHECK(strcmp(dtype, "str") == 0);
+    frame_pandas_dtype_as(&f->fields[2], FRAME_PANDAS_2, dtype, sizeof dtype);
+    CHECK(strcmp(dtype, "object") == 0);
+    frame_pandas major = FRAME_PANDAS_3;
+    CHECK(frame_pandas_parse("2", &major) && major == FRAME_PANDAS_2);
+    CHECK(!frame_pandas_parse("4", &major) && !frame_pandas_parse("", &major));
+    buf_free(&b);
+    frame_release(f);
+}
+
 /* Found by fuzz_arrow: the earliest nanosecond timestamps overflowed while their fraction of a
  * second was computed (undefined behaviour; UBSan reports it). */
 static void test_the_extreme_timestamps_print_without_overflow(void)
@@ -305,6 +347,7 @@ int main(void)
     RUN(test_a_row_slice_keeps_dtypes_and_index);
     RUN(test_dtypes_are_the_ones_pandas_shows);
     RUN(test_info_text_is_what_pandas_prints);
+    RUN(test_info_text_is_what_pandas_3_prints);
     RUN(test_the_extreme_timestamps_print_without_overflow);
     return CHECK_DONE();
 }

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 
 from helpers import cached_keys, put_sor, telemetry
-from frame_data import (ARROW_STREAM, FEATHER_CODECS, PARQUET, PARQUET_CODECS, arrow_frame,
+from frame_data import (ARROW_STREAM, FEATHER_CODECS, PANDAS, PARQUET, PARQUET_CODECS,
+                        arrow_frame,
                         arrow_table, assert_describe_matches, assert_info_matches,
                         assert_rows_match, frame_value, portable_file, read_expected,
-                        spark_parquet_bytes, spark_table, typed_feather, typed_frame,
+                        STRING_DTYPE, spark_parquet_bytes, spark_table, typed_feather, typed_frame,
                         typed_parquet, zero_row_parquet_bytes)
 
 SMALL = 50
@@ -21,7 +22,7 @@ LARGE = 300_000
 
 
 def call(server, function, key, **params):
-    return frame_value(server.get(function=function, path=key, **params))
+    return frame_value(server.get(function=function, path=key, pandas=PANDAS, **params))
 
 
 def read_arrow(server, key, **params) -> pd.DataFrame:
@@ -195,7 +196,7 @@ def test_csv_of_every_dtype_agrees_with_pandas_on_the_columns_csv_carries(server
     put_sor(server, "all.csv", df.to_csv(index=False))
     want = read_expected(server.sor / "all.csv")
     carried = ["i64", "i8", "u16", "f32", "f64", "int_nulls", "flag", "text", "dec", "cat"]
-    assert {str(want[c].dtype) for c in carried} == {"int64", "float64", "bool", "object"}
+    assert {str(want[c].dtype) for c in carried} == {"int64", "float64", "bool", STRING_DTYPE}
     info = call(server, "info", "all.csv")
     assert info["entries"] == len(want)
     by_name = {c["name"]: c for c in info["columns"]}

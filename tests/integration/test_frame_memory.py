@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from helpers import (assert_error, assert_nothing_cached, disk_values, entry, parquet_bytes, put_sor,
                      telemetry)
+from frame_data import PANDAS
 
 ROWS = 50_000
 
@@ -23,7 +24,7 @@ def frame(seed: int) -> pd.DataFrame:
 
 
 def info(server, key, **params):
-    r = server.get(function="info", key=key, **params)
+    r = server.get(function="info", key=key, pandas=PANDAS, **params)
     assert r.status_code == 200, r.text
     return r.json()["return"]["value"]
 
@@ -55,7 +56,7 @@ def test_eviction_drops_a_frame_to_disk_and_it_decodes_again(make_server):
     assert t["memory"]["used_bytes"] <= frame_bytes * 3 // 2
     assert t["evictions"]["memory"] >= 1
     assert entry(server, "a.parquet")["tier"] == "disk"
-    r = server.get(function="info", key="a.parquet")
+    r = server.get(function="info", key="a.parquet", pandas=PANDAS)
     assert r.status_code == 200 and r.json()["return"]["value"] == first
     assert telemetry(server)["sor_fetches"] == 2
 

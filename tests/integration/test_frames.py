@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from helpers import API, cached_keys, disk_tmp_files, put_sor, telemetry
-from frame_data import (ARROW_STREAM, arrow_frame, assert_describe_matches, assert_info_matches,
+from frame_data import (ARROW_STREAM, PANDAS, arrow_frame, assert_describe_matches, assert_info_matches,
                         assert_rows_match, frame_value, read_expected, typed_parquet)
 
 KEY = "file1.snappy.parquet"
@@ -21,7 +21,7 @@ def put_typed(server, n: int = SMALL, key: str = KEY, codec: str = "snappy") -> 
 
 
 def call(server, function: str, key: str = KEY, **params):
-    return frame_value(server.get(function=function, path=key, **params))
+    return frame_value(server.get(function=function, path=key, pandas=PANDAS, **params))
 
 
 def arrow_call(server, function: str, key: str = KEY, **params) -> pd.DataFrame:
@@ -44,7 +44,7 @@ def test_info_of_a_parquet_frame_equals_pandas_facts_and_text(server):
 
 def test_cache_item_stats_with_key_is_the_original_info_call(server):
     want = put_typed(server)
-    r = server.get(function="cache_item_stats", key=KEY)
+    r = server.get(function="cache_item_stats", key=KEY, pandas=PANDAS)
     assert r.status_code == 200, r.text
     body = r.json()["return"]
     assert body["uri"] == API and body["path"] == KEY
@@ -60,9 +60,9 @@ def test_info_aliases_answer_the_same_value(server, alias):
 
 def test_info_by_post_body_equals_the_get_answer(server):
     want = put_typed(server)
-    r = server.post({"function": "info", "path": KEY})
+    r = server.post({"function": "info", "path": KEY, "pandas": PANDAS})
     assert_info_matches(frame_value(r), want)
-    r = server.post({"function": "stats_cache_item", "key": KEY})
+    r = server.post({"function": "stats_cache_item", "key": KEY, "pandas": PANDAS})
     assert frame_value(r) == call(server, "info")
 
 
