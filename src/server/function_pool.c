@@ -345,23 +345,26 @@ static bool worker_fds(int sock, int token)
     return t < 0 || dup2(t, TOKEN_FD) >= 0;
 }
 
-/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs; returns 0),
- * else the RLIMIT_NPROC to set (the user's tasks now plus the bound; 0: none). */
+/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs) when one
+ * can be made, and the RLIMIT_NPROC to set (0: none). RLIMIT_NPROC counts every task of the
+ * real user and root ignores it: for a workers' user other than root it is the user's tasks
+ * now plus the bound, or, with a cgroup bounding each worker already, plus the bound of the
+ * whole pool (every worker runs as that user). */
 static rlim_t worker_cgroup(function_pool *p, worker *w, char *procs, size_t size)
 {
     w->cgroup[0] = '\0';
     if (!p->cfg.max_processes)
         return 0;
-    if (p->cgroup_root[0] && function_cgroup_make(p->cgroup_root, ++p->cgroups_made,
-                                                  p->cfg.max_processes, w->cgroup,
-                                                  sizeof w->cgroup)) {
+    bool cgroup = p->cgroup_root[0] &&
+                  function_cgroup_make(p->cgroup_root, ++p->cgroups_made, p->cfg.max_processes,
+                                       w->cgroup, sizeof w->cgroup);
+    if (cgroup)
         snprintf(procs, size, "%s/cgroup.procs", w->cgroup);
-        return 0;
-    }
     uid_t uid = p->sandbox ? function_sandbox_uid(p->sandbox) : getuid();
-    if (uid == 0)
+    if (uid == 0 || (cgroup && uid == getuid()))
         return 0;
-    return (rlim_t)(function_user_tasks(uid) + p->cfg.max_processes);
+    rlim_t bound = (rlim_t)p->cfg.max_processes * (cgroup ? p->cfg.workers : 1);
+    return (rlim_t)function_user_tasks(uid) + bound;
 }
 
 /* Start a worker in slot w (under the lock). Between fork and exec the child only calls

@@ -561,9 +561,13 @@ function_sandbox *function_sandbox_open(const function_sandbox_config *cfg, asid
         error_set(err, ASIDE_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    log_line("info", "functions: workers run as uid %u%s", (unsigned)sb->uid,
-             sb->enabled ? ", sandboxed (bwrap: no network, read-only installation and "
-                           "function folder, private /tmp)" : ", without a sandbox");
+    if (sb->enabled)
+        log_line("info", "functions: workers run as uid %u, sandboxed (bwrap: no network but "
+                 "the API at %s, read-only installation and function folder, private /tmp)",
+                 (unsigned)sb->uid, cfg->api_socket);
+    else
+        log_line("info", "functions: workers run as uid %u, without a sandbox",
+                 (unsigned)sb->uid);
     return sb;
 }
 

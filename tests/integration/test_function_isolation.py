@@ -7,7 +7,9 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pathlib
+import pwd
 import re
+import resource
 import sys
 import time
 
@@ -476,3 +478,196 @@ def test_a_result_nested_past_any_depth_limit_is_400_and_the_worker_goes_on(make
     assert "nested deeper" in err["message"], err
     assert ok(server.get(function="very_deep", depth="3")) == [[[]]]
     assert ok(server.get(function="cache_head"))["functions"]["workers"] == 1
+
+
+# -- the sandbox: what is not a function's ----------------------------------------------------------
+# Each escape below worked while functions ran as the server's user with its view of the host;
+# in the sandbox the same function fails, with the error the operating system gives.
+
+PEEK = '''
+    def main(cache, target: str):
+        with open(target, "rb") as f:
+            return len(f.read())
+'''
+
+PLANT = '''
+    def main(cache, target: str):
+        with open(target, "ab") as f:
+            f.write(b"planted by a function\\n")
+        return "planted"
+'''
+
+REFUSED = ("FileNotFoundError", "PermissionError", "OSError")
+
+
+def refused(r, path) -> dict:
+    err = assert_error(r, 500, "function_error")
+    assert err["type"] in REFUSED and path in err["message"], err
+    return err
+
+
+def test_a_function_cannot_read_the_hosts_secrets_the_disk_tier_the_sor_or_the_tokens(
+        make_server):
+    server = one_worker(make_server)
+    token_file = server.root / "token"
+    token_file.write_text(TOKEN + "\n")
+    server.stop()
+    server.env["ASIDE_TOKEN_FILE"] = str(token_file)
+    server.start()
+    server.session.headers["Authorization"] = f"Bearer {TOKEN}"
+    install(server.functions, "peek", PEEK)
+    put_sor(server, "doc.json", '{"secret": "in the disk tier"}')
+    assert ok(server.get(function="read", key="doc.json", **{"return": "data"})) == {
+        "secret": "in the disk tier"}
+    kept = [p for p in server.cache.rglob("doc.json*") if p.is_file()]
+    assert kept, "the value is in the disk tier"
+    for path in ["/etc/shadow", str(token_file), str(server.sor / "doc.json"), str(kept[0]),
+                 str(server.cache / ".aside" / "journal"), f"/proc/{server.proc.pid}/environ"]:
+        refused(server.get(function="peek", target=path), path)
+    assert ok(server.get(function="peek", target=str(server.functions / "peek.py"))) > 0
+
+
+def test_a_function_cannot_write_to_the_disk_tier_the_journal_or_the_function_folder(
+        make_server):
+    server = one_worker(make_server)
+    install(server.functions, "plant", PLANT)
+    put_sor(server, "doc.json", '{"n": 1}')
+    ok(server.get(function="read", key="doc.json"))
+    journal = server.cache / ".aside" / "journal"
+    before = journal.read_bytes() if journal.exists() else None
+    targets = [server.cache / "planted.json", journal, server.functions / "planted.py",
+               server.functions / "plant.py", server.sor / "planted.json"]
+    for path in targets:
+        refused(server.get(function="plant", target=str(path)), str(path))
+    assert not (server.cache / "planted.json").exists()
+    assert not (server.functions / "planted.py").exists()
+    assert not (server.sor / "planted.json").exists()
+    assert (journal.read_bytes() if journal.exists() else None) == before
+    assert b"planted by a function\n" not in (server.functions / "plant.py").read_bytes()
+    # its own private /tmp is writable
+    assert ok(server.get(function="plant", target="/tmp/mine")) == "planted"
+
+
+def test_a_function_cannot_open_a_socket_to_the_server_nor_to_another_loopback_port(
+        make_server):
+    import socket
+    server = one_worker(make_server)
+    install(server.functions, "dial", '''
+        import socket
+        def main(cache, port: int):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                return "connected"
+    ''')
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        for port in (server.port, listener.getsockname()[1]):
+            err = assert_error(server.get(function="dial", port=str(port)), 500,
+                               "function_error")
+            assert err["type"] in ("ConnectionRefusedError", "OSError", "TimeoutError"), err
+        with pytest.raises(socket.timeout):
+            listener.accept()                                    # nothing reached it
+
+
+def test_a_function_sees_only_its_own_processes(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "ps", '''
+        import os
+        def main(cache):
+            seen = {}
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/cmdline", "rb") as f:
+                            seen[entry] = f.read().replace(b"\\0", b" ").decode()
+                    except OSError:
+                        pass
+            return seen
+    ''')
+    seen = ok(server.get(function="ps"))
+    assert not [c for c in seen.values() if "aside-server" in c], seen
+    assert str(server.proc.pid) not in seen
+    assert len(seen) < 10, seen                  # the worker's own, not the host's
+
+
+def test_functions_run_as_an_unprivileged_user_with_no_capabilities(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "whoami", '''
+        import os, resource
+        def main(cache):
+            with open("/proc/self/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            return {"nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+                    "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()],
+                    "groups": os.getgroups(), "caps": status["CapEff"].strip(),
+                    "bounding": status["CapBnd"].strip()}
+    ''')
+    got = ok(server.get(function="whoami"))
+    if os.geteuid() == 0:                         # the server is root: functions are nobody
+        nobody = pwd.getpwnam("nobody")
+        assert got["ids"] == [nobody.pw_uid] * 2 + [nobody.pw_gid] * 2, got
+        assert got["groups"] in ([], [nobody.pw_gid]), got
+        assert int(got["bounding"], 16) == 0, got
+        assert 0 < got["nproc"] != resource.RLIM_INFINITY, got   # the user's, bounded
+    else:
+        assert got["ids"][:2] == [os.getuid()] * 2, got
+    assert int(got["caps"], 16) == 0, got
+
+
+def test_sandboxed_functions_still_read_json_and_frames_by_shared_memory_run_sql_and_return_frames(
+        make_server):
+    import pandas as pd
+    from helpers import parquet_bytes
+    server = one_worker(make_server)
+    put_sor(server, "doc.json", '{"n": 3}')
+    frame = pd.DataFrame({"g": [i % 3 for i in range(300)], "x": range(300)})
+    put_sor(server, "f.parquet", parquet_bytes(frame))
+    install(server.functions, "legit", '''
+        def main(cache):
+            df = cache["f.parquet"]
+            n = cache.sql("select count(*) as n from 'f.parquet'").to_dict("records")
+            return {"doc": cache["doc.json"], "rows": len(df), "sql": n,
+                    "transport": cache.client.last_transport}
+    ''')
+    install(server.functions, "grouped", '''
+        def main(cache):
+            return cache["f.parquet"].groupby("g")["x"].sum().reset_index()
+    ''')
+    assert ok(server.get(function="legit")) == {"doc": {"n": 3}, "rows": 300,
+                                               "sql": [{"n": 300}], "transport": "shm"}
+    assert ok(server.get(function="grouped")) == [
+        {"g": g, "x": int(frame[frame.g == g].x.sum())} for g in range(3)]
+
+
+def fake_python(tmp_path: pathlib.Path) -> str:
+    python = tmp_path / "broken-python"
+    python.write_text("#!/bin/sh\necho 'this interpreter cannot start' >&2\nexit 3\n")
+    python.chmod(0o755)
+    return str(python)
+
+
+def test_sandbox_on_refuses_to_start_when_the_sandbox_cannot_run_and_auto_warns(
+        make_server, tmp_path):
+    strict = make_server(env={"ASIDE_FUNCTION_SANDBOX": "on",
+                              "ASIDE_PYTHON": fake_python(tmp_path)}, start=False)
+    with pytest.raises(RuntimeError, match="ASIDE_FUNCTION_SANDBOX=on") as refused_start:
+        strict.start()
+    assert "this interpreter cannot start" in str(refused_start.value)
+    assert strict.proc.wait(timeout=30) == 1
+    strict.log.close()
+    strict.proc = None
+    server = make_server(env={"ASIDE_FUNCTION_SANDBOX": "auto",
+                              "ASIDE_PYTHON": fake_python(tmp_path)})
+    assert len(re.findall(r"warn: functions: NO SANDBOX", server.log_text())) == 1
+
+
+def test_a_worker_whose_sandbox_cannot_start_is_a_clear_500(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "fine", "def main(cache):\n    return 1\n")
+    match = re.search(r"sandboxed \(bwrap: no network but the API at (\S+),", server.log_text())
+    if not match:
+        pytest.skip("no sandbox on this host")
+    os.unlink(match.group(1))                     # bwrap cannot bind the API's socket any more
+    err = assert_error(server.get(function="fine"), 500, "worker_died")
+    assert "sandbox (bwrap)" in err["message"] and "could not start" in err["message"], err
