@@ -945,16 +945,20 @@ static void accept_pause(worker *w, int64_t retry_ms)
     w->accept_retry_ms = retry_ms;
 }
 
-/* Watch the listening socket again if accepting paused and its reason is gone. */
+/* Put a listening socket (-1: none) in the epoll set; true when it is there. */
+static bool watch_listener(worker *w, int *fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fd};
+    return *fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, *fd, &ev) == 0 || errno == EEXIST;
+}
+
+/* Watch the listening sockets again if accepting paused and its reason is gone. */
 static void accept_resume(worker *w)
 {
     if (w->drained || now_ms() < w->accept_retry_ms ||
         atomic_load(&w->server->connections) >= w->server->max_connections)
         return;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
-    struct epoll_event local = {.events = EPOLLIN, .data.ptr = &w->unix_fd};
-    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0 &&
-        (w->unix_fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->unix_fd, &local) == 0)) {
+    if (watch_listener(w, &w->listen_fd) && watch_listener(w, &w->unix_fd)) {
         w->accepting = true;
         w->accept_retry_ms = 0;
     } else {
