@@ -34,6 +34,7 @@
  * The sandbox is probed once, at start: the interpreter run as the workers' user, in the
  * sandbox. "on" refuses to start when that fails; "auto" says loudly, once, why, and runs
  * workers without it (as their user still); "off" never tries. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -595,11 +596,38 @@ bool function_sandbox_become_user(const function_sandbox *sb)
 
 /* ---- the server's Unix socket ----------------------------------------------------------- */
 
+/* Remove the socket folders under tmp that servers now gone left (killed: no exit code ran),
+ * named aside-api-<pid>-*, ours. */
+static void remove_dead_socket_folders(const char *tmp)
+{
+    DIR *dir = opendir(tmp);
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        long pid = 0;
+        char folder[PATH_MAX];
+        struct stat st;
+        if (sscanf(e->d_name, "aside-api-%ld-", &pid) != 1 || pid <= 0 ||
+            (kill((pid_t)pid, 0) != 0 ? errno != ESRCH : true))
+            continue;
+        snprintf(folder, sizeof folder, "%s/%s", tmp, e->d_name);
+        if (lstat(folder, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        char sock[PATH_MAX + 16];
+        snprintf(sock, sizeof sock, "%s/api.sock", folder);
+        function_sandbox_socket_remove(sock);
+    }
+    closedir(dir);
+}
+
 bool function_sandbox_socket_path(char *path, size_t size)
 {
     const char *tmp = getenv("TMPDIR");
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    remove_dead_socket_folders(tmp);
     char folder[PATH_MAX];
-    snprintf(folder, sizeof folder, "%s/aside-api-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(folder, sizeof folder, "%s/aside-api-%ld-XXXXXX", tmp, (long)getpid());
     if (!mkdtemp(folder)) /* mode 0700: only the server reaches the socket outside */
         return false;
     int n = snprintf(path, size, "%s/api.sock", folder);

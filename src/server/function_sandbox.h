@@ -52,7 +52,8 @@ char *const      *function_sandbox_argv(const function_sandbox *sb);
 bool              function_sandbox_become_user(const function_sandbox *sb);
 
 /* The server's Unix socket for the sandbox: a new private folder (mode 0700) under $TMPDIR or
- * /tmp, and the socket's path in it into path (size bytes). False when it cannot be made. */
+ * /tmp, aside-api-<our pid>-*, and the socket's path in it into path (size bytes); the
+ * folders of servers that are gone are removed first. False when it cannot be made. */
 enum { FUNCTION_SANDBOX_SOCKET_MAX = 108 }; /* sun_path */
 bool              function_sandbox_socket_path(char *path, size_t size);
 /* Remove the socket at path and its folder. NULL or "" is ignored. */
