@@ -94,8 +94,9 @@ static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint
         offsets = body_offsets(f, &enc);
         arrow_encoding_free(&enc);
     }
-    /* private in our own folder; in a configured one, readable by the folder's group */
-    if (st == ASIDE_OK && fchmod(fd, c->shm_dir_ours ? S_IRUSR : S_IRUSR | S_IRGRP) != 0)
+    /* readable by the folder's group: in our own folder (mode 0700) nobody's unless the server
+     * gives the folder to its functions' group; in a configured one, the operator's group */
+    if (st == ASIDE_OK && fchmod(fd, S_IRUSR | S_IRGRP) != 0)
         st = error_set(err, ASIDE_ERR_IO, "cannot set the mode of a file in the shared-memory "
                        "folder: %s", strerror(errno));
     close(fd);

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ static aside_status check_region(const option_row *o, const char *text, aside_er
 static aside_status check_url(const option_row *o, const char *text, aside_error *err);
 static aside_status check_part_size(const option_row *o, const char *text, aside_error *err);
 static aside_status check_access_log(const option_row *o, const char *text, aside_error *err);
+static aside_status check_user(const option_row *o, const char *text, aside_error *err);
+static aside_status check_sandbox_mode(const option_row *o, const char *text, aside_error *err);
 
 #define AT(field) offsetof(server_config, field)
 
@@ -154,6 +157,17 @@ static const option_row options[] = {
      AT(api.functions.max_processes), 0, MAX_PROCESSES, 1,
      "processes and threads each function worker may run (a pids cgroup per worker when the "
      "server may make one, else RLIMIT_NPROC above the user's count; 0: no bound)"},
+    {"function-user", "ASIDE_FUNCTION_USER", NULL, NULL, OPT_TEXT, AT(api.functions.user), 0,
+     0, 0, "the user function workers run as (default: nobody when the server runs as root, "
+     "else the server's own user; another user needs a server that runs as root)"},
+    {"function-sandbox", "ASIDE_FUNCTION_SANDBOX", NULL, "auto", OPT_TEXT,
+     AT(api.functions.sandbox), 0, 0, 0,
+     "run function workers in a sandbox (bwrap): no network but the API, read-only "
+     "installation and function folder, private /tmp and /proc; auto: when it works, else a "
+     "warning at start; on: refuse to start without it; off: no sandbox (unsafe)"},
+    {"function-tmp-size", "ASIDE_FUNCTION_TMP_SIZE", NULL, "256MiB", OPT_BYTES,
+     AT(api.functions.tmp_bytes), 0, 0, 0,
+     "size of a sandboxed worker's private /tmp, in memory (0: tmpfs's default, half the RAM)"},
     {"token", "ASIDE_TOKEN", NULL, NULL, OPT_TEXT, AT(api.token), 0, 0, 0,
      "a secret every request must present as \"Authorization: Bearer <token>\" (else 401), "
      "with every scope; default: none asked"},
@@ -234,6 +248,8 @@ static const struct {
     {"local-function-dir", check_folder},
     {"aws-function-dir", check_key_prefix},
     {"python", check_program},
+    {"function-user", check_user},
+    {"function-sandbox", check_sandbox_mode},
     {"token", check_token},
     {"tokens-file", check_tokens_file},
     {"token-file", check_token_file},
@@ -408,6 +424,23 @@ static aside_status check_existing_folder(const option_row *o, const char *text,
 static aside_status check_shm_folder(const option_row *o, const char *text, aside_error *err)
 {
     return strcmp(text, "off") == 0 ? ASIDE_OK : check_folder(o, text, err);
+}
+
+static aside_status check_user(const option_row *o, const char *text, aside_error *err)
+{
+    struct passwd *pw = getpwnam(text);
+    if (!pw)
+        return REFUSE(o, "no user %s on this host", text);
+    if (pw->pw_uid != geteuid() && geteuid() != 0)
+        return REFUSE(o, "only a server that runs as root can run functions as %s", text);
+    return ASIDE_OK;
+}
+
+static aside_status check_sandbox_mode(const option_row *o, const char *text, aside_error *err)
+{
+    if (strcmp(text, "auto") && strcmp(text, "on") && strcmp(text, "off"))
+        return REFUSE(o, "%s is not auto, on or off", text);
+    return ASIDE_OK;
 }
 
 static aside_status check_spec_file(const option_row *o, const char *text, aside_error *err)

@@ -8,8 +8,11 @@
  * (frames by shared memory). Workers are started on the first call that needs one, up to the
  * configured number, each in a process group of its own, with an environment of an allow-list
  * (no AWS keys, no token: the token comes on a pipe), no_new_privs, no core files, RLIMIT_AS
- * and RLIMIT_FSIZE set before exec. Inside, a worker runs each function in a process of its
- * own that cannot reach this socket (aside/_supervisor.py).
+ * and RLIMIT_FSIZE set before exec. Who it runs as, and the sandbox it runs in (bwrap: no
+ * network, the API over the server's Unix socket, a read-only view of the installation and the
+ * function folder), are decided once at start by function_sandbox.c, which gives the command
+ * line exec'd here. Inside, a worker runs each function in a process of its own that cannot
+ * reach this socket (aside/_supervisor.py).
  *
  * The protocol (framing.md in the package documents the Python side): every message is a
  * 4-byte big-endian length, that many bytes of a JSON header, then, if the header says
@@ -52,6 +55,7 @@
 #include "function_cgroup.h"
 #include "function_pool.h"
 #include "function_python.h"
+#include "function_sandbox.h"
 #include "util/util.h"
 
 extern char **environ;
@@ -73,6 +77,7 @@ typedef struct worker {
     pid_t   pid; /* 0: the slot is empty */
     int     fd;
     bool    busy;
+    bool    answered; /* it has answered a request: it did start */
     json_t *stats; /* its memoisation figures as of its last call, or NULL */
     char    cgroup[FUNCTION_CGROUP_PATH_MAX]; /* its pids cgroup, or "" */
     int     start_fd; /* its standard error until it served (function_python.h), or -1 */
@@ -90,6 +95,7 @@ struct function_pool {
     unsigned long        cgroups_made;
     function_python_probe *probe; /* whether ASIDE_PYTHON has the package, found at start */
     char python_path[4096]; /* an installed server's own aside package, first on PYTHONPATH */
+    function_sandbox    *sandbox; /* who workers run as, and how; NULL: as the server, plain */
 };
 
 /* How a worker's processes are bounded: a pids cgroup each when the server may make them,
@@ -215,6 +221,7 @@ void function_pool_destroy(function_pool *p)
     }
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->lock);
+    function_sandbox_free(p->sandbox);
     free(p->workers);
     free(p);
 }
@@ -264,7 +271,8 @@ static char **worker_env(const function_pool *p, buf *storage)
     }
     size_t at[5];
     at[0] = storage->len;
-    buf_printf(storage, "ASIDE_URL=%s%c", p->url, '\0');
+    bool sandboxed = p->sandbox && function_sandbox_enabled(p->sandbox);
+    buf_printf(storage, "ASIDE_URL=%s%c", sandboxed ? FUNCTION_SANDBOX_API_URL : p->url, '\0');
     at[1] = storage->len;
     buf_printf(storage, "ASIDE_FUNCTION_DIR=%s%c", p->cfg.dir, '\0');
     at[2] = storage->len;
@@ -308,6 +316,28 @@ static bool token_pipe(const function_pool *p, int *read_fd)
     return true;
 }
 
+aside_status function_pool_start_sandbox(function_pool *p, aside_error *err)
+{
+    buf storage = {0};
+    char **env = worker_env(p, &storage);
+    if (!env)
+        return error_set(err, ASIDE_ERR_NOMEM, "out of memory");
+    function_sandbox_config sc = {
+        .mode = p->cfg.sandbox, .user = p->cfg.user, .python = p->cfg.python,
+        .dir = p->cfg.dir, .shm_dir = p->cfg.shm_dir, .api_socket = p->cfg.api_socket,
+        .env = env, .tmp_bytes = p->cfg.tmp_bytes};
+    function_sandbox *sb = function_sandbox_open(&sc, err);
+    free(env);
+    buf_free(&storage);
+    if (!sb)
+        return err ? err->status : ASIDE_ERR_INVALID;
+    pthread_mutex_lock(&p->lock);
+    function_sandbox_free(p->sandbox);
+    p->sandbox = sb;
+    pthread_mutex_unlock(&p->lock);
+    return ASIDE_OK;
+}
+
 /* In the child, before exec (async-signal-safe calls only): the limits every process of the
  * worker inherits. no_new_privs: no set-user-ID program gives a function more rights; no core
  * files; the address space and file size configured; processes, when no cgroup bounds
@@ -342,22 +372,26 @@ static bool worker_fds(int sock, int token)
     return t < 0 || dup2(t, TOKEN_FD) >= 0;
 }
 
-/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs; returns 0),
- * else the RLIMIT_NPROC to set (the user's tasks now plus the bound; 0: none). */
+/* The bound of w's processes: a new pids cgroup (its cgroup.procs path into procs) when one
+ * can be made, and the RLIMIT_NPROC to set (0: none). RLIMIT_NPROC counts every task of the
+ * real user and root ignores it: for a workers' user other than root it is the user's tasks
+ * now plus the bound, or, with a cgroup bounding each worker already, plus the bound of the
+ * whole pool (every worker runs as that user). */
 static rlim_t worker_cgroup(function_pool *p, worker *w, char *procs, size_t size)
 {
     w->cgroup[0] = '\0';
     if (!p->cfg.max_processes)
         return 0;
-    if (p->cgroup_root[0] && function_cgroup_make(p->cgroup_root, ++p->cgroups_made,
-                                                  p->cfg.max_processes, w->cgroup,
-                                                  sizeof w->cgroup)) {
+    bool cgroup = p->cgroup_root[0] &&
+                  function_cgroup_make(p->cgroup_root, ++p->cgroups_made, p->cfg.max_processes,
+                                       w->cgroup, sizeof w->cgroup);
+    if (cgroup)
         snprintf(procs, size, "%s/cgroup.procs", w->cgroup);
+    uid_t uid = p->sandbox ? function_sandbox_uid(p->sandbox) : getuid();
+    if (uid == 0 || (cgroup && uid == getuid()))
         return 0;
-    }
-    if (geteuid() == 0)
-        return 0;
-    return (rlim_t)(function_user_tasks(getuid()) + p->cfg.max_processes);
+    rlim_t bound = (rlim_t)p->cfg.max_processes * (cgroup ? p->cfg.workers : 1);
+    return (rlim_t)function_user_tasks(uid) + bound;
 }
 
 /* Start a worker in slot w (under the lock). Between fork and exec the child only calls
@@ -384,7 +418,8 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     }
     buf storage = {0};
     char **env = worker_env(p, &storage);
-    char *const argv[] = {(char *)p->cfg.python, "-m", "aside.worker", NULL};
+    char *const plain[] = {(char *)p->cfg.python, "-m", "aside.worker", NULL};
+    char *const *argv = p->sandbox ? function_sandbox_argv(p->sandbox) : plain;
     char procs[FUNCTION_CGROUP_PATH_MAX + 32] = "";
     rlim_t processes = worker_cgroup(p, w, procs, sizeof procs);
     pid_t pid = env ? fork() : -1;
@@ -395,8 +430,10 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
             _exit(127);
         setpgid(0, 0); /* one group per worker: killed whole; the server's signals pass by */
         worker_limits(&p->cfg, processes);
-        execve(p->cfg.python, argv, env);
-        execvpe(p->cfg.python, argv, env);
+        if (p->sandbox && !function_sandbox_become_user(p->sandbox))
+            _exit(126);
+        execve(argv[0], argv, env);
+        execvpe(argv[0], argv, env);
         _exit(127);
     }
     free(env);
@@ -418,6 +455,7 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     w->fd = pair[0];
     w->start_fd = start[0];
     w->busy = false;
+    w->answered = false;
     p->stats.started++;
     return ASIDE_OK;
 }
@@ -624,11 +662,16 @@ static void describe_death(const function_pool *p, worker *w, aside_error *err)
     siginfo_t info;
     bool ended = worker_ended(w, DEATH_WAIT_MS, &info);
     char why[ASIDE_ERROR_MESSAGE_MAX];
+    bool sandboxed = p->sandbox && function_sandbox_enabled(p->sandbox);
     start_reason(p, w, why, sizeof why);
     worker_kill(w);
     if (ended && (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED))
         error_set(err, ASIDE_ERR_INTERNAL, "the function's worker died: %s (signal %d)%s",
                   strsignal(info.si_status), info.si_status, why);
+    else if (ended && info.si_code == CLD_EXITED && !w->answered && sandboxed)
+        error_set(err, ASIDE_ERR_INTERNAL, "the function's worker could not start: its "
+                  "sandbox (bwrap) or its interpreter exited with status %d before it "
+                  "answered%s", info.si_status, why);
     else if (ended && info.si_code == CLD_EXITED)
         error_set(err, ASIDE_ERR_INTERNAL, "the function's worker exited with status %d%s",
                   info.si_status, why);
@@ -718,6 +761,7 @@ aside_status function_pool_request(function_pool *p, json_t *request, unsigned t
         pthread_mutex_unlock(&p->lock);
         st = err ? err->status : ASIDE_ERR_INTERNAL;
     } else {
+        w->answered = true;
         started(w);
         count_reported_failure(p, out);
     }

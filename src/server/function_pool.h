@@ -23,6 +23,11 @@ typedef struct function_pool_config {
     uint64_t    file_size_limit_bytes; /* RLIMIT_FSIZE of each worker; 0: none */
     unsigned    max_processes;      /* of each worker: its pids cgroup's pids.max, or RLIMIT_NPROC
                                        above the user's tasks at its start; 0: no bound */
+    const char *sandbox;            /* ASIDE_FUNCTION_SANDBOX: auto, on, off (function_sandbox.h) */
+    const char *user;               /* ASIDE_FUNCTION_USER, or NULL: the default */
+    uint64_t    tmp_bytes;          /* the private /tmp of a sandboxed worker */
+    const char *shm_dir;            /* where frames are published, or NULL */
+    const char *api_socket;         /* the server's Unix socket, or NULL */
 } function_pool_config;
 
 typedef struct function_pool_stats {
@@ -58,6 +63,11 @@ typedef struct function_reply {
  * those of servers that are gone), logging how processes are bounded. NULL when out of
  * memory. */
 function_pool *function_pool_create(const function_pool_config *cfg);
+/* Decide who workers run as and whether in the sandbox (function_sandbox.h): probes it once.
+ * Call it once, after function_pool_set_url and before the first request; without it workers
+ * run as the server, unsandboxed. ASIDE_ERR_INVALID (err says why) when the server must not
+ * start: ASIDE_FUNCTION_SANDBOX=on without a working sandbox, or no such user. */
+aside_status   function_pool_start_sandbox(function_pool *p, aside_error *err);
 /* Stop every worker and free p. NULL is ignored. */
 void           function_pool_destroy(function_pool *p);
 /* The configuration p was created with (the function folders). */

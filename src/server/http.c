@@ -1,8 +1,9 @@
 /* http.c -- the HTTP/1.1 server: one epoll loop per worker thread.
  *
  * Each worker owns a listening socket bound with SO_REUSEPORT to the same address, so the
- * kernel spreads connections over workers and no lock is shared between them. A connection
- * belongs to one worker for its life. Requests are parsed by Debian's http-parser straight from
+ * kernel spreads connections over workers and no lock is shared between them; when configured,
+ * each also watches its copy of one Unix listening socket (the API of sandboxed functions,
+ * which have no network), served the same way. A connection belongs to one worker for its life. Requests are parsed by Debian's http-parser straight from
  * the connection's input buffer: the parser pauses at the end of each message, the handler runs,
  * the response is written, then parsing resumes on whatever the client pipelined behind it.
  * While a response is being written the connection stops reading (back-pressure).
@@ -53,6 +54,7 @@
  * close. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <netdb.h>
@@ -70,6 +72,8 @@
 #include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +155,7 @@ struct worker {
     http_server *server;
     pthread_t    thread;
     int          epoll_fd, listen_fd, stop_fd;
+    int          unix_fd; /* its copy of the Unix listening socket, or -1 */
     conn        *conns;
     /* requests the blocking pool has answered, for this worker to send */
     int             done_fd;
@@ -1108,20 +1113,29 @@ static void *pool_run(void *arg)
  * connection slot frees). */
 static void accept_pause(worker *w, int64_t retry_ms)
 {
-    if (w->accepting)
+    if (w->accepting) {
         epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+        if (w->unix_fd >= 0)
+            epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->unix_fd, NULL);
+    }
     w->accepting = false;
     w->accept_retry_ms = retry_ms;
 }
 
-/* Watch the listening socket again if accepting paused and its reason is gone. */
+/* Put a listening socket (-1: none) in the epoll set; true when it is there. */
+static bool watch_listener(worker *w, int *fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fd};
+    return *fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, *fd, &ev) == 0 || errno == EEXIST;
+}
+
+/* Watch the listening sockets again if accepting paused and its reason is gone. */
 static void accept_resume(worker *w)
 {
     if (w->drained || now_ms() < w->accept_retry_ms ||
         atomic_load(&w->server->connections) >= w->server->max_connections)
         return;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
-    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0) {
+    if (watch_listener(w, &w->listen_fd) && watch_listener(w, &w->unix_fd)) {
         w->accepting = true;
         w->accept_retry_ms = 0;
     } else {
@@ -1144,7 +1158,8 @@ static bool accept_failed(worker *w, int err)
     return false;
 }
 
-static void accept_all(worker *w)
+/* Accept every connection waiting on listen_fd (the TCP or the Unix listening socket). */
+static void accept_all(worker *w, int listen_fd)
 {
     http_server *s = w->server;
     for (;;) {
@@ -1157,7 +1172,7 @@ static void accept_all(worker *w)
         }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
-        int fd = accept4(w->listen_fd, (struct sockaddr *)&peer, &peer_len,
+        int fd = accept4(listen_fd, (struct sockaddr *)&peer, &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
@@ -1222,6 +1237,9 @@ static void worker_drain(worker *w)
     accept_pause(w, 0);
     close(w->listen_fd);
     w->listen_fd = -1;
+    if (w->unix_fd >= 0)
+        close(w->unix_fd);
+    w->unix_fd = -1;
     w->drained = true;
     conn *c = w->conns;
     while (c) {
@@ -1241,8 +1259,8 @@ static void *worker_run(void *arg)
         int n = epoll_wait(w->epoll_fd, events, EVENTS_PER_WAIT, wait_ms(w, next_sweep));
         for (int i = 0; i < n; i++) {
             void *tag = events[i].data.ptr;
-            if (tag == &w->listen_fd) {
-                accept_all(w);
+            if (tag == &w->listen_fd || tag == &w->unix_fd) {
+                accept_all(w, *(int *)tag);
             } else if (tag == &w->stop_fd) {
                 goto stop;
             } else if (tag == &w->done_fd) {
@@ -1306,6 +1324,28 @@ static int listen_on(const char *bind_addr, int port, aside_error *err)
     return fd;
 }
 
+/* The Unix listening socket at path (an old socket there replaced), connectable by any user
+ * who reaches it: its folder decides who does. -1 with err set when it cannot be made. */
+static int listen_unix(const char *path, aside_error *err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        error_set(err, ASIDE_ERR_INVALID, "cannot listen on %s: the path is too long", path);
+        return -1;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        chmod(path, 0666) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        error_set(err, ASIDE_ERR_IO, "cannot listen on %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int bound_port(int fd)
 {
     struct sockaddr_storage addr;
@@ -1317,7 +1357,7 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&addr)->sin_port);
 }
 
-static aside_status worker_init(http_server *s, worker *w, aside_error *err)
+static aside_status worker_init(http_server *s, worker *w, int unix_fd, aside_error *err)
 {
     w->server = s;
     w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -1331,6 +1371,11 @@ static aside_status worker_init(http_server *s, worker *w, aside_error *err)
         return error_set(err, ASIDE_ERR_IO, "cannot create an event loop: %s", strerror(errno));
     if (s->port == 0)
         s->port = bound_port(w->listen_fd);
+    if (unix_fd >= 0 && (w->unix_fd = fcntl(unix_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return error_set(err, ASIDE_ERR_IO, "cannot listen: %s", strerror(errno));
+    struct epoll_event local = {.events = EPOLLIN, .data.ptr = &w->unix_fd};
+    if (w->unix_fd >= 0 && epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->unix_fd, &local) != 0)
+        return error_set(err, ASIDE_ERR_IO, "epoll_ctl failed: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->listen_fd};
     struct epoll_event stop = {.events = EPOLLIN, .data.ptr = &w->stop_fd};
     struct epoll_event done = {.events = EPOLLIN, .data.ptr = &w->done_fd};
@@ -1346,6 +1391,8 @@ static void worker_close(worker *w)
 {
     if (w->listen_fd >= 0)
         close(w->listen_fd);
+    if (w->unix_fd >= 0)
+        close(w->unix_fd);
     if (w->epoll_fd >= 0)
         close(w->epoll_fd);
     if (w->stop_fd >= 0)
@@ -1376,12 +1423,18 @@ aside_status http_server_start(const http_config *cfg, http_handler handler, voi
     s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : INT_MAX;
     ids_init(s);
     for (int i = 0; i < threads; i++)
-        workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = workers[i].done_fd = -1;
+        workers[i].listen_fd = workers[i].epoll_fd = workers[i].stop_fd = workers[i].done_fd =
+            workers[i].unix_fd = -1;
     pthread_mutex_init(&s->tasks.lock, NULL);
     pthread_cond_init(&s->tasks.ready, NULL);
     aside_status st = ASIDE_OK;
+    int unix_fd = cfg->unix_path ? listen_unix(cfg->unix_path, err) : -1;
+    if (cfg->unix_path && unix_fd < 0)
+        st = ASIDE_ERR_IO;
     for (int i = 0; i < threads && st == ASIDE_OK; i++)
-        st = worker_init(s, &workers[i], err);
+        st = worker_init(s, &workers[i], unix_fd, err);
+    if (unix_fd >= 0)
+        close(unix_fd); /* each event loop holds its own copy */
     int pool = cfg->blocking_threads > 0 ? cfg->blocking_threads : 1;
     s->pool = calloc((size_t)pool, sizeof *s->pool);
     if (!s->pool && st == ASIDE_OK)

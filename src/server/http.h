@@ -144,6 +144,8 @@ typedef struct http_config {
     int         max_connections;    /* open connections at most (0: no limit) */
     uint64_t    max_bodies_in_flight_bytes; /* request bodies being received, all connections
                                                together (0: no limit) */
+    const char *unix_path;          /* also listen on a Unix socket here (its folder decides
+                                       who may connect), or NULL */
 } http_config;
 
 typedef struct http_server http_server;

@@ -47,6 +47,7 @@
 #include "access_log.h"
 #include "config.h"
 #include "function_pool.h"
+#include "function_sandbox.h"
 #include "http.h"
 #include "notify.h"
 #include "routes.h"
@@ -228,6 +229,8 @@ typedef struct life {
     aside_error    open_err;
     uint64_t       watchdog_ms; /* 0: no watchdog */
     int64_t        watchdog_due_ms;
+    char           api_socket[FUNCTION_SANDBOX_SOCKET_MAX]; /* for sandboxed functions, or "" */
+    char           shm_dir[PATH_MAX];                       /* where frames are published */
 } life;
 
 static int64_t mono_ms(void) { return clock_mono_ns() / 1000000; }
@@ -291,11 +294,43 @@ static void become_ready(life *l)
     log_line("info", "ready");
 }
 
+/* The folder the cache publishes frames in, for the functions' sandbox: the configured one, or
+ * the private one the library makes for this process (aside.h); NULL: none. */
+static const char *frames_folder(const server_config *cfg, char *path, size_t size)
+{
+    const char *dir = cfg->cache.shm_dir;
+    if (dir && strcmp(dir, "off") == 0)
+        return NULL;
+    if (dir && *dir)
+        return dir;
+    snprintf(path, size, "/dev/shm/aside-%ld", (long)getpid());
+    return path;
+}
+
+/* With the functions' sandbox possible, a Unix socket for its API (sandboxed functions have
+ * no network), in a private folder: into l->api_socket and both configurations. */
+static void plan_api_socket(life *l)
+{
+    server_config *cfg = l->cfg;
+    const char *mode = cfg->api.functions.sandbox;
+    if (mode && strcmp(mode, "off") == 0)
+        return;
+    if (!function_sandbox_socket_path(l->api_socket, sizeof l->api_socket)) {
+        log_line("warn", "functions: no private folder for the sandbox's socket: %s",
+                 strerror(errno));
+        l->api_socket[0] = '\0';
+        return;
+    }
+    cfg->http.unix_path = l->api_socket;
+    cfg->api.functions.api_socket = l->api_socket;
+}
+
 /* The cache is open: build the rest of the server and open the gate. False when it cannot. */
 static bool finish_start(life *l)
 {
     server_config *cfg = l->cfg;
     cfg->api.functions.token = l->s.tokens ? l->worker_token : NULL;
+    cfg->api.functions.shm_dir = frames_folder(cfg, l->shm_dir, sizeof l->shm_dir);
     l->s.functions = function_pool_create(&cfg->api.functions);
     if (!l->s.functions) {
         log_line("error", "cannot start: out of memory");
@@ -309,8 +344,12 @@ static bool finish_start(life *l)
              strcmp(cfg->http.bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http.bind,
              http_server_port(l->http));
     function_pool_set_url(l->s.functions, url);
-    server_gate_open(&l->gate, &l->s);
     aside_error err;
+    if (function_pool_start_sandbox(l->s.functions, &err) != ASIDE_OK) {
+        log_line("error", "cannot start: %s", err.message);
+        return false;
+    }
+    server_gate_open(&l->gate, &l->s);
     if (l->spec && spec_run_start(l->spec, &l->s, &err) != ASIDE_OK)
         log_line("error", "spec: cannot start preloading: %s", err.message);
     log_listening(cfg, l->s.cache, http_server_port(l->http));
@@ -425,6 +464,7 @@ static void teardown(life *l)
     function_pool_destroy(l->s.functions);
     aside_cache_close(l->s.cache);
     tokens_destroy(l->s.tokens);
+    function_sandbox_socket_remove(l->api_socket);
 }
 
 static int serve(server_config *cfg, spec_run *spec, file_limit files)
@@ -449,9 +489,11 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
         tokens_destroy(l.s.tokens);
         return 1;
     }
+    plan_api_socket(&l);
     if (http_server_start(&cfg->http, routes_serve, &l.gate, &l.http, &err) != ASIDE_OK) {
         log_line("error", "cannot start: %s", err.message);
         access_log_stop();
+        function_sandbox_socket_remove(l.api_socket);
         spec_run_destroy(spec);
         tokens_destroy(l.s.tokens);
         return 1;
@@ -464,6 +506,7 @@ static int serve(server_config *cfg, spec_run *spec, file_limit files)
         log_line("error", "cannot start: no thread to open the cache");
         http_server_stop(l.http);
         access_log_stop();
+        function_sandbox_socket_remove(l.api_socket);
         spec_run_destroy(spec);
         tokens_destroy(l.s.tokens);
         return 1;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import pwd
 import re
 import signal
 import subprocess
@@ -138,6 +139,13 @@ class Server:
 # -- the disk tier and telemetry -------------------------------------------------------------
 
 RESERVED = ".aside"
+
+
+def unsandboxed(**env: str) -> dict[str, str]:
+    """A server's environment whose functions run as this user, outside the sandbox: for tests
+    whose functions leave marks in the test's folder or report their pids."""
+    return {"ASIDE_FUNCTION_SANDBOX": "off",
+            "ASIDE_FUNCTION_USER": pwd.getpwuid(os.getuid()).pw_name, **env}
 
 
 def put_sor(server: Server, rel: str, data: bytes | str) -> bytes:

@@ -4,14 +4,19 @@ limits, their output captured per call, and a fresh interpreter per function. Ea
 escape a function tried; the same function must now fail, or see nothing."""
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import pathlib
+import pwd
 import re
+import resource
 import sys
 import time
 
 import pytest
+import requests
 
-from helpers import assert_error, install, ok, put_sor
+from helpers import assert_error, install, ok, put_sor, unsandboxed
 
 PROCESS_GONE_TIMEOUT_S = 20.0
 
@@ -27,6 +32,41 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def outer_pids(server, inner: list[int]) -> list[int]:
+    """The pids seen here of the processes a function saw as inner (in the sandbox's own pid
+    namespace, or the same numbers without one), among the server's descendants."""
+    by_inner: dict[int, int] = {}
+    for pid in descendants(server.proc.pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                nspid = next(line for line in f if line.startswith("NSpid:")).split()[1:]
+        except (OSError, StopIteration):
+            continue
+        if len(nspid) > 1 or int(nspid[-1]) not in by_inner:
+            by_inner[int(nspid[-1])] = pid
+    return [by_inner[p] for p in inner if p in by_inner]
 
 
 def wait_gone(pids, timeout_s: float = PROCESS_GONE_TIMEOUT_S) -> list[int]:
@@ -125,7 +165,9 @@ def fake_worker_server(make_server, tmp_path: pathlib.Path):
     python = tmp_path / "fake-python"
     python.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     python.chmod(0o755)
-    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1", "ASIDE_PYTHON": str(python)})
+    # the protocol, not the sandbox, is tried here: the fake runs as this user, in the open
+    server = make_server(env=unsandboxed(ASIDE_FUNCTION_WORKERS="1",
+                                         ASIDE_PYTHON=str(python)))
     for name in ("wrong_id", "extra", "garbage", "fine"):
         install(server.functions, name, "def main(cache):\n    return 1\n")
     return server
@@ -147,9 +189,10 @@ def test_a_reply_that_breaks_the_protocol_is_500_worker_protocol_and_the_worker_
 
 SPAWN = '''
     import os, signal, time
-    def main(cache, pids_file: str, n: int = 20, wait: int = 0):
+    def main(cache, n: int = 20, wait: int = 0):
         """n children that ignore SIGTERM and sleep (one of them in a session of its own, as a
-        daemon would), their pids written to pids_file; then sleep wait seconds."""
+        daemon would), their pids (and its own, its parent's) put in the cache as pids.json and
+        answered; then sleep wait seconds."""
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         pids = []
         for i in range(n):
@@ -160,48 +203,57 @@ SPAWN = '''
                 time.sleep(600)
                 os._exit(0)
             pids.append(pid)
-        with open(pids_file, "w") as f:
-            f.write(" ".join(map(str, pids + [os.getpid(), os.getppid()])))
+        mine = pids + [os.getpid(), os.getppid()]
+        cache["pids.json"] = mine
         time.sleep(wait)
-        return len(pids)
+        return mine
 '''
 
-
-def spawned(pids_file: pathlib.Path) -> list[int]:
-    return [int(p) for p in pids_file.read_text().split()]
+SPAWN_WAIT_S = 30.0
 
 
-def test_a_timeout_kills_every_child_the_function_forked(make_server, tmp_path):
+def spawned_during(server, call: concurrent.futures.Future) -> list[int]:
+    """The pids (seen here) of what spawn started, read from the cache while its call runs."""
+    deadline = time.monotonic() + SPAWN_WAIT_S
+    while time.monotonic() < deadline and not call.done():
+        r = requests.get(server.api, params={"function": "read", "key": "pids.json",
+                                             "return": "data"}, timeout=10)
+        if r.status_code == 200:
+            return outer_pids(server, ok(r))
+        time.sleep(0.1)
+    return []
+
+
+def test_a_timeout_kills_every_child_the_function_forked(make_server):
     server = one_worker(make_server)
     install(server.functions, "spawn", SPAWN)
-    pids_file = tmp_path / "pids"
-    assert_error(server.get(function="spawn", pids_file=str(pids_file), wait="600",
-                            timeout="3"), 504, "timeout")
-    pids = spawned(pids_file)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        call = pool.submit(server.get, function="spawn", wait="600", timeout="3")
+        pids = spawned_during(server, call)
+        assert_error(call.result(), 504, "timeout")
     assert len(pids) == 22
     assert wait_gone(pids) == []
-    assert ok(server.get(function="spawn", pids_file=str(pids_file), n="1")) == 1
+    assert len(ok(server.get(function="spawn", n="1"))) == 3
 
 
-def test_the_servers_sigterm_leaves_no_worker_nor_child(make_server, tmp_path):
+def test_the_servers_sigterm_leaves_no_worker_nor_child(make_server):
     server = one_worker(make_server)
     install(server.functions, "spawn", SPAWN)
-    pids_file = tmp_path / "pids"
-    assert ok(server.get(function="spawn", pids_file=str(pids_file))) == 20
-    pids = spawned(pids_file)
-    assert all(alive(p) for p in pids)
+    pids = outer_pids(server, ok(server.get(function="spawn")))
+    assert len(pids) == 22 and all(alive(p) for p in pids)
+    everything = descendants(server.proc.pid)
     server.stop()
-    assert wait_gone(pids) == []
+    assert wait_gone(pids + everything) == []
 
 
-def test_a_killed_server_leaves_no_worker_nor_child(make_server, tmp_path):
+def test_a_killed_server_leaves_no_worker_nor_child(make_server):
     server = one_worker(make_server)
     install(server.functions, "spawn", SPAWN)
-    pids_file = tmp_path / "pids"
-    assert ok(server.get(function="spawn", pids_file=str(pids_file))) == 20
-    pids = spawned(pids_file)
+    pids = outer_pids(server, ok(server.get(function="spawn")))
+    assert len(pids) == 22
+    everything = descendants(server.proc.pid)
     server.kill()
-    assert wait_gone(pids) == []
+    assert wait_gone(pids + everything) == []
 
 
 # -- the environment and the limits --------------------------------------------------------------
@@ -229,7 +281,8 @@ def test_a_function_sees_neither_the_token_nor_the_aws_keys_yet_reads_the_cache(
     for secret in (TOKEN, SECRET_KEY):
         assert secret not in repr(got["environ"]) and secret not in got["raw"]
     assert set(got["environ"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH",
-                                   "ASIDE_URL", "ASIDE_FUNCTION_DIR"}, got["environ"]
+                                   "ASIDE_URL", "ASIDE_FUNCTION_DIR",
+                                   "PWD"}, got["environ"]  # "/", set by the sandbox
 
 
 def test_a_function_runs_with_no_new_privileges_and_no_core_files(server):
@@ -244,20 +297,27 @@ def test_a_function_runs_with_no_new_privileges_and_no_core_files(server):
     assert ok(server.get(function="limits")) == {"no_new_privs": "1", "core": [0, 0]}
 
 
-def test_a_file_past_the_size_limit_fails_to_write(make_server, tmp_path):
-    server = make_server(env={"ASIDE_FUNCTION_FILE_SIZE": "1MiB"})
+def test_a_file_past_the_size_limit_fails_to_write(make_server):
+    server = one_worker(make_server, ASIDE_FUNCTION_FILE_SIZE="1MiB")
     install(server.functions, "big", '''
-        def main(cache, target: str, mib: int):
+        import os
+        def main(cache, target: str, mib: int = 0, measure: bool = False):
+            if measure:
+                size = os.path.getsize(target)
+                os.remove(target)
+                return size
             with open(target, "wb") as f:
                 for _ in range(mib):
                     f.write(b"x" * (1 << 20))
             return "written"
     ''')
-    err = assert_error(server.get(function="big", target=str(tmp_path / "big"), mib="4"), 500,
+    target = f"/tmp/aside-test-big-{os.getpid()}-{time.monotonic_ns()}"  # the worker's /tmp
+    err = assert_error(server.get(function="big", target=target, mib="4"), 500,
                        "function_error")
     assert err["type"] == "OSError" and "File too large" in err["message"], err
-    assert (tmp_path / "big").stat().st_size <= 1 << 20
-    assert ok(server.get(function="big", target=str(tmp_path / "small"), mib="0")) == "written"
+    assert ok(server.get(function="big", target=target, measure="true")) <= 1 << 20
+    assert ok(server.get(function="big", target=target + "-small", mib="0")) == "written"
+    assert ok(server.get(function="big", target=target + "-small", measure="true")) == 0
 
 
 def test_a_cpu_loop_left_running_after_its_call_dies_of_the_cpu_limit(make_server):
@@ -273,9 +333,9 @@ def test_a_cpu_loop_left_running_after_its_call_dies_of_the_cpu_limit(make_serve
     ''')
     install(server.functions, "warm", "def main(cache):\n    return 1\n")
     assert ok(server.get(function="warm")) == 1                 # the worker has started
-    pid = ok(server.get(function="spin_child", timeout="3"))
-    assert alive(pid)
-    assert wait_gone([pid], timeout_s=60.0) == []                # a few CPU seconds, then SIGXCPU
+    pids = outer_pids(server, [ok(server.get(function="spin_child", timeout="3"))])
+    assert len(pids) == 1 and alive(pids[0])
+    assert wait_gone(pids, timeout_s=60.0) == []                 # a few CPU seconds, then SIGXCPU
 
 
 # -- what functions print ------------------------------------------------------------------------
@@ -355,13 +415,13 @@ def test_a_hook_one_function_installs_never_sees_another_functions_arguments(mak
     assert seen == [{"action": "read"}]                   # its own calls only
 
 
-def test_a_fork_bomb_stops_at_the_workers_process_bound(make_server, tmp_path):
+def test_a_fork_bomb_stops_at_the_workers_process_bound(make_server):
     server = one_worker(make_server, ASIDE_FUNCTION_PROCESSES="40")
     if "no pids cgroup can be made" in server.log_text():
         pytest.skip("this server can neither make a pids cgroup nor bind root by RLIMIT_NPROC")
     install(server.functions, "bomb", '''
         import os, time
-        def main(cache, pids_file: str):
+        def main(cache):
             pids, error = [], None
             for _ in range(500):
                 try:
@@ -373,15 +433,14 @@ def test_a_fork_bomb_stops_at_the_workers_process_bound(make_server, tmp_path):
                     time.sleep(120)
                     os._exit(0)
                 pids.append(pid)
-            with open(pids_file, "w") as f:
-                f.write(" ".join(map(str, pids)))
-            return {"forked": len(pids), "error": error}
+            return {"forked": len(pids), "error": error, "pids": pids}
     ''')
-    pids_file = tmp_path / "pids"
-    got = ok(server.get(function="bomb", pids_file=str(pids_file)))
+    got = ok(server.get(function="bomb"))
     assert got["forked"] < 40 and got["error"] == "Resource temporarily unavailable", got
+    pids = outer_pids(server, got["pids"])
+    assert len(pids) == got["forked"]
     server.stop()
-    assert wait_gone(spawned(pids_file)) == []
+    assert wait_gone(pids) == []
 
 
 def test_orphans_that_ended_do_not_count_against_the_bound(make_server):
@@ -419,3 +478,196 @@ def test_a_result_nested_past_any_depth_limit_is_400_and_the_worker_goes_on(make
     assert "nested deeper" in err["message"], err
     assert ok(server.get(function="very_deep", depth="3")) == [[[]]]
     assert ok(server.get(function="cache_head"))["functions"]["workers"] == 1
+
+
+# -- the sandbox: what is not a function's ----------------------------------------------------------
+# Each escape below worked while functions ran as the server's user with its view of the host;
+# in the sandbox the same function fails, with the error the operating system gives.
+
+PEEK = '''
+    def main(cache, target: str):
+        with open(target, "rb") as f:
+            return len(f.read())
+'''
+
+PLANT = '''
+    def main(cache, target: str):
+        with open(target, "ab") as f:
+            f.write(b"planted by a function\\n")
+        return "planted"
+'''
+
+REFUSED = ("FileNotFoundError", "PermissionError", "OSError")
+
+
+def refused(r, path) -> dict:
+    err = assert_error(r, 500, "function_error")
+    assert err["type"] in REFUSED and path in err["message"], err
+    return err
+
+
+def test_a_function_cannot_read_the_hosts_secrets_the_disk_tier_the_sor_or_the_tokens(
+        make_server):
+    server = one_worker(make_server)
+    token_file = server.root / "token"
+    token_file.write_text(TOKEN + "\n")
+    server.stop()
+    server.env["ASIDE_TOKEN_FILE"] = str(token_file)
+    server.start()
+    server.session.headers["Authorization"] = f"Bearer {TOKEN}"
+    install(server.functions, "peek", PEEK)
+    put_sor(server, "doc.json", '{"secret": "in the disk tier"}')
+    assert ok(server.get(function="read", key="doc.json", **{"return": "data"})) == {
+        "secret": "in the disk tier"}
+    kept = [p for p in server.cache.rglob("doc.json*") if p.is_file()]
+    assert kept, "the value is in the disk tier"
+    for path in ["/etc/shadow", str(token_file), str(server.sor / "doc.json"), str(kept[0]),
+                 str(server.cache / ".aside" / "journal"), f"/proc/{server.proc.pid}/environ"]:
+        refused(server.get(function="peek", target=path), path)
+    assert ok(server.get(function="peek", target=str(server.functions / "peek.py"))) > 0
+
+
+def test_a_function_cannot_write_to_the_disk_tier_the_journal_or_the_function_folder(
+        make_server):
+    server = one_worker(make_server)
+    install(server.functions, "plant", PLANT)
+    put_sor(server, "doc.json", '{"n": 1}')
+    ok(server.get(function="read", key="doc.json"))
+    journal = server.cache / ".aside" / "journal"
+    before = journal.read_bytes() if journal.exists() else None
+    targets = [server.cache / "planted.json", journal, server.functions / "planted.py",
+               server.functions / "plant.py", server.sor / "planted.json"]
+    for path in targets:
+        refused(server.get(function="plant", target=str(path)), str(path))
+    assert not (server.cache / "planted.json").exists()
+    assert not (server.functions / "planted.py").exists()
+    assert not (server.sor / "planted.json").exists()
+    assert (journal.read_bytes() if journal.exists() else None) == before
+    assert b"planted by a function\n" not in (server.functions / "plant.py").read_bytes()
+    # its own private /tmp is writable
+    assert ok(server.get(function="plant", target="/tmp/mine")) == "planted"
+
+
+def test_a_function_cannot_open_a_socket_to_the_server_nor_to_another_loopback_port(
+        make_server):
+    import socket
+    server = one_worker(make_server)
+    install(server.functions, "dial", '''
+        import socket
+        def main(cache, port: int):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                return "connected"
+    ''')
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        for port in (server.port, listener.getsockname()[1]):
+            err = assert_error(server.get(function="dial", port=str(port)), 500,
+                               "function_error")
+            assert err["type"] in ("ConnectionRefusedError", "OSError", "TimeoutError"), err
+        with pytest.raises(socket.timeout):
+            listener.accept()                                    # nothing reached it
+
+
+def test_a_function_sees_only_its_own_processes(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "ps", '''
+        import os
+        def main(cache):
+            seen = {}
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/cmdline", "rb") as f:
+                            seen[entry] = f.read().replace(b"\\0", b" ").decode()
+                    except OSError:
+                        pass
+            return seen
+    ''')
+    seen = ok(server.get(function="ps"))
+    assert not [c for c in seen.values() if "aside-server" in c], seen
+    assert str(server.proc.pid) not in seen
+    assert len(seen) < 10, seen                  # the worker's own, not the host's
+
+
+def test_functions_run_as_an_unprivileged_user_with_no_capabilities(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "whoami", '''
+        import os, resource
+        def main(cache):
+            with open("/proc/self/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            return {"nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+                    "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()],
+                    "groups": os.getgroups(), "caps": status["CapEff"].strip(),
+                    "bounding": status["CapBnd"].strip()}
+    ''')
+    got = ok(server.get(function="whoami"))
+    if os.geteuid() == 0:                         # the server is root: functions are nobody
+        nobody = pwd.getpwnam("nobody")
+        assert got["ids"] == [nobody.pw_uid] * 2 + [nobody.pw_gid] * 2, got
+        assert got["groups"] in ([], [nobody.pw_gid]), got
+        assert int(got["bounding"], 16) == 0, got
+        assert 0 < got["nproc"] != resource.RLIM_INFINITY, got   # the user's, bounded
+    else:
+        assert got["ids"][:2] == [os.getuid()] * 2, got
+    assert int(got["caps"], 16) == 0, got
+
+
+def test_sandboxed_functions_still_read_json_and_frames_by_shared_memory_run_sql_and_return_frames(
+        make_server):
+    import pandas as pd
+    from helpers import parquet_bytes
+    server = one_worker(make_server)
+    put_sor(server, "doc.json", '{"n": 3}')
+    frame = pd.DataFrame({"g": [i % 3 for i in range(300)], "x": range(300)})
+    put_sor(server, "f.parquet", parquet_bytes(frame))
+    install(server.functions, "legit", '''
+        def main(cache):
+            df = cache["f.parquet"]
+            n = cache.sql("select count(*) as n from 'f.parquet'").to_dict("records")
+            return {"doc": cache["doc.json"], "rows": len(df), "sql": n,
+                    "transport": cache.client.last_transport}
+    ''')
+    install(server.functions, "grouped", '''
+        def main(cache):
+            return cache["f.parquet"].groupby("g")["x"].sum().reset_index()
+    ''')
+    assert ok(server.get(function="legit")) == {"doc": {"n": 3}, "rows": 300,
+                                               "sql": [{"n": 300}], "transport": "shm"}
+    assert ok(server.get(function="grouped")) == [
+        {"g": g, "x": int(frame[frame.g == g].x.sum())} for g in range(3)]
+
+
+def fake_python(tmp_path: pathlib.Path) -> str:
+    python = tmp_path / "broken-python"
+    python.write_text("#!/bin/sh\necho 'this interpreter cannot start' >&2\nexit 3\n")
+    python.chmod(0o755)
+    return str(python)
+
+
+def test_sandbox_on_refuses_to_start_when_the_sandbox_cannot_run_and_auto_warns(
+        make_server, tmp_path):
+    strict = make_server(env={"ASIDE_FUNCTION_SANDBOX": "on",
+                              "ASIDE_PYTHON": fake_python(tmp_path)}, start=False)
+    with pytest.raises(RuntimeError, match="ASIDE_FUNCTION_SANDBOX=on") as refused_start:
+        strict.start()
+    assert "this interpreter cannot start" in str(refused_start.value)
+    assert strict.proc.wait(timeout=30) == 1
+    strict.log.close()
+    strict.proc = None
+    server = make_server(env={"ASIDE_FUNCTION_SANDBOX": "auto",
+                              "ASIDE_PYTHON": fake_python(tmp_path)})
+    assert len(re.findall(r"warn: functions: NO SANDBOX", server.log_text())) == 1
+
+
+def test_a_worker_whose_sandbox_cannot_start_is_a_clear_500(make_server):
+    server = one_worker(make_server)
+    install(server.functions, "fine", "def main(cache):\n    return 1\n")
+    match = re.search(r"sandboxed \(bwrap: no network but the API at (\S+),", server.log_text())
+    if not match:
+        pytest.skip("no sandbox on this host")
+    os.unlink(match.group(1))                     # bwrap cannot bind the API's socket any more
+    err = assert_error(server.get(function="fine"), 500, "worker_died")
+    assert "sandbox (bwrap)" in err["message"] and "could not start" in err["message"], err

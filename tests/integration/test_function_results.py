@@ -14,7 +14,8 @@ import requests
 
 import aside
 from frame_data import arrow_frame
-from helpers import assert_error, cached_keys, install, ok, parquet_bytes, put_sor
+from helpers import (assert_error, cached_keys, install, ok, parquet_bytes, put_sor,
+                     unsandboxed)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def group_sums(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_compute_result_is_served_from_the_cache_until_its_input_is_updated(make_server,
                                                                             tmp_path):
-    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
+    server = make_server(env=unsandboxed(ASIDE_FUNCTION_WORKERS="1"))
     install(server.functions, "sums", COMPUTED)
     runs = tmp_path / "runs.txt"
     before = pd.DataFrame({"g": ["a", "b", "a", "c", "b"], "x": [1, 2, 3, 4, 5]})
@@ -202,7 +203,7 @@ def test_a_result_that_cannot_be_sent_is_500_typeerror_and_the_worker_goes_on(ma
 # -- 8. across a restart -------------------------------------------------------------------------
 
 def test_workers_are_replaced_across_a_restart_and_reach_the_new_server(make_server):
-    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "1"})
+    server = make_server(env=unsandboxed(ASIDE_FUNCTION_WORKERS="1"))
     install(server.functions, "pid", PID)
     install(server.functions, "reads", '''
         import os

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from helpers import REPO, assert_error, install, ok, put_sor
+from helpers import REPO, assert_error, install, ok, put_sor, unsandboxed
 
 EXAMPLES = REPO / "functions"
 
@@ -159,7 +159,7 @@ def wait_for_file(path: pathlib.Path, timeout_s: float = 30.0) -> bool:
 
 
 def test_a_runaway_function_is_stopped_and_others_keep_answering(make_server, tmp_path):
-    server = make_server(env={"ASIDE_FUNCTION_WORKERS": "2"})
+    server = make_server(env=unsandboxed(ASIDE_FUNCTION_WORKERS="2"))
     started = tmp_path / "spin-started"
     install(server.functions, "spin", f"""
         import pathlib
@@ -216,7 +216,7 @@ def test_an_unknown_function_is_404(server):
 
 
 def test_the_workers_stop_with_the_server(make_server):
-    server = make_server()
+    server = make_server(env=unsandboxed())
     install(server.functions, "pid", "import os\ndef main(cache):\n    return os.getpid()\n")
     pid = ok(server.get(function="pid"))
     server.stop()

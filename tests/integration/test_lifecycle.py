@@ -24,7 +24,8 @@ import time
 import pytest
 import requests
 
-from helpers import API, SERVER_BINARY, assert_error, connect, install, ok, put_sor
+from helpers import (API, SERVER_BINARY, assert_error, connect, install, ok, put_sor,
+                     unsandboxed)
 
 WAIT_S = 30.0  # any bounded wait for a state the server reaches on its own
 POLL_S = 0.02
@@ -250,7 +251,7 @@ def test_sigterm_stops_ready_at_once_serves_the_drain_then_refuses_and_exits_0(m
 
 
 def test_a_slow_request_in_flight_completes_after_accepting_stopped(make_server, tmp_path):
-    server = make_server(env={"ASIDE_DRAIN_SECONDS": "1"})
+    server = make_server(env=unsandboxed(ASIDE_DRAIN_SECONDS="1"))  # its function sees tmp_path
     thread, out = slow_call_in_thread(server, tmp_path)
     server.proc.send_signal(signal.SIGTERM)
     wait_for("new connections refused", lambda: refused(server))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import re
 import socket
 import subprocess
@@ -92,6 +93,9 @@ VALID = {
     "ASIDE_FUNCTION_MEMORY": ("2GiB", None),
     "ASIDE_FUNCTION_FILE_SIZE": ("5MiB", None),
     "ASIDE_FUNCTION_PROCESSES": ("300", None),
+    "ASIDE_FUNCTION_USER": (pwd.getpwuid(os.getuid()).pw_name, None),
+    "ASIDE_FUNCTION_SANDBOX": ("auto", None),
+    "ASIDE_FUNCTION_TMP_SIZE": ("64MiB", None),
     "ASIDE_TOKEN": ("a-secret-of-the-test", _token),
     "ASIDE_TOKENS_FILE": ("{root}/tokens", _token),
     "ASIDE_ALLOW_UNAUTHENTICATED": ("true", None),
@@ -148,6 +152,9 @@ INVALID = {
     "ASIDE_FUNCTION_MEMORY": "lots",
     "ASIDE_FUNCTION_FILE_SIZE": "huge",
     "ASIDE_FUNCTION_PROCESSES": "many",
+    "ASIDE_FUNCTION_USER": "no-such-user-of-aside",
+    "ASIDE_FUNCTION_SANDBOX": "maybe",
+    "ASIDE_FUNCTION_TMP_SIZE": "roomy",
     "ASIDE_TOKEN": "two words",
     "ASIDE_TOKENS_FILE": "/no-such-folder/tokens",
     "ASIDE_ALLOW_UNAUTHENTICATED": "maybe",

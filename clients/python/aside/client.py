@@ -28,6 +28,10 @@ address or one of this machine's addresses) and falls back to ``http`` when the 
 opened or the server cannot map; the road taken is kept in ``Client.last_transport``. A server
 that answers ``map`` with ``unknown_function`` is not asked again by the same client.
 
+A URL ``http+unix://<the socket's path, percent-encoded>/...`` reaches a server over its Unix
+socket (``_UnixAdapter``: the same HTTP, another road): that is how functions reach the server
+from its sandbox, which has no network. Such a server is on this machine.
+
 The cost of a ``read``: one small meta request to learn the value's type, then the value (for
 a collection, its JSON text, whose ``X-Aside-Type`` header says which collection it is at the
 moment it was read).
@@ -41,11 +45,15 @@ import json
 import os
 import socket
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
 
 from .errors import AsideError, ConnectionFailed, ShmUnavailable, error_from_response
 from .structures import (COLLECTION_TYPES, AsideCounter, AsideJson, AsideList, AsideMap,
@@ -190,6 +198,54 @@ def _local_addresses() -> set:
 
 _SHM_ATTEMPTS = 5  # map, then open: a key rewritten in between is asked for again
 
+UNIX_SCHEME = "http+unix"
+"""The scheme of a URL whose host is the percent-encoded path of the server's Unix socket."""
+
+
+class _UnixConnection(urllib3.connection.HTTPConnection):
+    """An HTTP connection over a Unix socket (its path given as ``socket_path``)."""
+
+    def __init__(self, *args: Any, socket_path: str, **kwargs: Any) -> None:
+        kwargs["socket_options"] = []  # TCP options mean nothing here
+        super().__init__(*args, **kwargs)
+        self._socket_path = socket_path
+
+    def _new_conn(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if isinstance(self.timeout, (int, float)):
+            sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._socket_path)
+        except OSError as exc:
+            sock.close()
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"cannot connect to {self._socket_path}: {exc}") from exc
+        return sock
+
+
+class _UnixPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _UnixConnection
+
+
+class _UnixAdapter(requests.adapters.HTTPAdapter):
+    """Sends every request of the URLs it is mounted for to one Unix socket."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__()
+        self._pool = _UnixPool("localhost", socket_path=socket_path)
+
+    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None,
+                                        cert: Any = None) -> urllib3.HTTPConnectionPool:
+        return self._pool
+
+    def get_connection(self, url: Any, proxies: Any = None) -> urllib3.HTTPConnectionPool:
+        return self._pool
+
+    def close(self) -> None:
+        self._pool.close()
+        super().close()
+
+
 class Client:
     """A client of one aside server. See ``connect`` for the arguments.
 
@@ -211,6 +267,10 @@ class Client:
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
         self._server_is_local: Optional[bool] = None
+        parts = urlsplit(self.url)
+        if parts.scheme == UNIX_SCHEME:
+            self._session.mount(f"{UNIX_SCHEME}://", _UnixAdapter(unquote(parts.netloc)))
+            self._server_is_local = True
         self._server_maps = True
 
     def __repr__(self) -> str:
