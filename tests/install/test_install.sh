@@ -117,7 +117,10 @@ if [ -n "$venv_site" ]; then
 fi
 
 # ---- the installed server ------------------------------------------------------------------
-# A clean environment: no library path, nothing of the caller's configuration.
+# A clean environment: no library path, nothing of the caller's configuration. The workers run
+# outside the sandbox and as this user: their Python may sit in a folder only this user enters,
+# and their modules are links into a venv the sandbox does not show (the sandbox is tested in
+# tests/integration/test_function_isolation.py).
 root=$(fixture server)
 mkdir "$root/functions"
 printf 'def main(cache, message):\n    return message\n' > "$root/functions/echo.py"
@@ -127,6 +130,7 @@ env -i PATH=/usr/bin:/bin HOME="$work" ${ASAN_OPTIONS:+ASAN_OPTIONS=$ASAN_OPTION
     LOCAL_DATA_DIR="$root/cache" REMOTE_STORAGE="$root/sor" ASIDE_PORT=0 ASIDE_THREADS=2 \
     ASIDE_DRAIN_SECONDS=0 LOCAL_FUNCTION_DIR="$root/functions" \
     ${python:+ASIDE_PYTHON=$python} ${python:+PYTHONPATH=$work/deps} \
+    ${python:+ASIDE_FUNCTION_SANDBOX=off} ${python:+ASIDE_FUNCTION_USER=$(id -un)} \
     "$prefix/bin/aside-server" > "$log" 2>&1 &
 server_pid=$!
 port=

@@ -224,7 +224,8 @@ def test_a_worker_that_dies_at_its_start_says_its_first_and_last_lines(make_serv
     fake = tmp_path / "fake-python"
     fake.write_text("#!/bin/sh\nfor n in 1 2 3 4 5 6; do echo \"line $n\" >&2; done\nexit 3\n")
     fake.chmod(0o755)
-    server = make_server(env={"ASIDE_PYTHON": str(fake)})
+    # as this user: the workers' own user could not reach the test's folder
+    server = make_server(env=unsandboxed(ASIDE_PYTHON=str(fake)))
     install(server.functions, "echo", (ORIGINAL / "echo.py").read_text())
     err = assert_error(server.get(function="echo", message="hi"), 500, "worker_died")
     assert "exited with status 3" in err["message"]
