@@ -87,7 +87,7 @@ static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint
         return error_set(err, ASIDE_ERR_IO, "cannot create a file in the shared-memory folder: "
                          "%s", strerror(errno));
     arrow_encoding enc;
-    aside_status st = arrow_encode(f, ARROW_FILE, true, &enc, err);
+    aside_status st = arrow_encode_large(f, ARROW_FILE, true, &enc, err);
     if (st == ASIDE_OK) {
         st = load_write_encoding(fd, &enc, err);
         *bytes = enc.total_bytes;
