@@ -3,6 +3,12 @@
 
   make bench-locality
   .venv/bin/python bench/locality.py [--gib 1.0 | --rows N] [--repeat 5] [--seed 0]
+  .venv-pandas3/bin/python bench/locality.py ...     # the same under pandas 3
+
+It measures the pandas it runs with (the report's "python" line says which): run it under both
+venvs. Under pandas 3 a frame's strings arrive as `str` columns on the publication's
+large_string buffers; aside's info text is then compared with pandas 3's only when the server
+answers for pandas 3, else the difference is noted, not fatal.
 
 On 127.0.0.1 only. The frame is bench/frames_vs_pandas.py's (the same generator, from
 bench_common.py: seeded numpy, about --gib GiB as pandas counts it, int64, float64 and two string

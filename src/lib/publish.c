@@ -11,7 +11,9 @@
  * The file is written without the lock under a temporary name, then adopted under the lock:
  * renamed into place only if the key still holds that content in memory and the budget has
  * room, so only an adopted file ever has a publication's name. After publishing, the cache
- * keeps one copy: the entry's frame reads its bodies from the published file. */
+ * keeps one copy: the entry's frame reads its bodies from the published file. Strings are
+ * published as Arrow large_string (arrow_encode_large: each batch body is the frame's, then
+ * its offsets widened to int64), pandas 3's own layout, so its readers copy nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
