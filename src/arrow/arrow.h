@@ -51,6 +51,12 @@ typedef enum arrow_format { ARROW_STREAM = 0, ARROW_FILE } arrow_format;
  * arrow_encoding_free(). */
 aside_status arrow_encode(frame *f, arrow_format format, bool pandas_metadata,
                           arrow_encoding *out, aside_error *err);
+/* As arrow_encode, with string and bytes columns as Arrow's large_string and large_binary
+ * (int64 offsets, pandas 3's own string layout): each record batch body is the frame's body,
+ * byte for byte, then the widened offsets (8 bytes per row and string column, owned by the
+ * encoding), which the batch's offsets buffers point at. A categorical's categories stay Utf8. */
+aside_status arrow_encode_large(frame *f, arrow_format format, bool pandas_metadata,
+                                arrow_encoding *out, aside_error *err);
 void         arrow_encoding_free(arrow_encoding *enc);
 
 /* Decode an Arrow IPC file or stream (told apart by the file magic) of size bytes into a new

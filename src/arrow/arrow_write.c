@@ -15,7 +15,17 @@
  * the buffer will not move again) are the pieces turned into segments, so a segment never
  * points into memory that a later realloc freed. Body segments point into the frame, which
  * the encoding holds a reference to. The footer's blocks need each message's file offset,
- * which is the running total of the pieces before it. */
+ * which is the running total of the pieces before it.
+ *
+ * Large strings (arrow_encode_large): pandas 3 holds strings as Arrow large_string (int64
+ * offsets), and pyarrow converts a string column to it with a copy of its offsets. So that a
+ * reader of a shared-memory publication copies nothing, each record batch message's body is
+ * then the frame's body as it is, followed by the batch's string and bytes offsets widened to
+ * int64 (written here); the record batch's offsets buffers point at those, its validity and
+ * values buffers into the frame's body. The frame's own int32 offsets stay in the body, unused
+ * by Arrow readers, so the body is still byte for byte the frame's (what a publication's view
+ * maps). Buffers of a body may come in any order: IPC readers locate each by its offset. A
+ * categorical's dictionary stays Utf8. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +59,7 @@ typedef struct blocks {
 typedef struct writer {
     frame     *f;
     bool       pandas;   /* write the pandas metadata */
+    bool       large;    /* strings and bytes as large_string, large_binary (int64 offsets) */
     fb_builder fb;
     buf        meta;     /* every metadata byte */
     piece     *pieces;
@@ -153,7 +164,8 @@ static fb_ref timestamp_type(fb_builder *fb, const frame_field *field)
 }
 
 /* The Arrow type table of field (a categorical's value type: Utf8); *type_id its union tag. */
-static fb_ref field_type(fb_builder *fb, const frame_field *field, uint8_t *type_id)
+static fb_ref field_type(fb_builder *fb, const frame_field *field, bool large,
+                         uint8_t *type_id)
 {
     switch (field->type) {
     case FRAME_INT8: case FRAME_INT16: case FRAME_INT32: case FRAME_INT64:
@@ -187,9 +199,12 @@ static fb_ref field_type(fb_builder *fb, const frame_field *field, uint8_t *type
         *type_id = TYPE_BOOL;
         return empty_table(fb);
     case FRAME_BINARY:
-        *type_id = TYPE_BINARY;
+        *type_id = large ? TYPE_LARGE_BINARY : TYPE_BINARY;
         return empty_table(fb);
-    case FRAME_UTF8: case FRAME_CATEGORY:
+    case FRAME_UTF8:
+        *type_id = large ? TYPE_LARGE_UTF8 : TYPE_UTF8;
+        return empty_table(fb);
+    case FRAME_CATEGORY: /* the categories: a dictionary batch, always Utf8 */
         *type_id = TYPE_UTF8;
         return empty_table(fb);
     }
@@ -208,11 +223,12 @@ static fb_ref dictionary_encoding(fb_builder *fb, const frame_field *field, size
     return fb_table_end(fb);
 }
 
-static fb_ref schema_field(fb_builder *fb, const frame_field *field, size_t position)
+static fb_ref schema_field(fb_builder *fb, const frame_field *field, size_t position,
+                           bool large)
 {
     uint8_t type_id;
     fb_ref name = fb_create_string(fb, field->name, strlen(field->name));
-    fb_ref type = field_type(fb, field, &type_id);
+    fb_ref type = field_type(fb, field, large, &type_id);
     fb_ref dictionary = field->type == FRAME_CATEGORY ? dictionary_encoding(fb, field, position)
                                                       : 0;
     fb_ref children = fb_create_ref_vector(fb, NULL, 0); /* readers insist on the vector */
@@ -252,7 +268,7 @@ static fb_ref schema_table(writer *w)
         return 0;
     }
     for (size_t i = 0; i < f->field_count; i++)
-        fields[i] = schema_field(fb, &f->fields[i], i);
+        fields[i] = schema_field(fb, &f->fields[i], i, w->large);
     fb_ref field_vector = fb_create_ref_vector(fb, fields, f->field_count);
     free(fields);
     fb_ref metadata = pandas_metadata(fb, w);
@@ -316,19 +332,57 @@ done:
     return table;
 }
 
+static bool has_offsets(frame_type type) { return type == FRAME_UTF8 || type == FRAME_BINARY; }
+
+/* The offsets of batch's string and bytes columns widened to int64, one run of rows + 1 per
+ * such column in field order, to follow the body (*bytes long: 0, and NULL returned, when the
+ * batch has none). NULL with *bytes set when out of memory. */
+static int64_t *wide_offsets(const frame *f, const frame_batch *batch, uint64_t *bytes)
+{
+    size_t runs = 0;
+    for (size_t i = 0; i < f->field_count; i++)
+        runs += has_offsets(f->fields[i].type);
+    *bytes = (uint64_t)runs * (uint64_t)(batch->rows + 1) * sizeof(int64_t);
+    int64_t *wide = runs ? malloc(*bytes) : NULL;
+    for (size_t i = 0, run = 0; wide && i < f->field_count; i++) {
+        if (!has_offsets(f->fields[i].type))
+            continue;
+        const int32_t *narrow = frame_offsets(batch, i);
+        int64_t *out = wide + run++ * (size_t)(batch->rows + 1);
+        bool empty = batch->columns[i].offsets.length == 0; /* no rows: the one offset 0 */
+        for (int64_t r = 0; r <= batch->rows; r++)
+            out[r] = empty ? 0 : narrow[r];
+    }
+    return wide;
+}
+
+/* The RecordBatch table of batch; with w->large, its string and bytes columns' offsets are
+ * the int64 runs wide_offsets lays out after the body (body_bytes on), their values and
+ * validity the body's own. */
 static fb_ref batch_table(writer *w, const frame_batch *batch)
 {
     const frame *f = w->f;
-    frame_type *types = malloc((f->field_count ? f->field_count : 1) * sizeof *types);
-    if (!types) {
+    size_t n = f->field_count ? f->field_count : 1;
+    frame_type *types = malloc(n * sizeof *types);
+    frame_column *columns = malloc(n * sizeof *columns);
+    fb_ref table = 0;
+    if (!types || !columns) {
         w->fb.failed = true;
-        return 0;
+        goto done;
     }
-    for (size_t i = 0; i < f->field_count; i++)
+    uint64_t tail_at = batch->body_bytes, run_bytes = (uint64_t)(batch->rows + 1) * sizeof(int64_t);
+    for (size_t i = 0; i < f->field_count; i++) {
         types[i] = f->fields[i].type;
-    fb_ref table = record_batch_table(&w->fb, batch->rows, batch->columns, types,
-                                      f->field_count);
+        columns[i] = batch->columns[i];
+        if (w->large && has_offsets(types[i])) {
+            columns[i].offsets = (frame_span){tail_at, run_bytes};
+            tail_at += run_bytes;
+        }
+    }
+    table = record_batch_table(&w->fb, batch->rows, columns, types, f->field_count);
+done:
     free(types);
+    free(columns);
     return table;
 }
 
@@ -345,17 +399,19 @@ static fb_ref dictionary_batch_table(writer *w, const frame_batch *dictionary, s
 
 /* ---- messages ------------------------------------------------------------------------- */
 
-/* Finish the Message around header (built in w->fb) and write it with its body; its block
- * goes to list when list is not NULL. */
+/* Finish the Message around header (built in w->fb) and write it with its body: body_bytes
+ * at body, then tail_bytes copied from tail (written by us, after the frame's own bytes); its
+ * block goes to list when list is not NULL. */
 static void put_message(writer *w, uint8_t header_type, fb_ref header, const uint8_t *body,
-                        uint64_t body_bytes, blocks *list)
+                        uint64_t body_bytes, const void *tail, uint64_t tail_bytes,
+                        blocks *list)
 {
     fb_builder *fb = &w->fb;
     fb_table_start(fb);
     fb_add_i16(fb, MESSAGE_VERSION, METADATA_V5);
     fb_add_u8(fb, MESSAGE_HEADER_TYPE, header_type);
     fb_add_ref(fb, MESSAGE_HEADER, header);
-    fb_add_i64(fb, MESSAGE_BODY_LENGTH, (int64_t)body_bytes);
+    fb_add_i64(fb, MESSAGE_BODY_LENGTH, (int64_t)(body_bytes + tail_bytes));
     fb_ref message = fb_table_end(fb);
     const uint8_t *bytes;
     size_t size;
@@ -371,16 +427,18 @@ static void put_message(writer *w, uint8_t header_type, fb_ref header, const uin
     put_meta(w, bytes, size);
     put_meta(w, zeros, padded - size);
     add_piece(w, body, 0, body_bytes);
+    if (tail_bytes)
+        put_meta(w, tail, tail_bytes);
     if (list)
         add_block(w, list, (block){offset, (int32_t)(IPC_PREFIX_BYTES + padded),
-                                   (int64_t)body_bytes});
+                                   (int64_t)(body_bytes + tail_bytes)});
     fb_builder_reset(fb);
 }
 
 static void put_schema(writer *w)
 {
     fb_ref schema = schema_table(w);
-    put_message(w, HEADER_SCHEMA, schema, NULL, 0, NULL);
+    put_message(w, HEADER_SCHEMA, schema, NULL, 0, NULL, 0, NULL);
 }
 
 static aside_status put_dictionaries(writer *w, aside_error *err)
@@ -394,7 +452,7 @@ static aside_status put_dictionaries(writer *w, aside_error *err)
                              "categories", field->name);
         fb_ref header = dictionary_batch_table(w, field->dictionary, i);
         put_message(w, HEADER_DICTIONARY_BATCH, header, field->dictionary->body,
-                    field->dictionary->body_bytes, &w->dictionaries);
+                    field->dictionary->body_bytes, NULL, 0, &w->dictionaries);
     }
     return ASIDE_OK;
 }
@@ -403,9 +461,16 @@ static void put_batches(writer *w)
 {
     for (size_t i = 0; i < w->f->batch_count && !w->failed; i++) {
         const frame_batch *batch = &w->f->batches[i];
+        uint64_t tail_bytes = 0;
+        int64_t *tail = w->large ? wide_offsets(w->f, batch, &tail_bytes) : NULL;
+        if (tail_bytes && !tail) {
+            w->failed = true;
+            break;
+        }
         fb_ref header = batch_table(w, batch);
-        put_message(w, HEADER_RECORD_BATCH, header, batch->body, batch->body_bytes,
-                    &w->batches);
+        put_message(w, HEADER_RECORD_BATCH, header, batch->body, batch->body_bytes, tail,
+                    tail_bytes, &w->batches);
+        free(tail);
     }
 }
 
@@ -498,11 +563,11 @@ static void writer_free(writer *w)
     free(w->batches.items);
 }
 
-aside_status arrow_encode(frame *f, arrow_format format, bool pandas_metadata,
-                          arrow_encoding *out, aside_error *err)
+static aside_status encode(frame *f, arrow_format format, bool pandas_metadata, bool large,
+                           arrow_encoding *out, aside_error *err)
 {
     memset(out, 0, sizeof *out);
-    writer w = {.f = f, .pandas = pandas_metadata};
+    writer w = {.f = f, .pandas = pandas_metadata, .large = large};
     fb_builder_init(&w.fb);
     buf_init(&w.meta);
     aside_status status = ASIDE_OK;
@@ -521,6 +586,18 @@ aside_status arrow_encode(frame *f, arrow_format format, bool pandas_metadata,
 done:
     writer_free(&w);
     return status;
+}
+
+aside_status arrow_encode(frame *f, arrow_format format, bool pandas_metadata,
+                          arrow_encoding *out, aside_error *err)
+{
+    return encode(f, format, pandas_metadata, false, out, err);
+}
+
+aside_status arrow_encode_large(frame *f, arrow_format format, bool pandas_metadata,
+                                arrow_encoding *out, aside_error *err)
+{
+    return encode(f, format, pandas_metadata, true, out, err);
 }
 
 void arrow_encoding_free(arrow_encoding *enc)

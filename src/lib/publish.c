@@ -11,7 +11,9 @@
  * The file is written without the lock under a temporary name, then adopted under the lock:
  * renamed into place only if the key still holds that content in memory and the budget has
  * room, so only an adopted file ever has a publication's name. After publishing, the cache
- * keeps one copy: the entry's frame reads its bodies from the published file. */
+ * keeps one copy: the entry's frame reads its bodies from the published file. Strings are
+ * published as Arrow large_string (arrow_encode_large: each batch body is the frame's, then
+ * its offsets widened to int64), pandas 3's own layout, so its readers copy nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -87,7 +89,7 @@ static aside_status publish_file(const aside_cache *c, frame *f, char *tmp, uint
         return error_set(err, ASIDE_ERR_IO, "cannot create a file in the shared-memory folder: "
                          "%s", strerror(errno));
     arrow_encoding enc;
-    aside_status st = arrow_encode(f, ARROW_FILE, true, &enc, err);
+    aside_status st = arrow_encode_large(f, ARROW_FILE, true, &enc, err);
     if (st == ASIDE_OK) {
         st = load_write_encoding(fd, &enc, err);
         *bytes = enc.total_bytes;

@@ -50,6 +50,13 @@ def read_bytes_as(key: str, body: bytes) -> pd.DataFrame:
     raise ValueError(key)
 
 
+def as_read_back(df: pd.DataFrame) -> pd.DataFrame:
+    """df as pandas reads it back from a parquet file it wrote: the same values, with the
+    dtypes of the pandas in use (pandas 3 reads strings as its `str` dtype, pandas 2 as
+    object)."""
+    return pd.read_parquet(io.BytesIO(df.to_parquet()))
+
+
 def sor_files(server) -> dict[str, bytes]:
     """Every file of the server's system of record: {relative path: bytes}."""
     return {p.relative_to(server.sor).as_posix(): p.read_bytes()
@@ -99,7 +106,7 @@ def version_frame(v: int) -> pd.DataFrame:
         "version": np.full(rows, v, dtype="int64"),
         "i": i,
         "y": i * 0.25 + v,
-        "s": pd.Series([f"v{v}-{k}" for k in range(rows)], dtype=object),
+        "s": pd.Series([f"v{v}-{k}" for k in range(rows)]),  # pandas' own string dtype
         "t": pd.date_range("2024-01-01", periods=rows, freq="min") + pd.Timedelta(seconds=v),
     })
 

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import aside
-from client_data import (FRAME_KEYS, SMALL, closed_port, describe_as_dict, expected_frame,
-                         frame_file, read_bytes_as, sor_files)
+from client_data import (FRAME_KEYS, SMALL, as_read_back, closed_port, describe_as_dict,
+                         expected_frame, frame_file, read_bytes_as, sor_files)
 from helpers import API, put_sor, telemetry
 from frame_data import (assert_describe_matches, assert_info_matches, parquet_bytes,
                         read_expected, sales_frame, typed_parquet)
@@ -238,6 +238,74 @@ def test_bad_transport_or_dtype_backend_is_refused_before_any_request():
             client.put("doc.json", object())
 
 
+# -- pandas' own strings on the shared pages --------------------------------------------------
+
+PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+
+
+def mapped_ranges(path: str) -> list[tuple[int, int]]:
+    """Where this process maps path (/proc/self/maps)."""
+    ranges = []
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].strip() == path:
+                lo, hi = parts[0].split("-")
+                ranges.append((int(lo, 16), int(hi, 16)))
+    return ranges
+
+
+def inside(address: int, size: int, ranges: list[tuple[int, int]]) -> bool:
+    return any(lo <= address and address + size <= hi for lo, hi in ranges)
+
+
+@pytest.mark.skipif(PANDAS_MAJOR < 3, reason="pandas 3's str dtype")
+def test_a_shm_read_under_pandas_3_gives_str_columns_on_the_mapping(server, client):
+    key, want = put_frame(server, "parquet")
+    got = client.read(key, transport="shm")
+    assert client.last_transport == "shm"
+    assert_same(got, want)
+    ranges = mapped_ranges(client.mmap(key)["path"])
+    assert ranges
+    text = got["text"].array
+    assert got["text"].dtype == "str" and got["text"].dtype.storage == "pyarrow"
+    assert type(text).__name__ == "ArrowStringArray"
+    arrow = text.__arrow_array__()
+    assert arrow.type == pa.large_string()
+    buffers = [b for chunk in arrow.chunks for b in chunk.buffers() if b is not None and b.size]
+    assert buffers and all(inside(b.address, b.size, ranges) for b in buffers)
+
+
+@pytest.mark.parametrize("transport", ["shm", "http"])
+def test_changing_a_frame_read_from_the_server_changes_only_the_programs_copy(server, client,
+                                                                             transport):
+    key, want = put_frame(server, "parquet")
+    got = client.read(key, transport=transport)
+    got.loc[0, "i64"] = -1
+    got.iloc[1, got.columns.get_loc("f64")] = 0.5
+    got.loc[2, "text"] = "changed"
+    got["f32"] += 1
+    got.sort_values("i64", inplace=True)
+    assert got.loc[0, "i64"] == -1 and got.loc[2, "text"] == "changed"
+    assert_same(client.read(key, transport=transport), want)
+
+
+def test_frame_requests_say_which_pandas_the_client_runs(server, client):
+    key, _ = put_frame(server, "parquet")
+    sent = []
+    client._session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request.url))
+    client.read(key)
+    client.read(key, transport="http")
+    client.info(key)
+    client.describe(key)
+    client.head(key, 2)
+    client.select(key, columns=["i64"])
+    functions = {u.split("function=")[1].split("&")[0]: u for u in sent}
+    assert set(functions) == {"read", "map", "info", "describe", "head", "select"}
+    for function, url in functions.items():
+        assert f"pandas={PANDAS_MAJOR}" in url, (function, url)
+
+
 # -- a table read through shared memory outlives its key --------------------------------------
 
 def big_frame(seed: int, rows: int = 40_000) -> pd.DataFrame:
@@ -428,7 +496,7 @@ def test_a_put_value_survives_a_restart_and_is_replaced_by_the_next_put(server):
     server.restart()
     with aside.connect(server.base) as client:
         assert client.read("doc.json") == DOC
-        assert_same(client.read("f.parquet"), sales_frame(30))
+        assert_same(client.read("f.parquet"), as_read_back(sales_frame(30)))
         client.put("doc.json", ARRAY)
         assert client.read("doc.json") == ARRAY
     assert sor_files(server) == {}

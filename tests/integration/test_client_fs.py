@@ -10,7 +10,7 @@ import pytest
 
 import aside
 import aside.fs  # noqa: F401  (registers the protocol)
-from client_data import SMALL, frame_file, sor_files
+from client_data import SMALL, as_read_back, frame_file, sor_files
 from helpers import put_sor, telemetry
 from frame_data import parquet_bytes, portable_file, read_expected, sales_frame, typed_parquet
 
@@ -67,12 +67,14 @@ def test_to_parquet_of_an_aside_url_writes_the_sor_and_the_cache(server):
     df = sales_frame(80)
     df.to_parquet("aside://out/new.parquet", storage_options=options(server))
     assert list(sor_files(server)) == ["out/new.parquet"]
-    assert_same(pd.read_parquet(server.sor / "out/new.parquet"), df)
+    want = as_read_back(df)
+    assert_same(pd.read_parquet(server.sor / "out/new.parquet"), want)
     with aside.connect(server.base) as client:
         assert client.keys() == ["out/new.parquet"]
-        assert_same(client.read("out/new.parquet"), df)
+        assert_same(client.read("out/new.parquet"), want)
     assert telemetry(server)["sor_fetches"] == 0
-    assert_same(pd.read_parquet("aside://out/new.parquet", storage_options=options(server)), df)
+    assert_same(pd.read_parquet("aside://out/new.parquet", storage_options=options(server)),
+                want)
 
 
 def test_to_csv_of_an_aside_url_writes_the_csv_to_the_sor(server):

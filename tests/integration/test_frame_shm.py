@@ -13,6 +13,7 @@ import stat
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 
 from helpers import (assert_error, assert_nothing_cached, disk_values, parquet_bytes, put_sor,
                      telemetry)
@@ -183,3 +184,27 @@ def test_a_killed_servers_folder_is_removed_by_the_next_server(make_server):
     server = make_server()
     assert not os.path.exists(folder)
     assert "left by a server that is gone" in server.log_text()
+
+
+def test_a_publication_holds_strings_as_large_string_over_the_frames_own_body(server):
+    """pandas 3 holds strings as Arrow large_string: a publication carries them so, with the
+    int64 offsets after each batch's body, so a pandas 3 reader copies nothing; a categorical's
+    categories stay string; every value is the frame's."""
+    df = frame(4)
+    df["s"] = df["s"].where(np.arange(ROWS) % 7 != 0, None)  # strings with nulls
+    df["c"] = pd.Categorical(df["s"].fillna("none"))
+    put_sor(server, "wide.parquet", parquet_bytes(df))
+    v = map_value(server, "wide.parquet")
+    table = pa.ipc.open_file(pa.memory_map(v["path"], "r")).read_all()
+    assert table.schema.field("s").type == pa.large_string()
+    assert table.schema.field("c").type == pa.dictionary(pa.int8(), pa.string())
+    table.validate(full=True)
+    want = pa.parquet.read_table(server.sor / "wide.parquet")
+    assert table.column("s").to_pylist() == want.column("s").to_pylist()
+    assert table.column("c").to_pylist() == want.column("c").to_pylist()
+    pd.testing.assert_frame_equal(table.to_pandas(), pd.read_parquet(server.sor / "wide.parquet"))
+    # the server still answers from the same one copy, and its own Arrow stream keeps string
+    r = server.get(function="read", path="wide.parquet", **{"return": "data", "format": "arrow"})
+    stream = pa.ipc.open_stream(r.content).read_all()
+    assert stream.schema.field("s").type == pa.string()
+    assert stream.column("s").to_pylist() == want.column("s").to_pylist()

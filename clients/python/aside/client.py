@@ -32,6 +32,14 @@ A URL ``http+unix://<the socket's path, percent-encoded>/...`` reaches a server 
 socket (``_UnixAdapter``: the same HTTP, another road): that is how functions reach the server
 from its sandbox, which has no network. Such a server is on this machine.
 
+Which pandas: requests whose answers depend on pandas' version (``read``, ``map``, ``info``,
+``describe``, ``head``, ``tail``, ``select``, ``sql``) carry ``pandas=<major>`` of the pandas
+this client runs with (``PANDAS_MAJOR``), so the server answers as that pandas would. Under
+pandas 3 a frame's strings become ``str`` columns backed by Arrow large_string, which is how
+the server publishes them in shared memory: a ``read`` over ``shm`` then copies no string
+(numeric columns are copied, as pandas' own readers do, so that the DataFrame is writable).
+``read_table`` answers the frame's own types (string) by either road and with either pandas.
+
 The cost of a ``read``: one small meta request to learn the value's type, then the value (for
 a collection, its JSON text, whose ``X-Aside-Type`` header says which collection it is at the
 moment it was read).
@@ -121,9 +129,38 @@ def _query(function: str, params: Dict[str, Any]) -> Dict[str, str]:
     return query
 
 
+PANDAS_MAJOR = int(pd.__version__.split(".", 1)[0])
+"""The major version of the pandas this client runs with; sent as ``pandas=`` on the requests
+whose answers depend on pandas' version (``info``, ``describe``, ``dtypes``, rows, ``read``,
+``map``)."""
+
+_NARROW = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+
+
+def _narrow_strings(table: pa.Table) -> pa.Table:
+    """table with its large_string and large_binary columns as string and binary, the types
+    aside's frames have (a shared-memory publication carries its strings as large_string for
+    pandas 3, see ``_to_pandas``). Other columns, categorical ones included, are left as they
+    are."""
+    if not any(f.type in _NARROW for f in table.schema):
+        return table
+    fields = [f.with_type(_NARROW[f.type]) if f.type in _NARROW else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 def _to_pandas(table: pa.Table, dtype_backend: Optional[str]) -> pd.DataFrame:
+    """A DataFrame of table (as read from the server: strings as string or large_string), as
+    pandas' own readers make it.
+
+    Under pandas 3, ``str`` columns hold the table's large_string arrays (a shared-memory
+    publication's own: the strings are not copied, and pandas never writes into them: a change
+    makes new arrays). Numeric columns are copied into pandas' blocks, as ``read_parquet``
+    does, under either pandas: zero-copy NumPy views of the mapping would be read-only, and
+    pandas 3.1 writes into a block it holds the only reference to in place, so ``df.loc[0,
+    "x"] = 1`` would fail. ``dtype_backend="pyarrow"`` gives ``pd.ArrowDtype`` columns of the
+    frame's own types (``string[pyarrow]``) under either pandas."""
     if dtype_backend == "pyarrow":
-        return table.to_pandas(types_mapper=pd.ArrowDtype)
+        return _narrow_strings(table).to_pandas(types_mapper=pd.ArrowDtype)
     return table.to_pandas()
 
 
@@ -379,7 +416,7 @@ class Client:
     def _frame(self, function: str, dtype_backend: Optional[str], **params: Any) -> pd.DataFrame:
         """A frame function's rows, asked for as an Arrow IPC stream."""
         _check_dtype_backend(dtype_backend)
-        body = self._fetch_body(function, dict(params, format="arrow"))
+        body = self._fetch_body(function, dict(params, format="arrow", pandas=PANDAS_MAJOR))
         return _to_pandas(pa.ipc.open_stream(pa.py_buffer(body)).read_all(), dtype_backend)
 
     # ---- reading -----------------------------------------------------------------------
@@ -407,7 +444,8 @@ class Client:
         """
         _check_transport(transport)
         _check_dtype_backend(dtype_backend)
-        meta = self._value("read", path=path, type=type, storage=storage, **{"return": "meta"})
+        meta = self._value("read", path=path, type=type, storage=storage, pandas=PANDAS_MAJOR,
+                           **{"return": "meta"})
         kind = meta.get("type") if isinstance(meta, dict) else None
         if kind != "frame":
             response = self._send("read", dict(path=path, type=type, storage=storage,
@@ -416,8 +454,7 @@ class Client:
             kind = response.headers.get("X-Aside-Type", kind)
             if kind != "frame":
                 return _decode_raw(kind, response.content)
-        table = self.read_table(path, type=type, storage=storage, transport=transport)
-        return _to_pandas(table, dtype_backend)
+        return _to_pandas(self._table(path, type, storage, transport), dtype_backend)
 
     def read_table(self, path: str, *, type: Optional[str] = None,
                    storage: Optional[str] = None, transport: str = "auto") -> pa.Table:
@@ -435,6 +472,11 @@ class Client:
         refused by the server (``BadRequest``, code ``not_a_frame``).
         """
         _check_transport(transport)
+        return _narrow_strings(self._table(path, type, storage, transport))
+
+    def _table(self, path: str, type: Optional[str], storage: Optional[str],
+               transport: str) -> pa.Table:
+        """read_table's Table, its strings as they came (large_string over shm)."""
         if transport == "shm" or (transport == "auto" and self._server_maps
                                   and self._is_server_local()):
             try:
@@ -449,7 +491,8 @@ class Client:
                 if transport == "shm":
                     raise
         body = self._fetch_body("read", dict(path=path, type=type, storage=storage,
-                                             format="arrow", **{"return": "data"}))
+                                             format="arrow", pandas=PANDAS_MAJOR,
+                                             **{"return": "data"}))
         table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
         self.last_transport = "http"
         return table
@@ -503,7 +546,7 @@ class Client:
         /dev/shm>, "generation": int, "bytes": int, "rows": int, "columns": [{"name",
         "dtype"}]}``. ``read_table(transport="shm")`` opens that file.
         """
-        return self._value("map", path=path, type=type, storage=storage)
+        return self._value("map", path=path, type=type, storage=storage, pandas=PANDAS_MAJOR)
 
     def info(self, path: str, *, type: Optional[str] = None) -> Dict[str, Any]:
         """pandas' ``df.info()`` of a frame, computed by the server (``function=info``).
@@ -512,7 +555,7 @@ class Client:
         ``{"position", "name", "non_null", "dtype"}``), ``dtypes``, ``memory_usage_bytes``,
         ``memory_usage`` and ``text`` (the report pandas prints).
         """
-        return self._value("info", path=path, type=type)
+        return self._value("info", path=path, type=type, pandas=PANDAS_MAJOR)
 
     def describe(self, path: str, include: Optional[str] = None, *,
                  type: Optional[str] = None) -> pd.DataFrame:
@@ -523,7 +566,8 @@ class Client:
         answer, the server's nulls made NaN: statistics as the index (``count``, ``mean``, ...),
         the frame's columns as columns, NaN where a statistic does not apply.
         """
-        value = self._value("describe", path=path, include=include, type=type, orient="split")
+        value = self._value("describe", path=path, include=include, type=type, orient="split",
+                            pandas=PANDAS_MAJOR)
         data = [[float("nan") if cell is None else cell for cell in row] for row in value["data"]]
         return pd.DataFrame(data, index=value["index"], columns=value["columns"])
 
