@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import requests
 
@@ -29,6 +30,12 @@ STORAGE = ROOT / "build-image"
 RUN_USER = 10001           # the image's user (Containerfile: USER)
 START_S = 60.0             # bound on the start, to /ready 200
 EXIT_S = 30.0              # bound on the exit after SIGTERM
+
+# a function of the image's Python: a frame from the cache (pandas, pyarrow, shared memory)
+FUNCTION = '''
+def main(cache, key: str):
+    return int(cache[key]["n"].sum())
+'''
 
 needs_image = pytest.mark.skipif(
     not IMAGE or shutil.which("buildah") is None,
@@ -105,7 +112,7 @@ def test_the_containerfile_passes_hadolint():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def container():
     name = buildah("from", "--pull-never", IMAGE).stdout.strip()
     try:
@@ -148,6 +155,12 @@ def test_the_image_reads_from_a_mounted_sor_is_ready_and_drains_on_sigterm(conta
     payload = bytes(range(256)) * 64
     (sor / "hello.bin").write_bytes(payload)
     (sor / "hello.bin").chmod(0o644)
+    pd.DataFrame({"n": range(1000)}).to_parquet(sor / "numbers.parquet")
+    (sor / "numbers.parquet").chmod(0o644)
+    functions = tmp_path / "functions"
+    functions.mkdir(mode=0o755)
+    (functions / "total.py").write_text(FUNCTION)
+    os.chown(functions, RUN_USER, RUN_USER)
     secret = "image-test-secret-0123456789"
     token = tmp_path / "token"
     token.write_text(secret + "\n")
@@ -161,6 +174,7 @@ def test_the_image_reads_from_a_mounted_sor_is_ready_and_drains_on_sigterm(conta
     proc = buildah_popen(
         "run", "--isolation", "chroot", "--network", "host",
         "--volume", f"{sor}:/srv/aside:ro", "--volume", f"{token}:/run/secrets/aside-token:ro",
+        "--volume", f"{functions}:/var/lib/aside/functions",
         "--env", f"ASIDE_PORT={port}", "--env", "ASIDE_TOKEN_FILE=/run/secrets/aside-token",
         "--env", "ASIDE_DRAIN_SECONDS=1", container, "--", *config["Entrypoint"],
         log=tmp_path / "run.log")
@@ -184,6 +198,10 @@ def test_the_image_reads_from_a_mounted_sor_is_ready_and_drains_on_sigterm(conta
                          timeout=10)
         assert r.status_code == 200 and r.content == payload
         assert status(base + "/health") == 200
+        # a user's function, in the image's Python, gets a frame from the cache
+        r = requests.get(api, params={"function": "total", "key": "numbers.parquet"},
+                         headers=auth, timeout=60)
+        assert r.status_code == 200 and r.json()["return"]["value"] == 499500, r.text
         # the image's own health check, run in the container
         check = config["Healthcheck"]["Test"]
         assert check[0] == "CMD"
