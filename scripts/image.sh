@@ -113,6 +113,7 @@ base_image() {
         ctr=$(buildah_ from scratch)
         buildah_ add "$ctr" "$tarball" / >/dev/null
         buildah_ commit --quiet --rm "$ctr" "$name" >/dev/null
+        buildah_ tag "$name" "localhost/aside-base-$kind:latest"   # the Containerfile's default
     fi
     echo "$name"
 }
