@@ -2,7 +2,9 @@
 #   make run    install what is missing, build, start aside-server on 127.0.0.1:5000
 #   make test   install what is missing, build (plain, sanitized, fuzzers), run every test suite
 #   make fuzz   the fuzzers alone, FUZZ_SECONDS (default 300) each
-.PHONY: deps build build-asan build-fuzz run test fuzz bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-startup bench-trace clean
+#   make image  the container images (deploy/container): localhost/aside:latest (with the
+#               functions' Python) and localhost/aside:server, with buildah
+.PHONY: deps build build-asan build-fuzz run test fuzz image bench bench-s3 bench-frames bench-locality bench-functions bench-collections bench-startup bench-trace clean
 
 deps:
 	scripts/install-deps.sh
@@ -30,6 +32,10 @@ test: build build-asan build-fuzz
 fuzz: build-fuzz
 	scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
+image: deps
+	scripts/image.sh --target full
+	scripts/image.sh --target server
+
 bench: build
 	bench/http_vs_nginx.sh
 
@@ -55,4 +61,4 @@ bench-trace: build
 	build/aside-trace
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-image
