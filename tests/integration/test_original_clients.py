@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import aside
-from helpers import assert_error, install, parquet_bytes, put_sor
+from helpers import assert_error, install, parquet_bytes, put_sor, unsandboxed
 
 ORIGINAL = pathlib.Path(__file__).resolve().parent / "original"
 FRAME_KEY = "trades.snappy.parquet"

@@ -711,8 +711,11 @@ class Client:
 
         Returns the envelope's ``value`` for an enveloped JSON answer, the parsed JSON for a
         bare JSON answer (``format=json``), else the body as ``bytes`` (``format=raw``,
-        ``format=arrow``, ...). Errors raise as for every method.
+        ``format=arrow``, ...). Errors raise as for every method. Like every frame method, it
+        asks for the answer of the pandas this client runs with (``pandas=PANDAS_MAJOR``) unless
+        ``pandas`` is given.
         """
+        params.setdefault("pandas", PANDAS_MAJOR)
         response = self._send(function, params, body)
         if not self._is_json(response):
             return response.content
