@@ -60,6 +60,10 @@ Environment (passed to aside; the output says what was used):
   ASIDE_THREADS           event-loop threads [number of cores]
   ASIDE_FUNCTION_WORKERS  function worker processes [number of cores]
   ASIDE_LOAD_THREADS      the blocking pool, which holds the calls waiting for a worker [32]
+  ASIDE_FUNCTION_SANDBOX, ASIDE_FUNCTION_USER
+                          passed when set [the server's defaults: sandboxed, as nobody under
+                          root]; ASIDE_FUNCTION_SANDBOX=off ASIDE_FUNCTION_USER=root measures
+                          the workers without the sandbox
 
 Needs wrk. Everything it starts is stopped on exit (SIGTERM, then a wait), including on failure
 and Ctrl-C; its files live in a temporary directory that is removed at the end.
@@ -95,6 +99,7 @@ REL = 1e-9                      # relative tolerance of the group means against 
 STOP_TIMEOUT = 20.0             # seconds for aside to exit on SIGTERM before SIGKILL
 CALL_TIMEOUT = 120.0            # seconds an HTTP call may take
 LOAD_TIMEOUT = 600.0            # seconds the first load of the frame may take
+PASSED_IF_SET = ("ASIDE_FUNCTION_SANDBOX", "ASIDE_FUNCTION_USER")  # to aside, when set
 WARMUP_SECONDS = 3              # wrk warm-up of the function workers
 SEQUENTIAL_CALLS = 300          # one-at-a-time calls of the unloaded latency
 MEMORY_FACTOR = 12              # MemAvailable needed, in frame sizes (bench, worker, aside)
@@ -286,6 +291,9 @@ def main() -> int:
     load_threads = os.environ.get("ASIDE_LOAD_THREADS", "32")
     aside_env = {"ASIDE_THREADS": threads, "ASIDE_FUNCTION_WORKERS": workers,
                  "ASIDE_LOAD_THREADS": load_threads}
+    for name in PASSED_IF_SET:
+        if name in os.environ:
+            aside_env[name] = os.environ[name]
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True,
                                  timeout=10).stdout.split("\n")[0].split(" ")[1:2]
     facts = run_facts(exe, aside_env, f"bench/functions.py --seconds {args.seconds} "

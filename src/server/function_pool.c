@@ -5,10 +5,12 @@
  * folder holding `def main(cache, **kwargs)`; a call goes to one of a pool of Python worker
  * processes (`python -m aside.worker`, from the aside package), each serving one call at a
  * time over a socket pair, and sees the cache only through the HTTP API, as any client does
- * (frames by shared memory). Workers are started on the first call that needs one, up to the
- * configured number, each in a process group of its own, with an environment of an allow-list
- * (no AWS keys, no token: the token comes on a pipe), no_new_privs, no core files, RLIMIT_AS
- * and RLIMIT_FSIZE set before exec. Who it runs as, and the sandbox it runs in (bwrap: no
+ * (frames by shared memory). The configured number of workers start together on the first
+ * call (every empty slot is filled on a call: a dead or stopped worker's on the next one), so
+ * that no start happens later, under load, with a caller waiting on it; a call takes a worker
+ * that has answered before one still starting. Each runs in a process group of its own, with
+ * an environment of an allow-list (no AWS keys, no token: the token comes on a pipe),
+ * no_new_privs, no core files, RLIMIT_AS and RLIMIT_FSIZE set before exec. Who it runs as, and the sandbox it runs in (bwrap: no
  * network, the API over the server's Unix socket, a read-only view of the installation and the
  * function folder), are decided once at start by function_sandbox.c, which gives the command
  * line exec'd here. Inside, a worker runs each function in a process of its own that cannot
@@ -460,20 +462,58 @@ static aside_status worker_start(function_pool *p, worker *w, aside_error *err)
     return ASIDE_OK;
 }
 
-/* An idle worker, marked busy, waiting until deadline_ms for one. */
+/* Start a worker in every empty slot (under the lock): they start together, on the first
+ * call that needs one, rather than one by one as the load grows, each start then competing
+ * with the calls already running and binding its caller to a worker still importing. False
+ * (err set) when one could not start and none did. */
+static bool start_empty(function_pool *p, aside_error *err)
+{
+    bool started = false, failed = false;
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        worker *w = &p->workers[i];
+        aside_error mine = {0};
+        if (w->pid)
+            continue;
+        if (worker_start(p, w, &mine) == ASIDE_OK) {
+            started = true;
+        } else if (!failed) {
+            failed = true;
+            *err = mine;
+        }
+    }
+    return started || !failed;
+}
+
+/* An idle worker (under the lock): one that has answered before one still starting, so that
+ * a call does not wait on an interpreter's start while a started worker is free. */
+static worker *idle_worker(function_pool *p)
+{
+    worker *starting = NULL;
+    for (unsigned i = 0; i < p->cfg.workers; i++) {
+        worker *w = &p->workers[i];
+        if (!w->pid || w->busy)
+            continue;
+        if (w->answered)
+            return w;
+        if (!starting)
+            starting = w;
+    }
+    return starting;
+}
+
+/* An idle worker, marked busy, waiting until deadline_ms for one. Empty slots (the first
+ * call's, a dead or stopped worker's) are filled first. */
 static worker *acquire(function_pool *p, int64_t deadline_ms, aside_error *err)
 {
     pthread_mutex_lock(&p->lock);
     worker *got = NULL;
-    while (!got) {
-        for (unsigned i = 0; i < p->cfg.workers && !got; i++) {
-            worker *w = &p->workers[i];
-            if (!w->busy && (w->pid || worker_start(p, w, err) == ASIDE_OK))
-                got = w;
-            else if (!w->busy && !w->pid)
-                break; /* cannot start one: err says why */
-        }
-        if (got || (err && err->status != ASIDE_OK))
+    for (;;) {
+        aside_error start_err = {0};
+        bool started = start_empty(p, &start_err);
+        got = idle_worker(p);
+        if (!got && !started && err)
+            *err = start_err;
+        if (got || !started)
             break;
         int64_t left = deadline_ms - now_ms();
         if (left <= 0) {
