@@ -190,7 +190,8 @@ static fb_ref timestamp_type(fb_builder *fb, const frame_field *field)
     return fb_table_end(fb);
 }
 
-/* The Arrow type table of field (a categorical's value type: Utf8); *type_id its union tag. */
+/* The Arrow type table of field (a categorical's: of its categories), with int64 offsets when
+ * large; *type_id its union tag. */
 static fb_ref field_type(fb_builder *fb, const frame_field *field, bool large,
                          uint8_t *type_id)
 {

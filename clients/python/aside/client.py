@@ -38,7 +38,8 @@ this client runs with (``PANDAS_MAJOR``), so the server answers as that pandas w
 pandas 3 a frame's strings become ``str`` columns backed by Arrow large_string, which is how
 the server publishes them in shared memory: a ``read`` over ``shm`` then copies no string
 (numeric columns are copied, as pandas' own readers do, so that the DataFrame is writable).
-``read_table`` answers the frame's own types (string) by either road and with either pandas.
+``read_table`` answers the frame's own types (string, or large_string when its source had
+them so) by either road and with either pandas.
 
 The cost of a ``read``: one small meta request to learn the value's type, then the value (for
 a collection, its JSON text, whose ``X-Aside-Type`` header says which collection it is at the
