@@ -47,14 +47,19 @@ typedef enum arrow_format { ARROW_STREAM = 0, ARROW_FILE } arrow_format;
 
 /* Encode f as an Arrow IPC stream or file. With pandas_metadata, the frame's pandas metadata
  * (if any) goes into the schema's custom metadata under "pandas", so pyarrow rebuilds the
- * DataFrame's index and extension dtypes. On success fills *out; free it with
- * arrow_encoding_free(). */
+ * DataFrame's index and extension dtypes. Strings keep the width their source gave them
+ * (frame_field.large_strings): large_string columns and categories are written with int64
+ * offsets, widened after each body as arrow_encode_large does. On success fills *out; free it
+ * with arrow_encoding_free(). */
 aside_status arrow_encode(frame *f, arrow_format format, bool pandas_metadata,
                           arrow_encoding *out, aside_error *err);
 /* As arrow_encode, with string and bytes columns as Arrow's large_string and large_binary
  * (int64 offsets, pandas 3's own string layout): each record batch body is the frame's body,
  * byte for byte, then the widened offsets (8 bytes per row and string column, owned by the
- * encoding), which the batch's offsets buffers point at. A categorical's categories stay Utf8. */
+ * encoding), which the batch's offsets buffers point at. A categorical's categories keep their
+ * own width. Each string and bytes field's custom metadata "aside:width" names its own type
+ * ("string", "large_string", "binary", "large_binary"), so a reader can narrow back a column
+ * widened only for this encoding. */
 aside_status arrow_encode_large(frame *f, arrow_format format, bool pandas_metadata,
                                 arrow_encoding *out, aside_error *err);
 void         arrow_encoding_free(arrow_encoding *enc);

@@ -227,8 +227,14 @@ static aside_status value_type(const fb_table *field_table, frame_field *f, fiel
     case TYPE_BOOL: f->type = FRAME_BOOL; return ASIDE_OK;
     case TYPE_UTF8: f->type = FRAME_UTF8; return ASIDE_OK;
     case TYPE_BINARY: f->type = FRAME_BINARY; return ASIDE_OK;
-    case TYPE_LARGE_UTF8: f->type = FRAME_UTF8; info->large_offsets = true; return ASIDE_OK;
-    case TYPE_LARGE_BINARY: f->type = FRAME_BINARY; info->large_offsets = true; return ASIDE_OK;
+    case TYPE_LARGE_UTF8:
+        f->type = FRAME_UTF8;
+        info->large_offsets = f->large_strings = true;
+        return ASIDE_OK;
+    case TYPE_LARGE_BINARY:
+        f->type = FRAME_BINARY;
+        info->large_offsets = f->large_strings = true;
+        return ASIDE_OK;
     case TYPE_DATE:
         if (fb_i16(&t, DATE_UNIT, DATE_UNIT_MILLISECOND) != DATE_UNIT_DAY)
             return unsupported(f->name, "date64", err);

@@ -24,8 +24,15 @@
  * int64 (written here); the record batch's offsets buffers point at those, its validity and
  * values buffers into the frame's body. The frame's own int32 offsets stay in the body, unused
  * by Arrow readers, so the body is still byte for byte the frame's (what a publication's view
- * maps). Buffers of a body may come in any order: IPC readers locate each by its offset. A
- * categorical's dictionary stays Utf8. */
+ * maps). Buffers of a body may come in any order: IPC readers locate each by its offset.
+ *
+ * Widths: a field whose source gave its strings as large_string (frame_field.large_strings)
+ * is written as large_string (or large_binary) by either encoder, its offsets widened the same
+ * way after the body; so is a categorical's dictionary of large_string categories. So an Arrow
+ * reader gets what it reads of the source file. A large encoding (a publication) also names
+ * each string and bytes column's own type in the field's custom metadata (WIDTH_METADATA_KEY:
+ * "string", "large_string", "binary" or "large_binary"), so its reader can give a column
+ * widened only for the encoding back its own width. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +42,8 @@
 
 /* The custom metadata key pyarrow reads the pandas metadata from. */
 #define PANDAS_METADATA_KEY "pandas"
+/* The field metadata key of a column's own type in a large encoding. */
+#define WIDTH_METADATA_KEY "aside:width"
 #define BITS_PER_BYTE 8
 
 /* One piece of output: a run of the metadata buffer (body NULL), or a body. */
@@ -131,6 +140,24 @@ static void add_block(writer *w, blocks *list, block b)
 
 /* ---- the schema ------------------------------------------------------------------------ */
 
+static bool has_offsets(frame_type type) { return type == FRAME_UTF8 || type == FRAME_BINARY; }
+
+/* True when field's values (a categorical's: its categories) are written with int64 offsets. */
+static bool widened(const writer *w, const frame_field *field)
+{
+    if (field->type == FRAME_CATEGORY)
+        return field->large_strings;
+    return has_offsets(field->type) && (w->large || field->large_strings);
+}
+
+/* The Arrow name of field's own type (strings and bytes only). */
+static const char *own_width(const frame_field *field)
+{
+    if (field->type == FRAME_BINARY)
+        return field->large_strings ? "large_binary" : "binary";
+    return field->large_strings ? "large_string" : "string";
+}
+
 static fb_ref int_type(fb_builder *fb, int bit_width, bool is_signed)
 {
     fb_table_start(fb);
@@ -163,7 +190,8 @@ static fb_ref timestamp_type(fb_builder *fb, const frame_field *field)
     return fb_table_end(fb);
 }
 
-/* The Arrow type table of field (a categorical's value type: Utf8); *type_id its union tag. */
+/* The Arrow type table of field (a categorical's: of its categories), with int64 offsets when
+ * large; *type_id its union tag. */
 static fb_ref field_type(fb_builder *fb, const frame_field *field, bool large,
                          uint8_t *type_id)
 {
@@ -204,8 +232,8 @@ static fb_ref field_type(fb_builder *fb, const frame_field *field, bool large,
     case FRAME_UTF8:
         *type_id = large ? TYPE_LARGE_UTF8 : TYPE_UTF8;
         return empty_table(fb);
-    case FRAME_CATEGORY: /* the categories: a dictionary batch, always Utf8 */
-        *type_id = TYPE_UTF8;
+    case FRAME_CATEGORY: /* the categories: a dictionary batch of strings */
+        *type_id = large ? TYPE_LARGE_UTF8 : TYPE_UTF8;
         return empty_table(fb);
     }
     *type_id = TYPE_NONE;
@@ -223,12 +251,27 @@ static fb_ref dictionary_encoding(fb_builder *fb, const frame_field *field, size
     return fb_table_end(fb);
 }
 
-static fb_ref schema_field(fb_builder *fb, const frame_field *field, size_t position,
-                           bool large)
+/* A custom metadata vector of one pair. */
+static fb_ref one_pair(fb_builder *fb, const char *key, const char *value)
 {
+    fb_ref k = fb_create_string(fb, key, strlen(key));
+    fb_ref v = fb_create_string(fb, value, strlen(value));
+    fb_table_start(fb);
+    fb_add_ref(fb, KEY_VALUE_KEY, k);
+    fb_add_ref(fb, KEY_VALUE_VALUE, v);
+    fb_ref pair = fb_table_end(fb);
+    return fb_create_ref_vector(fb, &pair, 1);
+}
+
+static fb_ref schema_field(writer *w, const frame_field *field, size_t position)
+{
+    fb_builder *fb = &w->fb;
     uint8_t type_id;
     fb_ref name = fb_create_string(fb, field->name, strlen(field->name));
-    fb_ref type = field_type(fb, field, large, &type_id);
+    fb_ref type = field_type(fb, field, widened(w, field), &type_id);
+    fb_ref width = w->large && has_offsets(field->type)
+                       ? one_pair(fb, WIDTH_METADATA_KEY, own_width(field))
+                       : 0;
     fb_ref dictionary = field->type == FRAME_CATEGORY ? dictionary_encoding(fb, field, position)
                                                       : 0;
     fb_ref children = fb_create_ref_vector(fb, NULL, 0); /* readers insist on the vector */
@@ -240,6 +283,8 @@ static fb_ref schema_field(fb_builder *fb, const frame_field *field, size_t posi
     if (dictionary)
         fb_add_ref(fb, FIELD_DICTIONARY, dictionary);
     fb_add_ref(fb, FIELD_CHILDREN, children);
+    if (width)
+        fb_add_ref(fb, FIELD_CUSTOM_METADATA, width);
     return fb_table_end(fb);
 }
 
@@ -249,13 +294,7 @@ static fb_ref pandas_metadata(fb_builder *fb, const writer *w)
     const char *json = w->f->pandas_metadata;
     if (!w->pandas || !json)
         return 0;
-    fb_ref key = fb_create_string(fb, PANDAS_METADATA_KEY, strlen(PANDAS_METADATA_KEY));
-    fb_ref value = fb_create_string(fb, json, strlen(json));
-    fb_table_start(fb);
-    fb_add_ref(fb, KEY_VALUE_KEY, key);
-    fb_add_ref(fb, KEY_VALUE_VALUE, value);
-    fb_ref pair = fb_table_end(fb);
-    return fb_create_ref_vector(fb, &pair, 1);
+    return one_pair(fb, PANDAS_METADATA_KEY, json);
 }
 
 static fb_ref schema_table(writer *w)
@@ -268,7 +307,7 @@ static fb_ref schema_table(writer *w)
         return 0;
     }
     for (size_t i = 0; i < f->field_count; i++)
-        fields[i] = schema_field(fb, &f->fields[i], i, w->large);
+        fields[i] = schema_field(w, &f->fields[i], i);
     fb_ref field_vector = fb_create_ref_vector(fb, fields, f->field_count);
     free(fields);
     fb_ref metadata = pandas_metadata(fb, w);
@@ -332,33 +371,36 @@ done:
     return table;
 }
 
-static bool has_offsets(frame_type type) { return type == FRAME_UTF8 || type == FRAME_BINARY; }
+/* Column's offsets in batch widened to int64: rows + 1 of them into out. */
+static void widen_column(const frame_batch *batch, size_t column, int64_t *out)
+{
+    const int32_t *narrow = frame_offsets(batch, column);
+    bool empty = batch->columns[column].offsets.length == 0; /* no rows: the one offset 0 */
+    for (int64_t r = 0; r <= batch->rows; r++)
+        out[r] = empty ? 0 : narrow[r];
+}
 
-/* The offsets of batch's string and bytes columns widened to int64, one run of rows + 1 per
+/* The offsets of batch's widened string and bytes columns as int64, one run of rows + 1 per
  * such column in field order, to follow the body (*bytes long: 0, and NULL returned, when the
  * batch has none). NULL with *bytes set when out of memory. */
-static int64_t *wide_offsets(const frame *f, const frame_batch *batch, uint64_t *bytes)
+static int64_t *wide_offsets(const writer *w, const frame_batch *batch, uint64_t *bytes)
 {
+    const frame *f = w->f;
     size_t runs = 0;
     for (size_t i = 0; i < f->field_count; i++)
-        runs += has_offsets(f->fields[i].type);
+        runs += has_offsets(f->fields[i].type) && widened(w, &f->fields[i]);
     *bytes = (uint64_t)runs * (uint64_t)(batch->rows + 1) * sizeof(int64_t);
     int64_t *wide = runs ? malloc(*bytes) : NULL;
     for (size_t i = 0, run = 0; wide && i < f->field_count; i++) {
-        if (!has_offsets(f->fields[i].type))
-            continue;
-        const int32_t *narrow = frame_offsets(batch, i);
-        int64_t *out = wide + run++ * (size_t)(batch->rows + 1);
-        bool empty = batch->columns[i].offsets.length == 0; /* no rows: the one offset 0 */
-        for (int64_t r = 0; r <= batch->rows; r++)
-            out[r] = empty ? 0 : narrow[r];
+        if (has_offsets(f->fields[i].type) && widened(w, &f->fields[i]))
+            widen_column(batch, i, wide + run++ * (size_t)(batch->rows + 1));
     }
     return wide;
 }
 
-/* The RecordBatch table of batch; with w->large, its string and bytes columns' offsets are
- * the int64 runs wide_offsets lays out after the body (body_bytes on), their values and
- * validity the body's own. */
+/* The RecordBatch table of batch; its widened string and bytes columns' offsets are the int64
+ * runs wide_offsets lays out after the body (body_bytes on), their values and validity the
+ * body's own. */
 static fb_ref batch_table(writer *w, const frame_batch *batch)
 {
     const frame *f = w->f;
@@ -374,7 +416,7 @@ static fb_ref batch_table(writer *w, const frame_batch *batch)
     for (size_t i = 0; i < f->field_count; i++) {
         types[i] = f->fields[i].type;
         columns[i] = batch->columns[i];
-        if (w->large && has_offsets(types[i])) {
+        if (has_offsets(types[i]) && widened(w, &f->fields[i])) {
             columns[i].offsets = (frame_span){tail_at, run_bytes};
             tail_at += run_bytes;
         }
@@ -386,10 +428,17 @@ done:
     return table;
 }
 
-static fb_ref dictionary_batch_table(writer *w, const frame_batch *dictionary, size_t id)
+/* The DictionaryBatch table of dictionary; wide: its offsets are the int64 run that follows
+ * its body. */
+static fb_ref dictionary_batch_table(writer *w, const frame_batch *dictionary, size_t id,
+                                     bool wide)
 {
     const frame_type utf8 = FRAME_UTF8;
-    fb_ref data = record_batch_table(&w->fb, dictionary->rows, dictionary->columns, &utf8, 1);
+    frame_column column = dictionary->columns[0];
+    if (wide)
+        column.offsets = (frame_span){dictionary->body_bytes,
+                                      (uint64_t)(dictionary->rows + 1) * sizeof(int64_t)};
+    fb_ref data = record_batch_table(&w->fb, dictionary->rows, &column, &utf8, 1);
     fb_table_start(&w->fb);
     fb_add_i64(&w->fb, DICT_BATCH_ID, (int64_t)id);
     fb_add_ref(&w->fb, DICT_BATCH_DATA, data);
@@ -450,9 +499,20 @@ static aside_status put_dictionaries(writer *w, aside_error *err)
         if (!field->dictionary)
             return error_set(err, ASIDE_ERR_INTERNAL, "column \"%s\": categorical without "
                              "categories", field->name);
-        fb_ref header = dictionary_batch_table(w, field->dictionary, i);
-        put_message(w, HEADER_DICTIONARY_BATCH, header, field->dictionary->body,
-                    field->dictionary->body_bytes, NULL, 0, &w->dictionaries);
+        const frame_batch *dictionary = field->dictionary;
+        bool wide = widened(w, field);
+        uint64_t tail_bytes = wide ? (uint64_t)(dictionary->rows + 1) * sizeof(int64_t) : 0;
+        int64_t *tail = wide ? malloc(tail_bytes) : NULL;
+        if (wide && !tail) {
+            w->failed = true;
+            break;
+        }
+        if (tail)
+            widen_column(dictionary, 0, tail);
+        fb_ref header = dictionary_batch_table(w, dictionary, i, wide);
+        put_message(w, HEADER_DICTIONARY_BATCH, header, dictionary->body,
+                    dictionary->body_bytes, tail, tail_bytes, &w->dictionaries);
+        free(tail);
     }
     return ASIDE_OK;
 }
@@ -462,7 +522,7 @@ static void put_batches(writer *w)
     for (size_t i = 0; i < w->f->batch_count && !w->failed; i++) {
         const frame_batch *batch = &w->f->batches[i];
         uint64_t tail_bytes = 0;
-        int64_t *tail = w->large ? wide_offsets(w->f, batch, &tail_bytes) : NULL;
+        int64_t *tail = wide_offsets(w, batch, &tail_bytes);
         if (tail_bytes && !tail) {
             w->failed = true;
             break;

@@ -204,6 +204,7 @@ typedef struct column_hint {
     char      *timezone;
     char      *pandas_dtype;
     bool       as_float; /* an integer column pandas holds as float64 (it has nulls) */
+    bool       large_strings; /* strings (or categories) stored as Arrow large_string */
 } column_hint;
 
 typedef struct hints {
@@ -236,6 +237,9 @@ static bool apply_hint(frame_field *f, const column_hint *hint)
         f->type = FRAME_CATEGORY;
         f->ordered = hint->ordered;
     }
+    if (hint->large_strings &&
+        (f->type == FRAME_UTF8 || f->type == FRAME_BINARY || f->type == FRAME_CATEGORY))
+        f->large_strings = true;
     if (hint->timestamp && f->type == FRAME_TIMESTAMP) {
         f->unit = hint->unit;
         free(f->timezone);
@@ -617,7 +621,7 @@ static aside_status kv_values(duckdb_connection conn, const char *path, char **p
 }
 
 /* Hints from the Arrow schema pyarrow stores (base64 in "ARROW:schema"): the exact time zones,
- * units and categoricals, for files written without pandas too. A schema that does not decode
+ * units, categoricals and string widths, for files written without pandas too. A schema that does not decode
  * gives no hints: DuckDB's reading stands. */
 static bool hints_from_arrow(const char *base64, size_t len, hints *h)
 {
@@ -630,8 +634,12 @@ static bool hints_from_arrow(const char *base64, size_t len, hints *h)
         for (size_t i = 0; ok && i < count; i++) {
             frame_field *f = &fields[i];
             column_hint hint = {.category = f->type == FRAME_CATEGORY, .ordered = f->ordered,
-                                .timestamp = f->type == FRAME_TIMESTAMP, .unit = f->unit};
-            if (!hint.category && !hint.timestamp)
+                                .timestamp = f->type == FRAME_TIMESTAMP, .unit = f->unit,
+                                /* pyarrow reads a parquet file's categories as string,
+                                   whatever width the stored schema gives them */
+                                .large_strings = f->large_strings &&
+                                                 f->type != FRAME_CATEGORY};
+            if (!hint.category && !hint.timestamp && !hint.large_strings)
                 continue;
             hint.name = strdup(f->name);
             hint.timezone = f->timezone ? strdup(f->timezone) : NULL;

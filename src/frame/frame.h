@@ -66,6 +66,9 @@ typedef struct frame_field {
                                 from the file's pandas metadata; NULL: implied by type */
     int64_t    null_count;   /* over the whole frame */
     bool       json_cells;   /* FRAME_UTF8 holding JSON literals (describe's mixed columns) */
+    bool       large_strings; /* UTF8, BINARY (CATEGORY: its categories): the source gave them
+                                 as Arrow large_string/large_binary (int64 offsets), the width
+                                 Arrow answers of the frame; the frame itself holds int32 */
 } frame_field;
 
 /* A region of a batch body. */

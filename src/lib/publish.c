@@ -13,7 +13,9 @@
  * room, so only an adopted file ever has a publication's name. After publishing, the cache
  * keeps one copy: the entry's frame reads its bodies from the published file. Strings are
  * published as Arrow large_string (arrow_encode_large: each batch body is the frame's, then
- * its offsets widened to int64), pandas 3's own layout, so its readers copy nothing. */
+ * its offsets widened to int64), pandas 3's own layout, so its readers copy nothing; each
+ * string column's own width (string or large_string) is named in its field metadata, so a
+ * reader can answer the frame's own types. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import aside
+from aside.client import PANDAS_MAJOR
 from client_data import (FRAME_KEYS, SMALL, as_read_back, closed_port, describe_as_dict,
                          expected_frame, frame_file, read_bytes_as, sor_files)
 from helpers import API, put_sor, telemetry
@@ -191,6 +192,45 @@ def test_dtype_backend_pyarrow_gives_arrow_dtypes_with_the_same_values(server, c
     assert_same(numpy_backed, want)
     for col in want.columns:
         assert pa.array(got[col]).to_pylist() == pa.Array.from_pandas(want[col]).to_pylist(), col
+
+
+def widths_file(fmt: str, large: bool) -> bytes:
+    """A file whose strings, bytes and categories are large_string, large_binary (as pandas 3
+    writes them), or string and binary (as pandas 2 does); int8 codes, as pandas gives."""
+    string = pa.large_string() if large else pa.string()
+    table = pa.table({
+        "s": pa.array(["a", None, "ccc", "dd", ""], string),
+        "b": pa.array([b"x", b"", None, b"yz", b"\x00"],
+                      pa.large_binary() if large else pa.binary()),
+        "c": pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 0, 2], pa.int8()),
+                                            pa.array(["u", "v", "w"], string)),
+        "x": pa.array([1.5, 2.0, None, 4.0, 5.0]),
+    })
+    out = io.BytesIO()
+    if fmt == "parquet":
+        pq.write_table(table, out)
+    else:
+        feather.write_feather(table, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("transport", ["shm", "http"])
+@pytest.mark.parametrize("large", [True, False], ids=["large_string", "string"])
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_read_table_keeps_each_columns_string_width_as_the_file_has_it(server, client, fmt,
+                                                                       large, transport):
+    key = f"widths.{fmt}"
+    put_sor(server, key, widths_file(fmt, large))
+    want = (pq.read_table if fmt == "parquet" else feather.read_table)(server.sor / key)
+    got = client.read_table(key, transport=transport)
+    assert client.last_transport == transport
+    assert got.schema.types == want.schema.types
+    assert got.equals(want)
+    reader = pd.read_parquet if fmt == "parquet" else pd.read_feather
+    assert_same(client.read(key, transport=transport, dtype_backend="pyarrow"),
+                reader(server.sor / key, dtype_backend="pyarrow"))
+    assert_same(client.read(key, transport=transport), reader(server.sor / key))
+    assert_info_matches(client.info(key), reader(server.sor / key))
 
 
 def test_frame_methods_take_dtype_backend_pyarrow(server, client):
@@ -658,7 +698,9 @@ def test_call_reaches_any_function(server, client):
     put_values(server)
     assert client.call("shape", path=key) == list(want.shape)
     assert client.call("columns", path=key) == list(want.columns)
-    assert client.call("dtypes", path=key) == {c: str(t) for c, t in want.dtypes.items()}
+    # call sends only what it is given: the pandas major of this process's pandas is asked for
+    assert client.call("dtypes", path=key, pandas=PANDAS_MAJOR) == \
+        {c: str(t) for c, t in want.dtypes.items()}
     assert client.call("read", path="doc.json", **{"return": "data"}) == DOC
     assert client.call("read", path="array.json", **{"return": "data"}) == ARRAY
     assert client.call("read", path="blob.bin", format="raw") == BLOB

@@ -38,7 +38,8 @@ this client runs with (``PANDAS_MAJOR``), so the server answers as that pandas w
 pandas 3 a frame's strings become ``str`` columns backed by Arrow large_string, which is how
 the server publishes them in shared memory: a ``read`` over ``shm`` then copies no string
 (numeric columns are copied, as pandas' own readers do, so that the DataFrame is writable).
-``read_table`` answers the frame's own types (string) by either road and with either pandas.
+``read_table`` answers the frame's own types (string, or large_string when its source had
+them so) by either road and with either pandas.
 
 The cost of a ``read``: one small meta request to learn the value's type, then the value (for
 a collection, its JSON text, whose ``X-Aside-Type`` header says which collection it is at the
@@ -134,23 +135,69 @@ PANDAS_MAJOR = int(pd.__version__.split(".", 1)[0])
 whose answers depend on pandas' version (``info``, ``describe``, ``dtypes``, rows, ``read``,
 ``map``)."""
 
-_NARROW = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+_WIDTH_KEY = b"aside:width"
+"""The field metadata key in which a shared-memory publication names a string or bytes
+column's own type: the publication holds every such column as large_string or large_binary
+(pandas 3's own layout, see ``_to_pandas``), whatever width the frame's source gave it."""
+
+_WIDTHS = {b"string": pa.string(), b"large_string": pa.large_string(),
+           b"binary": pa.binary(), b"large_binary": pa.large_binary()}
+_NARROW = {pa.large_string(): b"string", pa.large_binary(): b"binary"}
 
 
-def _narrow_strings(table: pa.Table) -> pa.Table:
-    """table with its large_string and large_binary columns as string and binary, the types
-    aside's frames have (a shared-memory publication carries its strings as large_string for
-    pandas 3, see ``_to_pandas``). Other columns, categorical ones included, are left as they
-    are."""
-    if not any(f.type in _NARROW for f in table.schema):
+def _without_width(field: pa.Field) -> pa.Field:
+    rest = {k: v for k, v in (field.metadata or {}).items() if k != _WIDTH_KEY}
+    return field.with_metadata(rest) if rest else field.remove_metadata()
+
+
+def _mark_widths(table: pa.Table) -> pa.Table:
+    """A publication of a server that does not name its columns' widths: its strings are all
+    of the frame's width, string and binary. Marked so (no data copied) for ``_own_widths``."""
+    if any(f.metadata and _WIDTH_KEY in f.metadata for f in table.schema):
         return table
-    fields = [f.with_type(_NARROW[f.type]) if f.type in _NARROW else f for f in table.schema]
-    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    fields = [f.with_metadata({**(f.metadata or {}), _WIDTH_KEY: _NARROW[f.type]})
+              if f.type in _NARROW else f for f in table.schema]
+    return pa.Table.from_arrays(table.columns,
+                                schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _own_widths(table: pa.Table) -> pa.Table:
+    """table with each column of the type its frame's source had: a column a publication
+    widened is narrowed back to string (or binary), one whose source had large_string is kept
+    as it is (no copy); the width metadata is left out. Other columns are left as they are."""
+    if not any(f.metadata and _WIDTH_KEY in f.metadata for f in table.schema):
+        return table
+    fields = [_without_width(f.with_type(_WIDTHS.get(f.metadata[_WIDTH_KEY], f.type)))
+              if f.metadata and _WIDTH_KEY in f.metadata else f for f in table.schema]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    columns = [column if column.type == field.type else column.cast(field.type)
+               for column, field in zip(table.columns, schema)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _pandas_string(t: pa.DataType) -> pa.DataType:
+    """The Arrow type pandas' own strings convert to (large_string under pandas 3, string
+    under 2) for a string type or a dictionary of strings; any other type as it is."""
+    string = pa.large_string() if PANDAS_MAJOR >= 3 else pa.string()
+    if t in (pa.string(), pa.large_string()):
+        return string
+    if pa.types.is_dictionary(t) and t.value_type in (pa.string(), pa.large_string()):
+        return pa.dictionary(t.index_type, string, t.ordered)
+    return t
+
+
+def _pandas_widths(table: pa.Table) -> pa.Table:
+    """table with its strings and categories of the width ``pa.Table.from_pandas`` gives of
+    pandas' own DataFrame: what a frame function (``head``, ``select``, ...) computes is a
+    DataFrame pandas made, so its ``dtype_backend="pyarrow"`` columns are that DataFrame's."""
+    schema = pa.schema([f.with_type(_pandas_string(f.type)) for f in table.schema],
+                       metadata=table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 def _to_pandas(table: pa.Table, dtype_backend: Optional[str]) -> pd.DataFrame:
-    """A DataFrame of table (as read from the server: strings as string or large_string), as
-    pandas' own readers make it.
+    """A DataFrame of table (as read from the server: strings of their own width, or widened
+    by a shared-memory publication), as pandas' own readers make it.
 
     Under pandas 3, ``str`` columns hold the table's large_string arrays (a shared-memory
     publication's own: the strings are not copied, and pandas never writes into them: a change
@@ -158,9 +205,10 @@ def _to_pandas(table: pa.Table, dtype_backend: Optional[str]) -> pd.DataFrame:
     does, under either pandas: zero-copy NumPy views of the mapping would be read-only, and
     pandas 3.1 writes into a block it holds the only reference to in place, so ``df.loc[0,
     "x"] = 1`` would fail. ``dtype_backend="pyarrow"`` gives ``pd.ArrowDtype`` columns of the
-    frame's own types (``string[pyarrow]``) under either pandas."""
+    frame's own types (``string[pyarrow]``, or ``large_string[pyarrow]`` when the source had
+    large_string) under either pandas."""
     if dtype_backend == "pyarrow":
-        return _narrow_strings(table).to_pandas(types_mapper=pd.ArrowDtype)
+        return _own_widths(table).to_pandas(types_mapper=pd.ArrowDtype)
     return table.to_pandas()
 
 
@@ -417,7 +465,9 @@ class Client:
         """A frame function's rows, asked for as an Arrow IPC stream."""
         _check_dtype_backend(dtype_backend)
         body = self._fetch_body(function, dict(params, format="arrow", pandas=PANDAS_MAJOR))
-        return _to_pandas(pa.ipc.open_stream(pa.py_buffer(body)).read_all(), dtype_backend)
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        return _to_pandas(_pandas_widths(table) if dtype_backend == "pyarrow" else table,
+                          dtype_backend)
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -472,11 +522,12 @@ class Client:
         refused by the server (``BadRequest``, code ``not_a_frame``).
         """
         _check_transport(transport)
-        return _narrow_strings(self._table(path, type, storage, transport))
+        return _own_widths(self._table(path, type, storage, transport))
 
     def _table(self, path: str, type: Optional[str], storage: Optional[str],
                transport: str) -> pa.Table:
-        """read_table's Table, its strings as they came (large_string over shm)."""
+        """read_table's Table, its strings as they came (over shm: large_string, their own
+        width in each field's metadata, see ``_own_widths``)."""
         if transport == "shm" or (transport == "auto" and self._server_maps
                                   and self._is_server_local()):
             try:
@@ -524,7 +575,7 @@ class Client:
                                  f"{file} is not the frame the server published "
                                  f"({table.num_rows} rows, {size} bytes; expected {rows} rows, "
                                  f"{size_meant} bytes)")
-        return table
+        return _mark_widths(table)
 
     def _is_server_local(self) -> bool:
         if self._server_is_local is None:
