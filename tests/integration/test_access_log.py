@@ -189,3 +189,21 @@ def test_a_full_disk_loses_lines_but_not_requests(make_server):
         assert server.get(path="k.json").status_code == 200
     server.stop()
     assert "access log: cannot write to /dev/full" in server.log_text(), server.log_text()
+
+
+def test_every_number_is_written_whole(make_server, tmp_path):
+    """Answers of 1 to 200 bytes: their lines' byte counts run through more than a hundred
+    consecutive numbers, so some end in every pair of digits (99 once wrote a NUL)."""
+    server, log = logged_server(make_server, tmp_path)
+    sizes = range(1, 201)
+    for n in sizes:
+        put_sor(server, f"v/{n}.txt", "x" * n)
+        r = get(server, f"size-{n:03d}", path=f"v/{n}.txt", format="raw")
+        assert r.status_code == 200 and len(r.content) == n, r.text
+    counts = {n: line_with_id(log, f"size-{n:03d}")["bytes"] for n in sizes}
+    text = log.read_text()
+    assert "\x00" not in text
+    for n, sent in counts.items():
+        assert isinstance(sent, int) and sent > n, (n, sent)
+    assert any(sent % 100 == 99 for sent in counts.values()), sorted(counts.values())
+    assert sorted(counts.values()) == [counts[n] for n in sizes], "bytes do not grow with size"
